@@ -1,0 +1,271 @@
+//! The conformance suite for [`StreamStore`]: one set of checks that every implementation must
+//! pass with the same results. A backend's tests call [`stream_store`] with a function that opens
+//! a fresh, empty store around the given sink.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::channel::ChannelName;
+use crate::store::{AppendRequest, CommitSink, HistoryQuery, Retention, StreamStore};
+use crate::stream::Publication;
+
+/// A sink that remembers what it was handed, in order.
+#[derive(Default)]
+pub struct RecordingSink {
+    pub seen: Mutex<Vec<Publication>>,
+}
+
+impl CommitSink for RecordingSink {
+    fn committed(&self, publications: Vec<Publication>) {
+        self.seen.lock().extend(publications);
+    }
+}
+
+pub const RETAIN_ALL: Retention = Retention { history_size: 100_000, history_ttl_secs: 86_400, keyed: true };
+
+pub fn request(channel: &ChannelName, data: &str) -> AppendRequest {
+    AppendRequest {
+        channel: channel.clone(),
+        data: Bytes::from(data.to_string()),
+        key: None,
+        remove_key: false,
+        idempotency_key: None,
+        retention: RETAIN_ALL,
+    }
+}
+
+fn channel(name: &str) -> ChannelName {
+    ChannelName::parse(name).expect("valid test channel")
+}
+
+/// Runs every check against fresh stores made by `open`.
+pub async fn stream_store<F, Fut>(open: F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    offsets_count_up_from_one_in_a_stable_epoch(&open).await;
+    concurrent_appends_get_distinct_offsets_and_reach_the_sink_in_order(&open).await;
+    idempotency_keys_return_the_original(&open).await;
+    history_is_trimmed_to_its_size(&open).await;
+    keyed_state_keeps_the_latest_per_key(&open).await;
+    expired_history_is_swept_but_offsets_continue(&open).await;
+    channels_are_independent(&open).await;
+    closed_store_refuses_work(&open).await;
+}
+
+async fn fresh<F, Fut>(open: &F) -> (Arc<dyn StreamStore>, Arc<RecordingSink>)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let sink = Arc::new(RecordingSink::default());
+    (open(sink.clone()).await, sink)
+}
+
+async fn offsets_count_up_from_one_in_a_stable_epoch<F, Fut>(open: &F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let (store, sink) = fresh(open).await;
+    let c = channel("match:1");
+    let start = store.position(&c).await.expect("position");
+    assert_eq!(start.offset, 0, "a new channel starts at offset 0");
+    assert!(!start.epoch.as_str().is_empty(), "a new channel has an epoch");
+    for expected in 1..=5u64 {
+        let appended = store.append(request(&c, &format!("{{\"n\":{expected}}}"))).await.expect("append");
+        assert!(!appended.duplicate);
+        assert_eq!(appended.publication.offset, expected);
+        assert_eq!(appended.publication.epoch, start.epoch, "epoch stays while history is kept");
+        assert_eq!(appended.publication.data, Bytes::from(format!("{{\"n\":{expected}}}")));
+    }
+    assert_eq!(store.position(&c).await.expect("position").offset, 5);
+    let page = store.read(&c, HistoryQuery::After { offset: 2, limit: 100 }).await.expect("read");
+    assert_eq!(page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!((page.top.offset, page.earliest_offset), (5, 1));
+    let page = store.read(&c, HistoryQuery::After { offset: 0, limit: 2 }).await.expect("read");
+    assert_eq!(page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![1, 2]);
+    let page = store.read(&c, HistoryQuery::Latest { limit: 2 }).await.expect("read");
+    assert_eq!(page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![4, 5]);
+    assert_eq!(sink.seen.lock().iter().map(|p| p.offset).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    store.close().await;
+}
+
+async fn concurrent_appends_get_distinct_offsets_and_reach_the_sink_in_order<F, Fut>(open: &F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let (store, sink) = fresh(open).await;
+    let channels = [channel("match:a"), channel("match:b")];
+    let mut tasks = Vec::new();
+    for publisher in 0..20 {
+        let store = store.clone();
+        let c = channels[publisher % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut offsets = Vec::new();
+            for n in 0..25 {
+                let appended = store.append(request(&c, &format!("[{publisher},{n}]"))).await.expect("append");
+                offsets.push(appended.publication.offset);
+            }
+            offsets
+        }));
+    }
+    let mut acknowledged: Vec<u64> = Vec::new();
+    for task in tasks {
+        let offsets = task.await.expect("publisher");
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "one publisher's offsets increase");
+        acknowledged.extend(offsets);
+    }
+    assert_eq!(acknowledged.len(), 500);
+    let mut by_channel: HashMap<ChannelName, Vec<u64>> = HashMap::new();
+    for p in sink.seen.lock().iter() {
+        by_channel.entry(p.channel.clone()).or_default().push(p.offset);
+    }
+    for c in &channels {
+        assert_eq!(by_channel[c], (1..=250).collect::<Vec<_>>(), "sink sees {c} gap-free, in order");
+        let page = store.read(c, HistoryQuery::After { offset: 0, limit: 1000 }).await.expect("read");
+        assert_eq!(page.publications.len(), 250);
+    }
+    store.close().await;
+}
+
+async fn idempotency_keys_return_the_original<F, Fut>(open: &F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let (store, sink) = fresh(open).await;
+    let c = channel("match:idem");
+    store.append(request(&c, "1")).await.expect("append");
+    let mut first = request(&c, "\"x\"");
+    first.idempotency_key = Some("op-1".into());
+    let original = store.append(first.clone()).await.expect("append");
+    assert!(!original.duplicate);
+    let retry = store.append(first).await.expect("retry");
+    assert!(retry.duplicate, "a retried idempotency key is a duplicate");
+    assert_eq!(retry.publication.offset, original.publication.offset);
+    assert_eq!(retry.publication.data, original.publication.data);
+    let mut elsewhere = request(&channel("match:other"), "\"y\"");
+    elsewhere.idempotency_key = Some("op-1".into());
+    assert!(!store.append(elsewhere).await.expect("append").duplicate, "keys are per channel");
+    assert_eq!(store.position(&c).await.expect("position").offset, 2);
+    assert_eq!(sink.seen.lock().len(), 3, "a duplicate is not delivered again");
+    store.close().await;
+}
+
+async fn history_is_trimmed_to_its_size<F, Fut>(open: &F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let (store, _sink) = fresh(open).await;
+    let c = channel("match:trim");
+    for n in 0..8 {
+        let mut r = request(&c, &n.to_string());
+        r.retention.history_size = 5;
+        store.append(r).await.expect("append");
+    }
+    let page = store.read(&c, HistoryQuery::After { offset: 0, limit: 100 }).await.expect("read");
+    assert_eq!(page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8]);
+    assert_eq!((page.earliest_offset, page.top.offset), (4, 8));
+    store.close().await;
+}
+
+async fn keyed_state_keeps_the_latest_per_key<F, Fut>(open: &F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let (store, _sink) = fresh(open).await;
+    let c = channel("leaderboard:main");
+    for (key, data) in [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4")] {
+        let mut r = request(&c, data);
+        r.key = Some(key.into());
+        store.append(r).await.expect("append");
+    }
+    let mut remove = request(&c, "null");
+    remove.key = Some("c".into());
+    remove.remove_key = true;
+    let removal = store.append(remove).await.expect("append");
+    assert!(removal.publication.removed);
+    let snapshot = store.snapshot(&c).await.expect("snapshot");
+    let entries: Vec<_> = snapshot
+        .entries
+        .iter()
+        .map(|p| (p.key.clone().unwrap_or_default(), p.offset, p.data.clone()))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![("a".into(), 3, Bytes::from("3")), ("b".into(), 2, Bytes::from("2"))],
+        "latest per key, removed keys gone, ordered by key"
+    );
+    assert_eq!(snapshot.position.offset, 5);
+    store.close().await;
+}
+
+async fn expired_history_is_swept_but_offsets_continue<F, Fut>(open: &F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let (store, _sink) = fresh(open).await;
+    let c = channel("match:ttl");
+    for n in 0..3 {
+        let mut r = request(&c, &n.to_string());
+        r.retention.history_ttl_secs = 60;
+        r.key = Some("k".into());
+        store.append(r).await.expect("append");
+    }
+    let later = crate::stream::now_ms() + 120_000;
+    assert_eq!(store.sweep_expired(later).await.expect("sweep"), 3);
+    let page = store.read(&c, HistoryQuery::After { offset: 0, limit: 10 }).await.expect("read");
+    assert!(page.publications.is_empty());
+    assert_eq!((page.earliest_offset, page.top.offset), (4, 3), "nothing kept, the top stays");
+    assert_eq!(store.snapshot(&c).await.expect("snapshot").entries.len(), 1, "keyed state outlives history");
+    let next = store.append(request(&c, "9")).await.expect("append");
+    assert_eq!(next.publication.offset, 4);
+    assert_eq!(next.publication.epoch, page.top.epoch);
+    store.close().await;
+}
+
+async fn channels_are_independent<F, Fut>(open: &F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let (store, _sink) = fresh(open).await;
+    let (a, b) = (channel("team:a"), channel("team:b"));
+    store.append(request(&a, "1")).await.expect("append");
+    store.append(request(&a, "2")).await.expect("append");
+    assert_eq!(store.append(request(&b, "1")).await.expect("append").publication.offset, 1);
+    assert_ne!(store.position(&a).await.expect("a").epoch, store.position(&b).await.expect("b").epoch);
+    store.close().await;
+}
+
+async fn closed_store_refuses_work<F, Fut>(open: &F)
+where
+    F: Fn(Arc<dyn CommitSink>) -> Fut,
+    Fut: Future<Output = Arc<dyn StreamStore>>,
+{
+    let (store, _sink) = fresh(open).await;
+    store.close().await;
+    assert!(store.append(request(&channel("match:x"), "1")).await.is_err());
+    assert!(!store.ready().await);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn memory_store_conforms() {
+        stream_store(|sink| async move { Arc::new(MemoryStore::new(sink)) as Arc<dyn StreamStore> }).await;
+    }
+}

@@ -1,0 +1,303 @@
+//! Local fan-out: which connections follow which channel, and the bounded outbox of each.
+//!
+//! A committed publication is wrapped once in an [`Arc<Delivery>`] and pushed, by pointer, into
+//! every subscriber's outbox with `try_send`: the hub never waits for a connection and takes no
+//! per-subscriber lock. A full outbox marks its connection as a slow consumer; the connection
+//! then closes itself and its client resumes from its last offset.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::{mpsc, Notify};
+
+use crate::channel::ChannelName;
+use crate::presence::ClientInfo;
+use crate::stream::Publication;
+
+pub type ConnectionId = u64;
+
+const SHARD_COUNT: usize = 64;
+
+/// A publication on its way to local subscribers, shared by all of them.
+pub struct Delivery {
+    pub publication: Publication,
+    /// When the hub received it; publish→deliver latency is measured from here.
+    pub received_at: Instant,
+    wire: OnceLock<Bytes>,
+}
+
+impl Delivery {
+    pub fn new(publication: Publication) -> Self {
+        Self { publication, received_at: Instant::now(), wire: OnceLock::new() }
+    }
+
+    /// The publication's wire frame, encoded by the first connection that asks and shared by all.
+    pub fn wire(&self, encode: impl FnOnce(&Publication) -> Bytes) -> &Bytes {
+        self.wire.get_or_init(|| encode(&self.publication))
+    }
+}
+
+/// A join or leave in a channel with `join_leave` on.
+#[derive(Debug, Clone)]
+pub struct PresenceEvent {
+    pub channel: ChannelName,
+    pub joined: bool,
+    pub client: ClientInfo,
+}
+
+/// What the hub puts into a connection's outbox.
+#[derive(Clone)]
+pub enum Outbound {
+    Publication(Arc<Delivery>),
+    Presence(Arc<PresenceEvent>),
+}
+
+struct OutboxSignal {
+    overflowed: AtomicBool,
+    notify: Notify,
+}
+
+/// The sending side of a connection's bounded queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Outbound>,
+    signal: Arc<OutboxSignal>,
+}
+
+/// The receiving side, owned by the connection's task.
+pub struct Inbox {
+    rx: mpsc::Receiver<Outbound>,
+    signal: Arc<OutboxSignal>,
+}
+
+/// A connection's queue, holding at most `capacity` items before it counts as a slow consumer.
+pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let signal = Arc::new(OutboxSignal { overflowed: AtomicBool::new(false), notify: Notify::new() });
+    (Outbox { tx, signal: signal.clone() }, Inbox { rx, signal })
+}
+
+impl Outbox {
+    /// Queues without waiting. Returns `false` if the queue was full (the connection is then
+    /// marked overflowed) or closed.
+    pub fn push(&self, item: Outbound) -> bool {
+        match self.tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.signal.overflowed.swap(true, Ordering::AcqRel) {
+                    self.signal.notify.notify_one();
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+impl Inbox {
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        self.rx.recv().await
+    }
+
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Resolves once the queue has overflowed.
+    pub async fn overflowed(&self) {
+        if self.signal.overflowed.load(Ordering::Acquire) {
+            return;
+        }
+        self.signal.notify.notified().await;
+    }
+
+    pub fn is_overflowed(&self) -> bool {
+        self.signal.overflowed.load(Ordering::Acquire)
+    }
+}
+
+/// Counters the metrics endpoint reads; bumped once per fan-out, not per delivery.
+#[derive(Default)]
+pub struct HubStats {
+    pub publications: AtomicU64,
+    pub deliveries: AtomicU64,
+    pub overflows: AtomicU64,
+}
+
+type Subscribers = Vec<(ConnectionId, Outbox)>;
+
+pub struct Hub {
+    shards: Box<[RwLock<HashMap<ChannelName, Subscribers>>]>,
+    pub stats: HubStats,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::new())).collect(),
+            stats: HubStats::default(),
+        }
+    }
+
+    fn shard(&self, channel: &ChannelName) -> &RwLock<HashMap<ChannelName, Subscribers>> {
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(channel.as_str());
+        &self.shards[(hash as usize) % SHARD_COUNT]
+    }
+
+    /// Adds a subscriber; returns `false` if this connection already follows the channel.
+    pub fn subscribe(&self, channel: &ChannelName, connection: ConnectionId, outbox: Outbox) -> bool {
+        let mut shard = self.shard(channel).write();
+        let subscribers = shard.entry(channel.clone()).or_default();
+        if subscribers.iter().any(|(id, _)| *id == connection) {
+            return false;
+        }
+        subscribers.push((connection, outbox));
+        true
+    }
+
+    /// Removes a subscriber; returns whether it was there.
+    pub fn unsubscribe(&self, channel: &ChannelName, connection: ConnectionId) -> bool {
+        let mut shard = self.shard(channel).write();
+        let Some(subscribers) = shard.get_mut(channel) else { return false };
+        let Some(index) = subscribers.iter().position(|(id, _)| *id == connection) else { return false };
+        subscribers.swap_remove(index);
+        if subscribers.is_empty() {
+            shard.remove(channel);
+        }
+        true
+    }
+
+    /// Fans a committed publication out to the channel's local subscribers.
+    pub fn deliver(&self, publication: Publication) {
+        let channel = publication.channel.clone();
+        self.fan_out(&channel, Outbound::Publication(Arc::new(Delivery::new(publication))));
+        self.stats.publications.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sends a join or leave to the channel's local subscribers.
+    pub fn send_presence(&self, event: PresenceEvent) {
+        let channel = event.channel.clone();
+        self.fan_out(&channel, Outbound::Presence(Arc::new(event)));
+    }
+
+    fn fan_out(&self, channel: &ChannelName, item: Outbound) {
+        let shard = self.shard(channel).read();
+        let Some(subscribers) = shard.get(channel) else { return };
+        let mut delivered = 0u64;
+        for (_, outbox) in subscribers {
+            if outbox.push(item.clone()) {
+                delivered += 1;
+            } else {
+                self.stats.overflows.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.stats.deliveries.fetch_add(delivered, Ordering::Relaxed);
+    }
+
+    pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
+        self.shard(channel).read().get(channel).map_or(0, Vec::len)
+    }
+
+    /// Every channel with at least one local subscriber, with its subscriber count.
+    pub fn channels(&self) -> Vec<(ChannelName, usize)> {
+        let mut all: Vec<_> = self
+            .shards
+            .iter()
+            .flat_map(|shard| shard.read().iter().map(|(c, s)| (c.clone(), s.len())).collect::<Vec<_>>())
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Total subscriptions on this node.
+    pub fn subscription_count(&self) -> usize {
+        self.shards.iter().map(|s| s.read().values().map(Vec::len).sum::<usize>()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::Epoch;
+
+    fn publication(channel: &ChannelName, offset: u64) -> Publication {
+        Publication {
+            channel: channel.clone(),
+            epoch: Epoch::from_text("e"),
+            offset,
+            key: None,
+            removed: false,
+            data: Bytes::from_static(b"{}"),
+            time_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn delivers_in_order_to_every_subscriber_and_shares_one_delivery() {
+        let hub = Hub::new();
+        let channel = ChannelName::parse("match:1").unwrap();
+        let (a, mut inbox_a) = outbox(8);
+        let (b, mut inbox_b) = outbox(8);
+        assert!(hub.subscribe(&channel, 1, a.clone()));
+        assert!(!hub.subscribe(&channel, 1, a));
+        assert!(hub.subscribe(&channel, 2, b));
+        for offset in 1..=3 {
+            hub.deliver(publication(&channel, offset));
+        }
+        for offset in 1..=3 {
+            let (Some(Outbound::Publication(x)), Some(Outbound::Publication(y))) =
+                (inbox_a.try_recv(), inbox_b.try_recv())
+            else {
+                panic!("expected publications");
+            };
+            assert_eq!((x.publication.offset, y.publication.offset), (offset, offset));
+            assert!(Arc::ptr_eq(&x, &y), "one shared delivery per publication");
+        }
+        assert_eq!(hub.stats.deliveries.load(Ordering::Relaxed), 6);
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_marks_only_that_connection_overflowed() {
+        let hub = Hub::new();
+        let channel = ChannelName::parse("match:1").unwrap();
+        let (slow, slow_inbox) = outbox(2);
+        let (fast, mut fast_inbox) = outbox(16);
+        hub.subscribe(&channel, 1, slow);
+        hub.subscribe(&channel, 2, fast);
+        for offset in 1..=3 {
+            hub.deliver(publication(&channel, offset));
+        }
+        assert!(slow_inbox.is_overflowed());
+        tokio::time::timeout(std::time::Duration::from_secs(1), slow_inbox.overflowed()).await.unwrap();
+        assert!(!fast_inbox.is_overflowed());
+        let mut got = 0;
+        while fast_inbox.try_recv().is_some() {
+            got += 1;
+        }
+        assert_eq!(got, 3);
+        assert_eq!(hub.stats.overflows.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn unsubscribe_forgets_empty_channels() {
+        let hub = Hub::new();
+        let channel = ChannelName::parse("match:1").unwrap();
+        let (a, _inbox) = outbox(2);
+        hub.subscribe(&channel, 7, a);
+        assert_eq!(hub.channels().len(), 1);
+        assert!(hub.unsubscribe(&channel, 7));
+        assert!(!hub.unsubscribe(&channel, 7));
+        assert!(hub.channels().is_empty());
+    }
+}

@@ -1,0 +1,238 @@
+//! The node: the composition root holding the store, the hub and presence, and the operations
+//! every transport shares — publish, subscribe with resume or snapshot, history, presence.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::channel::{ChannelName, NamespaceOptions};
+use crate::hub::{ConnectionId, Hub, Outbox, PresenceEvent};
+use crate::presence::{ClientInfo, PresenceStats, PresenceStore};
+use crate::store::{Appended, AppendRequest, HistoryQuery, Retention, StoreError, StreamStore};
+use crate::stream::{now_ms, Epoch, HistoryPage, Publication, StreamPosition};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    #[error("no namespace {0:?} is configured")]
+    UnknownNamespace(String),
+    #[error("namespace {0:?} keeps no keyed state, so it has no snapshot")]
+    NotKeyed(String),
+    #[error("namespace {0:?} keeps no history")]
+    NoHistory(String),
+    #[error("already subscribed to {0}")]
+    AlreadySubscribed(ChannelName),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A publish as a transport hands it over, already authorised.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    pub channel: ChannelName,
+    pub data: Bytes,
+    pub key: Option<String>,
+    pub remove_key: bool,
+    pub idempotency_key: Option<String>,
+}
+
+/// Where a subscription should start.
+#[derive(Debug, Clone, Default)]
+pub struct SubscribeRequest {
+    /// Resume after this position.
+    pub since: Option<StreamPosition>,
+    /// Start from the keyed state.
+    pub snapshot: bool,
+}
+
+/// What a subscriber gets before live publications.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscribeOutcome {
+    /// The position the client is at once it has applied `publications` or `snapshot`; live
+    /// publications continue from `position.offset + 1`.
+    pub position: StreamPosition,
+    /// With `since`: whether `publications` are exactly what was missed.
+    pub recovered: bool,
+    /// Missed publications, in order (only when recovered).
+    pub publications: Vec<Publication>,
+    /// The keyed state as of `position`, when asked for or when a resume failed on a keyed channel.
+    pub snapshot: Option<Vec<Publication>>,
+}
+
+pub struct Node {
+    pub hub: Arc<Hub>,
+    pub store: Arc<dyn StreamStore>,
+    pub presence: Arc<dyn PresenceStore>,
+    namespaces: HashMap<String, NamespaceOptions>,
+}
+
+impl Node {
+    pub fn new(
+        hub: Arc<Hub>,
+        store: Arc<dyn StreamStore>,
+        presence: Arc<dyn PresenceStore>,
+        namespaces: HashMap<String, NamespaceOptions>,
+    ) -> Self {
+        Self { hub, store, presence, namespaces }
+    }
+
+    pub fn options(&self, channel: &ChannelName) -> Result<&NamespaceOptions, NodeError> {
+        self.namespaces
+            .get(channel.namespace())
+            .ok_or_else(|| NodeError::UnknownNamespace(channel.namespace().to_string()))
+    }
+
+    pub fn namespaces(&self) -> &HashMap<String, NamespaceOptions> {
+        &self.namespaces
+    }
+
+    /// Stores (when the namespace keeps history) and delivers one publication.
+    pub async fn publish(&self, request: PublishRequest) -> Result<Appended, NodeError> {
+        let options = self.options(&request.channel)?;
+        if !options.has_history() {
+            let publication = Publication {
+                channel: request.channel,
+                epoch: Epoch::default(),
+                offset: 0,
+                key: request.key,
+                removed: request.remove_key,
+                data: request.data,
+                time_ms: now_ms(),
+            };
+            self.hub.deliver(publication.clone());
+            return Ok(Appended { publication, duplicate: false });
+        }
+        let retention = Retention {
+            history_size: options.history_size,
+            history_ttl_secs: options.history_ttl_secs,
+            keyed: options.keyed,
+        };
+        Ok(self
+            .store
+            .append(AppendRequest {
+                channel: request.channel,
+                data: request.data,
+                key: request.key,
+                remove_key: request.remove_key,
+                idempotency_key: request.idempotency_key,
+                retention,
+            })
+            .await?)
+    }
+
+    /// Registers `outbox` for live publications on `channel`, then works out what the client
+    /// missed. Live publications that race with the read reach the outbox too; the subscriber
+    /// drops those at or below `outcome.position.offset`, so nothing is lost or seen twice.
+    pub async fn subscribe(
+        &self,
+        channel: &ChannelName,
+        connection: ConnectionId,
+        outbox: Outbox,
+        request: SubscribeRequest,
+    ) -> Result<SubscribeOutcome, NodeError> {
+        let options = self.options(channel)?.clone();
+        if request.snapshot && !options.keyed {
+            return Err(NodeError::NotKeyed(channel.namespace().to_string()));
+        }
+        if !self.hub.subscribe(channel, connection, outbox) {
+            return Err(NodeError::AlreadySubscribed(channel.clone()));
+        }
+        let outcome = self.catch_up(channel, &options, request).await;
+        if outcome.is_err() {
+            self.hub.unsubscribe(channel, connection);
+        }
+        outcome
+    }
+
+    async fn catch_up(
+        &self,
+        channel: &ChannelName,
+        options: &NamespaceOptions,
+        request: SubscribeRequest,
+    ) -> Result<SubscribeOutcome, NodeError> {
+        if !options.has_history() {
+            return Ok(SubscribeOutcome { recovered: request.since.is_none(), ..Default::default() });
+        }
+        if let Some(since) = request.since {
+            let page = self
+                .store
+                .read(channel, HistoryQuery::After { offset: since.offset, limit: options.history_size as usize + 1 })
+                .await?;
+            if is_complete_replay(&since, &page) {
+                return Ok(SubscribeOutcome {
+                    position: page.top,
+                    recovered: true,
+                    publications: page.publications,
+                    snapshot: None,
+                });
+            }
+            if !options.keyed {
+                return Ok(SubscribeOutcome { position: page.top, ..Default::default() });
+            }
+        } else if !request.snapshot {
+            return Ok(SubscribeOutcome { position: self.store.position(channel).await?, ..Default::default() });
+        }
+        let snapshot = self.store.snapshot(channel).await?;
+        Ok(SubscribeOutcome {
+            position: snapshot.position,
+            recovered: false,
+            publications: Vec::new(),
+            snapshot: Some(snapshot.entries),
+        })
+    }
+
+    pub fn unsubscribe(&self, channel: &ChannelName, connection: ConnectionId) -> bool {
+        self.hub.unsubscribe(channel, connection)
+    }
+
+    pub async fn history(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, NodeError> {
+        if !self.options(channel)?.has_history() {
+            return Err(NodeError::NoHistory(channel.namespace().to_string()));
+        }
+        Ok(self.store.read(channel, query).await?)
+    }
+
+    /// Records a subscriber in presence and, where the namespace wants it, tells the others.
+    pub async fn join(&self, channel: &ChannelName, client: ClientInfo) {
+        let Ok(options) = self.options(channel) else { return };
+        if !options.presence {
+            return;
+        }
+        let announce = options.join_leave;
+        self.presence.join(channel, client.clone()).await;
+        if announce {
+            self.hub.send_presence(PresenceEvent { channel: channel.clone(), joined: true, client });
+        }
+    }
+
+    pub async fn leave(&self, channel: &ChannelName, client: ClientInfo) {
+        let Ok(options) = self.options(channel) else { return };
+        if !options.presence {
+            return;
+        }
+        let announce = options.join_leave;
+        self.presence.leave(channel, &client.client).await;
+        if announce {
+            self.hub.send_presence(PresenceEvent { channel: channel.clone(), joined: false, client });
+        }
+    }
+
+    pub async fn presence(&self, channel: &ChannelName) -> Result<Vec<ClientInfo>, NodeError> {
+        self.options(channel)?;
+        Ok(self.presence.list(channel).await)
+    }
+
+    pub async fn presence_stats(&self, channel: &ChannelName) -> Result<PresenceStats, NodeError> {
+        self.options(channel)?;
+        Ok(self.presence.stats(channel).await)
+    }
+}
+
+/// Does `page` hold exactly the publications after `since`, up to the top, in the same epoch?
+pub fn is_complete_replay(since: &StreamPosition, page: &HistoryPage) -> bool {
+    since.epoch == page.top.epoch
+        && since.offset <= page.top.offset
+        && since.offset + 1 >= page.earliest_offset
+        && page.publications.len() as u64 == page.top.offset - since.offset
+        && page.publications.iter().zip(since.offset + 1..).all(|(p, expected)| p.offset == expected)
+}

@@ -1,0 +1,106 @@
+//! The `StreamStore` seam: durable, numbered history and keyed state per channel.
+//!
+//! # Contract (checked for every implementation by [`crate::conformance`])
+//! - `append` assigns `offset = top + 1` within the channel's epoch, atomically per channel, and
+//!   returns only once the publication is durable (for a durable store).
+//! - Committed publications are handed to the store's [`CommitSink`] in commit order, which is
+//!   offset order per channel, before `append` returns.
+//! - An `idempotency_key` seen before on the channel (within the idempotency window) returns the
+//!   original publication with `duplicate: true`, stores nothing and hands nothing to the sink.
+//! - History is trimmed to `history_size` and `history_ttl_secs`; keyed state is not trimmed.
+//! - `read`, `snapshot` and `position` see a consistent view: the returned top matches the
+//!   returned publications or state.
+//! - The epoch of a channel changes only when its history is reset.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::channel::ChannelName;
+use crate::stream::{HistoryPage, Publication, Snapshot, StreamPosition};
+
+/// How long an idempotency key is remembered, by default.
+pub const IDEMPOTENCY_WINDOW_SECS: u64 = 3600;
+
+/// What a namespace asks of the store for each channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub history_size: u64,
+    pub history_ttl_secs: u64,
+    pub keyed: bool,
+}
+
+/// One publication to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    pub channel: ChannelName,
+    pub data: Bytes,
+    pub key: Option<String>,
+    /// Remove `key` from the keyed state (the publication itself is still kept and delivered).
+    pub remove_key: bool,
+    pub idempotency_key: Option<String>,
+    pub retention: Retention,
+}
+
+/// The stored publication, or the original one when the idempotency key was seen before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub publication: Publication,
+    pub duplicate: bool,
+}
+
+/// Which part of the history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryQuery {
+    /// Publications with offset greater than `offset`, oldest first.
+    After { offset: u64, limit: usize },
+    /// The newest `limit` publications, oldest first.
+    Latest { limit: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backing database cannot be reached or refused the write; nothing was acknowledged.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store has been shut down.
+    #[error("store closed")]
+    Closed,
+}
+
+/// Receives committed publications in commit order (the broker, in a running node).
+pub trait CommitSink: Send + Sync + 'static {
+    fn committed(&self, publications: Vec<Publication>);
+}
+
+/// A sink that drops everything: for tools that only read or write the store.
+pub struct NoSink;
+
+impl CommitSink for NoSink {
+    fn committed(&self, _publications: Vec<Publication>) {}
+}
+
+#[async_trait]
+pub trait StreamStore: Send + Sync + 'static {
+    /// Stores one publication; see the module contract.
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError>;
+
+    /// The channel's top, creating its epoch if the channel has never been seen.
+    async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError>;
+
+    /// A consistent slice of history.
+    async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError>;
+
+    /// The keyed state with the position it is current as of.
+    async fn snapshot(&self, channel: &ChannelName) -> Result<Snapshot, StoreError>;
+
+    /// Drops publications older than their channel's TTL; returns how many were dropped.
+    async fn sweep_expired(&self, now_ms: u64) -> Result<u64, StoreError>;
+
+    /// Is the store able to take writes right now?
+    async fn ready(&self) -> bool;
+
+    /// Flushes and stops; later calls fail with [`StoreError::Closed`].
+    async fn close(&self);
+}

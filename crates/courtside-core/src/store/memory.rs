@@ -1,0 +1,144 @@
+//! An in-memory `StreamStore`: the reference implementation of the contract, for tests and for
+//! nodes that need no durability. Everything lives behind one mutex; the sink is called under it,
+//! which is what keeps commit order equal to offset order.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{Appended, AppendRequest, CommitSink, HistoryQuery, StoreError, StreamStore, IDEMPOTENCY_WINDOW_SECS};
+use crate::channel::ChannelName;
+use crate::stream::{now_ms, Epoch, HistoryPage, Publication, Snapshot, StreamPosition};
+
+pub struct MemoryStore {
+    channels: Mutex<Option<HashMap<ChannelName, MemoryChannel>>>,
+    sink: Arc<dyn CommitSink>,
+}
+
+#[derive(Default)]
+struct MemoryChannel {
+    epoch: Epoch,
+    top: u64,
+    history_ttl_secs: u64,
+    history: VecDeque<Publication>,
+    state: BTreeMap<String, Publication>,
+    idempotency: HashMap<String, Publication>,
+}
+
+impl MemoryChannel {
+    fn new() -> Self {
+        Self { epoch: Epoch::new_random(), ..Default::default() }
+    }
+
+    fn position(&self) -> StreamPosition {
+        StreamPosition { epoch: self.epoch.clone(), offset: self.top }
+    }
+
+    fn earliest_offset(&self) -> u64 {
+        self.history.front().map_or(self.top + 1, |p| p.offset)
+    }
+}
+
+impl MemoryStore {
+    pub fn new(sink: Arc<dyn CommitSink>) -> Self {
+        Self { channels: Mutex::new(Some(HashMap::new())), sink }
+    }
+}
+
+#[async_trait]
+impl StreamStore for MemoryStore {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+        let mut guard = self.channels.lock();
+        let channels = guard.as_mut().ok_or(StoreError::Closed)?;
+        let channel = channels.entry(request.channel.clone()).or_insert_with(MemoryChannel::new);
+        let now = now_ms();
+        channel
+            .idempotency
+            .retain(|_, p| p.time_ms + IDEMPOTENCY_WINDOW_SECS * 1000 > now);
+        if let Some(original) = request.idempotency_key.as_ref().and_then(|k| channel.idempotency.get(k)) {
+            return Ok(Appended { publication: original.clone(), duplicate: true });
+        }
+        channel.top += 1;
+        channel.history_ttl_secs = request.retention.history_ttl_secs;
+        let publication = Publication {
+            channel: request.channel.clone(),
+            epoch: channel.epoch.clone(),
+            offset: channel.top,
+            key: request.key.clone(),
+            removed: request.remove_key,
+            data: request.data,
+            time_ms: now,
+        };
+        channel.history.push_back(publication.clone());
+        while channel.history.len() as u64 > request.retention.history_size {
+            channel.history.pop_front();
+        }
+        if request.retention.keyed {
+            if let Some(key) = &request.key {
+                if request.remove_key {
+                    channel.state.remove(key);
+                } else {
+                    channel.state.insert(key.clone(), publication.clone());
+                }
+            }
+        }
+        if let Some(key) = request.idempotency_key {
+            channel.idempotency.insert(key, publication.clone());
+        }
+        self.sink.committed(vec![publication.clone()]);
+        Ok(Appended { publication, duplicate: false })
+    }
+
+    async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {
+        let mut guard = self.channels.lock();
+        let channels = guard.as_mut().ok_or(StoreError::Closed)?;
+        Ok(channels.entry(channel.clone()).or_insert_with(MemoryChannel::new).position())
+    }
+
+    async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        let mut guard = self.channels.lock();
+        let channels = guard.as_mut().ok_or(StoreError::Closed)?;
+        let channel = channels.entry(channel.clone()).or_insert_with(MemoryChannel::new);
+        let publications = match query {
+            HistoryQuery::After { offset, limit } => {
+                channel.history.iter().filter(|p| p.offset > offset).take(limit).cloned().collect()
+            }
+            HistoryQuery::Latest { limit } => {
+                let skip = channel.history.len().saturating_sub(limit);
+                channel.history.iter().skip(skip).cloned().collect()
+            }
+        };
+        Ok(HistoryPage { publications, top: channel.position(), earliest_offset: channel.earliest_offset() })
+    }
+
+    async fn snapshot(&self, channel: &ChannelName) -> Result<Snapshot, StoreError> {
+        let mut guard = self.channels.lock();
+        let channels = guard.as_mut().ok_or(StoreError::Closed)?;
+        let channel = channels.entry(channel.clone()).or_insert_with(MemoryChannel::new);
+        Ok(Snapshot { entries: channel.state.values().cloned().collect(), position: channel.position() })
+    }
+
+    async fn sweep_expired(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let mut guard = self.channels.lock();
+        let channels = guard.as_mut().ok_or(StoreError::Closed)?;
+        let mut dropped = 0;
+        for channel in channels.values_mut() {
+            let cutoff = now_ms.saturating_sub(channel.history_ttl_secs * 1000);
+            while channel.history.front().is_some_and(|p| p.time_ms < cutoff) {
+                channel.history.pop_front();
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
+    async fn ready(&self) -> bool {
+        self.channels.lock().is_some()
+    }
+
+    async fn close(&self) {
+        self.channels.lock().take();
+    }
+}
