@@ -90,7 +90,7 @@ impl Outbox {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.signal.overflowed.swap(true, Ordering::AcqRel) {
-                    self.signal.notify.notify_one();
+                    self.signal.notify.notify_waiters();
                 }
                 false
             }
@@ -108,16 +108,28 @@ impl Inbox {
         self.rx.try_recv().ok()
     }
 
-    /// Resolves once the queue has overflowed.
-    pub async fn overflowed(&self) {
-        if self.signal.overflowed.load(Ordering::Acquire) {
-            return;
-        }
-        self.signal.notify.notified().await;
+    /// A handle that tells when this queue overflows, usable while the inbox is being read.
+    pub fn overflow_signal(&self) -> OverflowSignal {
+        OverflowSignal(self.signal.clone())
     }
 
     pub fn is_overflowed(&self) -> bool {
         self.signal.overflowed.load(Ordering::Acquire)
+    }
+}
+
+/// Tells when a connection's queue has overflowed.
+#[derive(Clone)]
+pub struct OverflowSignal(Arc<OutboxSignal>);
+
+impl OverflowSignal {
+    /// Resolves once the queue has overflowed.
+    pub async fn overflowed(&self) {
+        let notified = self.0.notify.notified();
+        if self.0.overflowed.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -279,7 +291,7 @@ mod tests {
             hub.deliver(publication(&channel, offset));
         }
         assert!(slow_inbox.is_overflowed());
-        tokio::time::timeout(std::time::Duration::from_secs(1), slow_inbox.overflowed()).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), slow_inbox.overflow_signal().overflowed()).await.unwrap();
         assert!(!fast_inbox.is_overflowed());
         let mut got = 0;
         while fast_inbox.try_recv().is_some() {

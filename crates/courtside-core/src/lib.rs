@@ -9,6 +9,7 @@
 //!   in-memory implementation.
 //! - [`broker`]: the `Broker` seam that carries committed publications to every node's hub, and
 //!   the in-process broker.
+//! - [`cursor`]: a subscriber's place in a stream: deliver, drop a duplicate, or fill a gap.
 //! - [`hub`]: local fan-out: which connection outboxes follow which channel; bounded queues.
 //! - [`presence`]: who is in a channel, as a seam with an in-memory implementation.
 //! - [`node`]: the composition root that publishes, subscribes with resume, and answers history.
@@ -23,6 +24,7 @@ pub mod access;
 pub mod broker;
 pub mod channel;
 pub mod conformance;
+pub mod cursor;
 pub mod hub;
 pub mod node;
 pub mod presence;

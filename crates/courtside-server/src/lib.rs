@@ -1,1 +1,29 @@
-//! placeholder
+//! Courtside's server: the only crate that speaks HTTP, WebSocket, SSE and JSON.
+//!
+//! # Layout
+//! - [`config`]: the configuration model, its defaults and layered loading.
+//! - [`auth`]: JWT verification and minting, the server API key, generated secrets.
+//! - [`protocol`]: wire protocol v1 — command decoding, reply/push encoding, error and
+//!   disconnect codes.
+//! - [`session`]: one connection's state machine (transport-independent).
+//! - [`transport`]: WebSocket and SSE, driving sessions and cursors over sockets.
+//! - [`api`]: the HTTP routes — server API, health, readiness, metrics.
+//! - [`metrics`]: Prometheus counters and the delivery latency histogram.
+//! - [`server`]: wiring, serving and graceful shutdown.
+//!
+//! # Architecture invariants
+//! - Client-visible errors are [`protocol::ClientError`] (and [`protocol::Disconnect`] for
+//!   closes); each is mapped to its code or HTTP status in exactly one place.
+//! - Publications are encoded once per publication and shared by every subscriber.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod transport;
+
+pub use config::{Config, ConfigOverrides};
+pub use server::{run_until_signal, start, RunningServer};

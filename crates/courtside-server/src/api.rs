@@ -1,0 +1,314 @@
+//! HTTP routes: the server API for app backends (publish, broadcast, history, presence,
+//! channels), health and readiness, metrics, and the WebSocket and SSE endpoints. Errors are one
+//! JSON shape, `{"error":{"code","status","message"}}`, mapped from [`ClientError`] here only.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use courtside_core::access::Principal;
+use courtside_core::ChannelName;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::auth::TokenError;
+use crate::protocol::{ClientError, HistoryParams, Publications, PublishParams};
+use crate::server::ServerState;
+use crate::session::{history_checked, publish_checked, HistoryResult, PublishResult};
+use crate::transport::{sse, ws};
+
+/// Largest HTTP request body (a broadcast carries one payload and a channel list).
+const BODY_BYTES_MAX: usize = 1 << 20;
+/// Most channels in one broadcast.
+const BROADCAST_CHANNELS_MAX: usize = 1000;
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/sse", get(sse::stream))
+        .route("/api/publish", post(publish))
+        .route("/api/broadcast", post(broadcast))
+        .route("/api/history", get(history))
+        .route("/api/presence", get(presence))
+        .route("/api/channels", get(channels))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+/// A [`ClientError`] answered over HTTP.
+#[derive(Debug)]
+pub struct ApiError(pub ClientError);
+
+impl From<ClientError> for ApiError {
+    fn from(error: ClientError) -> Self {
+        Self(error)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::BytesRejection(_) => Self(ClientError::PayloadTooLarge { size: BODY_BYTES_MAX + 1, limit: BODY_BYTES_MAX }),
+            other => Self(ClientError::BadRequest(other.body_text())),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self(ClientError::BadRequest(rejection.body_text()))
+    }
+}
+
+impl ClientError {
+    /// The error's HTTP status and its stable name in JSON bodies.
+    pub fn http(&self) -> (StatusCode, &'static str) {
+        match self {
+            ClientError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ClientError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ClientError::UnknownNamespace(_) => (StatusCode::NOT_FOUND, "unknown_namespace"),
+            ClientError::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+            ClientError::UnknownMethod(_) => (StatusCode::BAD_REQUEST, "unknown_method"),
+            ClientError::AlreadySubscribed => (StatusCode::CONFLICT, "already_subscribed"),
+            ClientError::NotSubscribed => (StatusCode::CONFLICT, "not_subscribed"),
+            ClientError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ClientError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ClientError::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            ClientError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ClientError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ClientError::NotConnected => (StatusCode::BAD_REQUEST, "not_connected"),
+            ClientError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.0.http();
+        let body = serde_json::json!({
+            "error": { "code": code, "status": status.as_u16(), "message": self.0.to_string() }
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Who is calling: `Authorization: apikey …` is the app backend, `Authorization: Bearer …` (or
+/// a `token` query parameter, for EventSource) a user; nothing is anonymous where allowed.
+pub fn principal_from(state: &ServerState, headers: &HeaderMap, query_token: Option<&str>) -> Result<Principal, ApiError> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let token = match authorization.map(|a| a.split_once(' ').unwrap_or((a, ""))) {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("apikey") => {
+            return if state.auth.is_api_key(key.trim()) {
+                Ok(Principal::Server)
+            } else {
+                Err(ClientError::Unauthorized("wrong API key".into()).into())
+            };
+        }
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+        Some(_) => return Err(ClientError::Unauthorized("use `Authorization: Bearer <jwt>` or `apikey <key>`".into()).into()),
+        None => query_token,
+    };
+    match token {
+        Some(token) => state.auth.verify(token).map(|v| v.principal).map_err(|e| match e {
+            TokenError::Expired => ClientError::TokenExpired.into(),
+            TokenError::Invalid(message) => ClientError::Unauthorized(message).into(),
+        }),
+        None if state.config.allow_anonymous => Ok(Principal::Anonymous),
+        None => Err(ClientError::Unauthorized("this server needs a token".into()).into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    channel: ChannelName,
+    data: Box<RawValue>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    remove: bool,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ChannelPublishResult<'a> {
+    channel: &'a ChannelName,
+    #[serde(flatten)]
+    result: PublishResult<'a>,
+}
+
+async fn publish(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Result<Json<PublishBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let principal = principal_from(&state, &headers, None)?;
+    let Json(body) = body?;
+    let params = PublishParams {
+        channel: body.channel.clone(),
+        data: &body.data,
+        key: body.key,
+        remove: body.remove,
+        idempotency_key: body.idempotency_key,
+    };
+    let appended = publish_checked(&state, &principal, params).await?;
+    let result = PublishResult {
+        epoch: appended.publication.epoch.as_str(),
+        offset: appended.publication.offset,
+        duplicate: appended.duplicate,
+    };
+    Ok(Json(ChannelPublishResult { channel: &body.channel, result }).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BroadcastBody {
+    channels: Vec<ChannelName>,
+    data: Box<RawValue>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// One payload to many channels. Each channel is published independently (each gets its own
+/// offset); the response lists each channel's result or error, in request order.
+async fn broadcast(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Result<Json<BroadcastBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let principal = principal_from(&state, &headers, None)?;
+    let Json(body) = body?;
+    if body.channels.is_empty() || body.channels.len() > BROADCAST_CHANNELS_MAX {
+        return Err(ClientError::BadRequest(format!("`channels` must hold 1 to {BROADCAST_CHANNELS_MAX} channels")).into());
+    }
+    let publishes = body.channels.iter().map(|channel| {
+        let params = PublishParams {
+            channel: channel.clone(),
+            data: &body.data,
+            key: body.key.clone(),
+            remove: false,
+            idempotency_key: body.idempotency_key.clone(),
+        };
+        publish_checked(&state, &principal, params)
+    });
+    let outcomes = futures_util::future::join_all(publishes).await;
+    let results: Vec<serde_json::Value> = body
+        .channels
+        .iter()
+        .zip(outcomes)
+        .map(|(channel, outcome)| match outcome {
+            Ok(appended) => serde_json::json!({
+                "channel": channel,
+                "epoch": appended.publication.epoch.as_str(),
+                "offset": appended.publication.offset,
+                "duplicate": appended.duplicate,
+            }),
+            Err(error) => {
+                let (status, code) = error.http();
+                serde_json::json!({
+                    "channel": channel,
+                    "error": { "code": code, "status": status.as_u16(), "message": error.to_string() },
+                })
+            }
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "results": results })).into_response())
+}
+
+async fn history(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    query: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = principal_from(&state, &headers, None)?;
+    let Query(params) = query?;
+    let page = history_checked(&state, &principal, &params).await?;
+    #[derive(Serialize)]
+    struct Body<'a> {
+        channel: &'a ChannelName,
+        #[serde(flatten)]
+        page: HistoryResult<'a>,
+    }
+    Ok(Json(Body {
+        channel: &params.channel,
+        page: HistoryResult {
+            epoch: page.top.epoch.as_str(),
+            offset: page.top.offset,
+            earliest: page.earliest_offset,
+            publications: Publications(&page.publications),
+        },
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelQuery {
+    channel: ChannelName,
+}
+
+async fn presence(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    query: Result<Query<ChannelQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = principal_from(&state, &headers, None)?;
+    let Query(ChannelQuery { channel }) = query?;
+    let options = state.node.options(&channel).map_err(ClientError::from)?;
+    if !principal.may_subscribe(&channel, options) {
+        return Err(ClientError::PermissionDenied.into());
+    }
+    if !options.presence {
+        return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())).into());
+    }
+    let clients = state.node.presence(&channel).await.map_err(ClientError::from)?;
+    let stats = state.node.presence_stats(&channel).await.map_err(ClientError::from)?;
+    Ok(Json(serde_json::json!({ "channel": channel, "clients": clients, "stats": stats })).into_response())
+}
+
+/// Channels with subscribers on this node (server API key only).
+async fn channels(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if principal_from(&state, &headers, None)? != Principal::Server {
+        return Err(ClientError::PermissionDenied.into());
+    }
+    let channels: Vec<_> = state
+        .node
+        .hub
+        .channels()
+        .into_iter()
+        .map(|(channel, subscribers)| serde_json::json!({ "channel": channel, "subscribers": subscribers }))
+        .collect();
+    Ok(Json(serde_json::json!({ "channels": channels })).into_response())
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn ready(State(state): State<Arc<ServerState>>) -> Response {
+    if !state.shutdown.is_cancelled() && state.node.store.ready().await {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    let body = state.metrics.render(&state.node.hub);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError(ClientError::NotFound("no such route".into()))
+}

@@ -1,0 +1,243 @@
+//! Authentication: JWT verification (HS256, RS256, ES256), development token minting, the server
+//! API key, and the generated secrets a zero-setup node keeps in its data directory.
+
+use std::path::{Path, PathBuf};
+
+use courtside_core::access::Principal;
+use courtside_core::Role;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// Seconds of clock skew tolerated when checking `exp`.
+const CLOCK_SKEW_SECS: u64 = 5;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token expired")]
+    Expired,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("key in {path} is not usable for {algorithm}: {message}")]
+    BadKey { path: PathBuf, algorithm: String, message: String },
+    #[error("this node verifies {0} tokens with a public key and cannot mint them; mint with the private key's owner")]
+    CannotMint(String),
+    #[error("cannot sign a token: {0}")]
+    Sign(String),
+}
+
+/// A verified token: who it speaks for and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub principal: Principal,
+    pub expires_at_secs: u64,
+}
+
+pub struct Authenticator {
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    algorithm: Algorithm,
+    validation: Validation,
+    api_key: String,
+}
+
+impl Authenticator {
+    /// Loads keys as configured, generating the HS256 secret and the API key into the data
+    /// directory on first start when none is configured.
+    pub fn from_config(config: &Config) -> Result<Self, AuthSetupError> {
+        let auth = &config.auth;
+        let (algorithm, decoding, encoding) = match auth.jwt_algorithm.as_str() {
+            "RS256" | "ES256" => {
+                let algorithm = if auth.jwt_algorithm == "RS256" { Algorithm::RS256 } else { Algorithm::ES256 };
+                let path = auth.jwt_public_key_file.clone().unwrap_or_default();
+                let pem = std::fs::read(&path).map_err(|source| AuthSetupError::Read { path: path.clone(), source })?;
+                let decoding = if algorithm == Algorithm::RS256 {
+                    DecodingKey::from_rsa_pem(&pem)
+                } else {
+                    DecodingKey::from_ec_pem(&pem)
+                }
+                .map_err(|e| AuthSetupError::BadKey {
+                    path,
+                    algorithm: auth.jwt_algorithm.clone(),
+                    message: e.to_string(),
+                })?;
+                (algorithm, decoding, None)
+            }
+            _ => {
+                let secret = if !auth.jwt_secret.is_empty() {
+                    auth.jwt_secret.clone().into_bytes()
+                } else if let Some(path) = &auth.jwt_secret_file {
+                    read_secret(path)?
+                } else {
+                    read_or_generate_secret(&config.data_dir.join("jwt-secret"))?
+                };
+                (Algorithm::HS256, DecodingKey::from_secret(&secret), Some(EncodingKey::from_secret(&secret)))
+            }
+        };
+        let api_key = if config.api_key.is_empty() {
+            String::from_utf8_lossy(&read_or_generate_secret(&config.data_dir.join("api-key"))?).into_owned()
+        } else {
+            config.api_key.clone()
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = CLOCK_SKEW_SECS;
+        validation.validate_aud = false;
+        Ok(Self { decoding, encoding, algorithm, validation, api_key })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            }
+        })?;
+        let claims = data.claims;
+        if claims.sub.is_empty() {
+            return Err(TokenError::Invalid("`sub` is empty".into()));
+        }
+        let roles = claims
+            .roles
+            .iter()
+            .map(|r| Role::parse(r).ok_or_else(|| TokenError::Invalid(format!("unknown role {r:?}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(VerifiedToken { principal: Principal::User { id: claims.sub, roles }, expires_at_secs: claims.exp })
+    }
+
+    /// Mints a token for development and for app backends that share the HS256 secret.
+    pub fn mint(&self, sub: &str, roles: &[Role], ttl_secs: u64) -> Result<String, AuthSetupError> {
+        let encoding = self.encoding.as_ref().ok_or_else(|| AuthSetupError::CannotMint(format!("{:?}", self.algorithm)))?;
+        let now = now_secs();
+        let claims = Claims {
+            sub: sub.to_string(),
+            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+            exp: now + ttl_secs,
+            iat: Some(now),
+        };
+        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, encoding).map_err(|e| AuthSetupError::Sign(e.to_string()))
+    }
+
+    /// Constant-time comparison with the server API key.
+    pub fn is_api_key(&self, presented: &str) -> bool {
+        let (a, b) = (presented.as_bytes(), self.api_key.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+}
+
+pub fn now_secs() -> u64 {
+    courtside_core::stream::now_ms() / 1000
+}
+
+fn read_secret(path: &Path) -> Result<Vec<u8>, AuthSetupError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthSetupError::Read { path: path.to_path_buf(), source })?;
+    Ok(text.trim().as_bytes().to_vec())
+}
+
+fn read_or_generate_secret(path: &Path) -> Result<Vec<u8>, AuthSetupError> {
+    if path.exists() {
+        return read_secret(path);
+    }
+    let write_error = |source| AuthSetupError::Write { path: path.to_path_buf(), source };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private_file(path, &secret).map_err(write_error)?;
+    Ok(secret.into_bytes())
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authenticator(dir: &str) -> Authenticator {
+        let data_dir = std::env::temp_dir().join(format!("courtside-auth-{dir}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        Authenticator::from_config(&Config { data_dir, ..Config::default() }).expect("keys")
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_carry_roles() {
+        let auth = authenticator("mint");
+        let token = auth.mint("alice", &[Role::Scorekeeper], 60).expect("mint");
+        let verified = auth.verify(&token).expect("valid");
+        assert_eq!(verified.principal, Principal::User { id: "alice".into(), roles: vec![Role::Scorekeeper] });
+    }
+
+    #[test]
+    fn expired_forged_and_unsigned_tokens_are_refused() {
+        let auth = authenticator("refuse");
+        let other = authenticator("other");
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims { sub: "a".into(), roles: vec![], exp: now_secs() - 120, iat: None },
+            auth.encoding.as_ref().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(auth.verify(&expired), Err(TokenError::Expired));
+        let forged = other.mint("alice", &[Role::Director], 60).unwrap();
+        assert!(matches!(auth.verify(&forged), Err(TokenError::Invalid(_))));
+        // {"alg":"none"} header, a payload and an empty signature.
+        let unsigned = format!(
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+            "eyJzdWIiOiJhbGljZSIsInJvbGVzIjpbImRpcmVjdG9yIl0sImV4cCI6OTk5OTk5OTk5OX0"
+        );
+        assert!(matches!(auth.verify(&unsigned), Err(TokenError::Invalid(_))));
+        assert!(matches!(auth.verify("not a token"), Err(TokenError::Invalid(_))));
+    }
+
+    #[test]
+    fn generated_secrets_persist_across_restarts() {
+        let data_dir = std::env::temp_dir().join(format!("courtside-auth-persist-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let config = Config { data_dir, ..Config::default() };
+        let first = Authenticator::from_config(&config).unwrap();
+        let token = first.mint("bob", &[], 60).unwrap();
+        let second = Authenticator::from_config(&config).unwrap();
+        assert!(second.verify(&token).is_ok());
+        assert!(second.is_api_key(first.api_key()));
+        assert!(!second.is_api_key("guess"));
+    }
+}

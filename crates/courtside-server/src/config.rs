@@ -1,0 +1,297 @@
+//! Configuration: built-in defaults, then a TOML file, then `COURTSIDE_*` environment variables,
+//! then command-line flags (flags win). A wrong value fails at start with a message naming its key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use courtside_core::{NamespaceOptions, Role};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP/WebSocket server listens on.
+    pub listen: SocketAddr,
+    /// Where the SQLite store and generated keys live.
+    pub data_dir: PathBuf,
+    /// Let clients connect without a token (namespaces still decide what `anonymous` may do).
+    pub allow_anonymous: bool,
+    /// Key for the server API (`Authorization: apikey …`); generated into the data dir if empty.
+    pub api_key: String,
+    pub auth: AuthConfig,
+    pub client: ClientLimits,
+    /// Seconds to let connections close and the store flush on SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
+    /// Channel namespaces by name; the built-in ones can be changed key by key.
+    pub namespaces: BTreeMap<String, NamespaceOptions>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `HS256` (shared secret), `RS256` or `ES256` (public key file).
+    pub jwt_algorithm: String,
+    /// HS256 secret; if empty, `jwt_secret_file` or `<data_dir>/jwt-secret` (generated) is used.
+    pub jwt_secret: String,
+    pub jwt_secret_file: Option<PathBuf>,
+    /// PEM public key for RS256/ES256.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Lifetime of tokens minted by `courtside token`.
+    pub token_ttl_secs: u64,
+}
+
+/// Limits per client connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientLimits {
+    pub ping_interval_secs: u64,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Time allowed between opening the WebSocket and the `connect` command.
+    pub connect_timeout_secs: u64,
+    /// Queued outgoing items before the connection counts as a slow consumer.
+    pub send_queue_len_max: usize,
+    /// Largest WebSocket message accepted from a client.
+    pub message_bytes_max: usize,
+    /// Largest publication payload.
+    pub publication_bytes_max: usize,
+    /// Sustained commands per second per connection.
+    pub commands_per_sec: u32,
+    /// Commands a connection may send in a burst above the sustained rate.
+    pub commands_burst: u32,
+    /// Channels one connection may follow.
+    pub subscriptions_max: usize,
+    /// Size of the per-connection read buffer.
+    pub read_buffer_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            allow_anonymous: true,
+            api_key: String::new(),
+            auth: AuthConfig::default(),
+            client: ClientLimits::default(),
+            shutdown_timeout_secs: 10,
+            namespaces: default_namespaces(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_algorithm: "HS256".into(),
+            jwt_secret: String::new(),
+            jwt_secret_file: None,
+            jwt_public_key_file: None,
+            token_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            ping_interval_secs: 25,
+            idle_timeout_secs: 60,
+            connect_timeout_secs: 10,
+            send_queue_len_max: 1024,
+            message_bytes_max: 64 * 1024,
+            publication_bytes_max: 32 * 1024,
+            commands_per_sec: 50,
+            commands_burst: 200,
+            subscriptions_max: 256,
+            read_buffer_bytes: 4096,
+        }
+    }
+}
+
+/// The namespaces of seeds 000, 001, 003 and 004, with history on.
+pub fn default_namespaces() -> BTreeMap<String, NamespaceOptions> {
+    use Role::*;
+    let everyone = Role::ALL.to_vec();
+    let public = |publish: Vec<Role>, keyed: bool, presence: bool| NamespaceOptions {
+        keyed,
+        presence,
+        subscribe: everyone.clone(),
+        publish,
+        ..NamespaceOptions::default()
+    };
+    let officials = vec![Staff, Director];
+    let mut namespaces = BTreeMap::new();
+    namespaces.insert("tournament".into(), public(officials.clone(), true, true));
+    namespaces.insert("match".into(), public(vec![Scorekeeper, Staff, Director], true, true));
+    namespaces.insert("division".into(), public(officials.clone(), true, false));
+    namespaces.insert("court".into(), public(vec![Scorekeeper, Staff, Director], true, false));
+    namespaces.insert("team".into(), public(vec![Coach, Staff, Director], false, false));
+    namespaces.insert("leaderboard".into(), public(officials.clone(), true, false));
+    namespaces.insert("player".into(), public(officials.clone(), true, false));
+    namespaces.insert(
+        "user".into(),
+        NamespaceOptions {
+            personal: true,
+            subscribe: everyone.clone(),
+            publish: Vec::new(),
+            history_size: 100,
+            history_ttl_secs: 7 * 24 * 3600,
+            ..NamespaceOptions::default()
+        },
+    );
+    namespaces
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// Flags given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Environment variables read by client commands, not by the server's configuration.
+const CLIENT_ENV: [&str; 3] = ["server", "token", "config"];
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &ConfigOverrides) -> Result<Config, ConfigError> {
+        Self::load_from(file, Env::prefixed("COURTSIDE_").split("__").ignore(&CLIENT_ENV), overrides)
+    }
+
+    fn load_from(file: Option<&Path>, env: Env, overrides: &ConfigOverrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid {
+                    key: "--config".into(),
+                    message: format!("file {} does not exist", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| {
+            Err(ConfigError::Invalid { key: key.to_string(), message: message.to_string() })
+        };
+        let c = &self.client;
+        if c.ping_interval_secs == 0 {
+            return invalid("client.ping_interval_secs", "must be at least 1");
+        }
+        if c.idle_timeout_secs <= c.ping_interval_secs {
+            return invalid("client.idle_timeout_secs", "must be longer than client.ping_interval_secs");
+        }
+        if c.send_queue_len_max == 0 {
+            return invalid("client.send_queue_len_max", "must be at least 1");
+        }
+        if c.message_bytes_max < 1024 {
+            return invalid("client.message_bytes_max", "must be at least 1024");
+        }
+        if c.commands_per_sec == 0 || c.commands_burst == 0 {
+            return invalid("client.commands_per_sec", "rate and burst must be at least 1");
+        }
+        if !(256..=1 << 20).contains(&c.read_buffer_bytes) {
+            return invalid("client.read_buffer_bytes", "must be between 256 and 1048576");
+        }
+        match self.auth.jwt_algorithm.as_str() {
+            "HS256" => {}
+            "RS256" | "ES256" if self.auth.jwt_public_key_file.is_some() => {}
+            "RS256" | "ES256" => return invalid("auth.jwt_public_key_file", "is required for RS256 and ES256"),
+            _ => return invalid("auth.jwt_algorithm", "must be HS256, RS256 or ES256"),
+        }
+        for (name, options) in &self.namespaces {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')) {
+                return invalid(&format!("namespaces.{name}"), "namespace names use letters, digits and `_-.@`");
+            }
+            if options.join_leave && !options.presence {
+                return invalid(&format!("namespaces.{name}.join_leave"), "needs presence = true");
+            }
+            if options.keyed && options.history_size == 0 {
+                return invalid(&format!("namespaces.{name}.keyed"), "needs history_size > 0");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn namespace_map(&self) -> HashMap<String, NamespaceOptions> {
+        self.namespaces.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The effective configuration as TOML, for `courtside config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_declare_the_seed_namespaces() {
+        let config = Config::default();
+        config.validate().expect("valid defaults");
+        for ns in ["tournament", "match", "division", "team", "leaderboard", "player", "user"] {
+            assert!(config.namespaces[ns].has_history(), "{ns} keeps history");
+        }
+        assert!(config.namespaces["user"].personal);
+    }
+
+    #[test]
+    fn layers_merge_file_then_env_then_flags() {
+        let dir = std::env::temp_dir().join(format!("courtside-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[client]\nping_interval_secs = 5\n[namespaces.match]\nhistory_size = 50\n").unwrap();
+        let overrides = ConfigOverrides { data_dir: Some("/tmp/x".into()), ..Default::default() };
+        let config = Config::load_from(Some(&file), Env::prefixed("COURTSIDE_TEST_UNUSED_"), &overrides).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.client.ping_interval_secs, 5);
+        assert_eq!(config.namespaces["match"].history_size, 50);
+        assert!(config.namespaces["match"].keyed, "unset keys keep their defaults");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn a_wrong_value_names_its_key() {
+        let dir = std::env::temp_dir().join(format!("courtside-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[client]\nping_interval_secs = \"soon\"\n").unwrap();
+        let error = Config::load_from(Some(&file), Env::prefixed("COURTSIDE_TEST_UNUSED_"), &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ping_interval_secs"), "{error}");
+        std::fs::write(&file, "[client]\nidle_timeout_secs = 1\n").unwrap();
+        let error = Config::load_from(Some(&file), Env::prefixed("COURTSIDE_TEST_UNUSED_"), &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("client.idle_timeout_secs"), "{error}");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let error = Config::load_from(Some(&file), Env::prefixed("COURTSIDE_TEST_UNUSED_"), &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("lisen"), "{error}");
+    }
+}

@@ -1,0 +1,107 @@
+//! Prometheus metrics in text format. Counters are plain atomics bumped on the hot path and
+//! rendered at scrape time; the hub's own counters are read from [`courtside_core::hub::HubStats`].
+//! Kept per server (no global registry), so several servers in one process stay apart.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use courtside_core::hub::Hub;
+
+use crate::protocol::Disconnect;
+
+/// Upper bounds of the latency buckets, in microseconds.
+const LATENCY_BUCKETS_US: [u64; 16] =
+    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000];
+
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self { buckets: std::array::from_fn(|_| AtomicU64::new(0)), count: AtomicU64::new(0), sum_us: AtomicU64::new(0) }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let us = elapsed.as_micros() as u64;
+        if let Some(i) = LATENCY_BUCKETS_US.iter().position(|bound| us <= *bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub connections: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub commands_total: AtomicU64,
+    pub command_errors_total: AtomicU64,
+    pub client_publications_total: AtomicU64,
+    pub gaps_filled_total: AtomicU64,
+    pub duplicates_dropped_total: AtomicU64,
+    pub sse_connections: AtomicI64,
+    disconnects: [AtomicU64; Disconnect::ALL.len()],
+    /// From the hub receiving a committed publication to its bytes being handed to the socket.
+    pub deliver_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn disconnected(&self, reason: Disconnect) {
+        if let Some(i) = Disconnect::ALL.iter().position(|d| *d == reason) {
+            self.disconnects[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn render(&self, hub: &Hub) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        gauge(&mut out, "courtside_connections", "Open WebSocket connections.", self.connections.load(Ordering::Relaxed));
+        gauge(&mut out, "courtside_sse_connections", "Open SSE streams.", self.sse_connections.load(Ordering::Relaxed));
+        gauge(&mut out, "courtside_subscriptions", "Channel subscriptions on this node.", hub.subscription_count() as i64);
+        counter(&mut out, "courtside_connections_total", "WebSocket connections accepted.", load(&self.connections_total));
+        counter(&mut out, "courtside_commands_total", "Client commands handled.", load(&self.commands_total));
+        counter(&mut out, "courtside_command_errors_total", "Client commands answered with an error.", load(&self.command_errors_total));
+        counter(&mut out, "courtside_client_publications_total", "Publications accepted from clients and the API.", load(&self.client_publications_total));
+        counter(&mut out, "courtside_publications_total", "Publications fanned out by the hub.", load(&hub.stats.publications));
+        counter(&mut out, "courtside_deliveries_total", "Publications queued to subscriber connections.", load(&hub.stats.deliveries));
+        counter(&mut out, "courtside_queue_overflows_total", "Deliveries refused by a full connection queue (slow consumers).", load(&hub.stats.overflows));
+        counter(&mut out, "courtside_gaps_filled_total", "Gaps in a live stream filled from history.", load(&self.gaps_filled_total));
+        counter(&mut out, "courtside_duplicates_dropped_total", "Live publications dropped as already delivered.", load(&self.duplicates_dropped_total));
+        let _ = writeln!(out, "# HELP courtside_disconnects_total Connections closed by the server, by code.\n# TYPE courtside_disconnects_total counter");
+        for (reason, count) in Disconnect::ALL.iter().zip(&self.disconnects) {
+            let _ = writeln!(out, "courtside_disconnects_total{{code=\"{}\",reason=\"{}\"}} {}", reason.code(), reason.reason(), load(count));
+        }
+        self.deliver_latency.render(
+            &mut out,
+            "courtside_deliver_latency_seconds",
+            "Time from the hub receiving a committed publication to writing it to a subscriber's socket.",
+        );
+        out
+    }
+}

@@ -1,0 +1,168 @@
+//! The server: builds the node from the configuration, serves HTTP, WebSocket and SSE on one
+//! listener, sweeps expired history, and shuts down gracefully (stop accepting, tell clients to
+//! reconnect, flush the store, exit before the deadline).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use courtside_core::broker::InProcessBroker;
+use courtside_core::hub::{ConnectionId, Hub};
+use courtside_core::node::Node;
+use courtside_core::presence::MemoryPresence;
+use courtside_core::store::StreamStore;
+use courtside_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{AuthSetupError, Authenticator};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// How often expired history is swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Everything a request handler or connection needs.
+pub struct ServerState {
+    pub node: Arc<Node>,
+    pub auth: Authenticator,
+    pub config: Config,
+    pub metrics: Metrics,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Connections and streams still running; shutdown waits for them.
+    pub tasks: TaskTracker,
+    next_connection_id: AtomicU64,
+}
+
+impl ServerState {
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+    #[error("cannot open the store at {path}: {message}")]
+    Store { path: PathBuf, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: Arc<ServerState>,
+    serve: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Starts the shutdown; [`RunningServer::stopped`] resolves when it is complete.
+    pub fn shutdown(&self) {
+        self.state.shutdown.cancel();
+    }
+
+    /// Waits for the server to stop (after [`RunningServer::shutdown`]).
+    pub async fn stopped(self) {
+        let _ = self.serve.await;
+    }
+}
+
+/// Opens the store, binds the listener and starts serving in the background.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    let auth = Authenticator::from_config(&config)?;
+    let hub = Arc::new(Hub::new());
+    let broker = Arc::new(InProcessBroker::new(hub.clone()));
+    let store_path = config.data_dir.join("courtside.db");
+    let store: Arc<dyn StreamStore> = Arc::new(
+        SqliteStore::open(&store_path, broker)
+            .map_err(|e| ServerError::Store { path: store_path.clone(), message: e.to_string() })?,
+    );
+    let node = Arc::new(Node::new(hub, store, Arc::new(MemoryPresence::default()), config.namespace_map()));
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let state = Arc::new(ServerState {
+        node,
+        auth,
+        config,
+        metrics: Metrics::default(),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        next_connection_id: AtomicU64::new(1),
+    });
+    let serve = tokio::spawn(serve(listener, state.clone()));
+    tracing::info!(%addr, "courtside listening");
+    Ok(RunningServer { addr, state, serve })
+}
+
+async fn serve(listener: TcpListener, state: Arc<ServerState>) {
+    let sweeper = tokio::spawn(sweep_expired(state.clone()));
+    let app = crate::api::router(state.clone());
+    let shutdown = state.shutdown.clone();
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "server stopped with an error");
+    }
+    sweeper.abort();
+    let deadline = Duration::from_secs(state.config.shutdown_timeout_secs);
+    state.tasks.close();
+    if tokio::time::timeout(deadline, state.tasks.wait()).await.is_err() {
+        tracing::warn!(remaining = state.tasks.len(), "shutdown deadline passed with connections still open");
+    }
+    state.node.store.close().await;
+    tracing::info!("courtside stopped");
+}
+
+async fn sweep_expired(state: Arc<ServerState>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        match state.node.store.sweep_expired(courtside_core::stream::now_ms()).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::debug!(dropped, "expired history swept"),
+            Err(error) => tracing::warn!(%error, "history sweep failed"),
+        }
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run_until_signal(config: Config) -> Result<(), ServerError> {
+    let server = start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown();
+    server.stopped().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

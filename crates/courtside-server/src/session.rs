@@ -1,0 +1,540 @@
+//! One client connection's state machine, independent of the transport: authentication,
+//! subscriptions with their cursors, the command rate limit, and the frames waiting to be
+//! written. The WebSocket transport feeds it messages and outbox items and writes `out`.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use courtside_core::access::Principal;
+use courtside_core::cursor::{Admit, Cursor};
+use courtside_core::hub::{ConnectionId, Delivery, Outbound, Outbox, PresenceEvent};
+use courtside_core::node::{PublishRequest, SubscribeRequest};
+use courtside_core::presence::ClientInfo;
+use courtside_core::store::HistoryQuery;
+use courtside_core::{ChannelName, Publication};
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::auth::{now_secs, TokenError};
+use crate::protocol::{
+    decode_command, encode_error, encode_publication_push, encode_result, ChannelParams, ClientError, DecodeError,
+    Disconnect, HistoryParams, Method, Publications, PublishParams, SubscribeParams,
+};
+use crate::server::ServerState;
+
+/// Largest history page a client may ask for.
+pub const HISTORY_LIMIT_MAX: usize = 1000;
+const HISTORY_LIMIT_DEFAULT: usize = 100;
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Self { rate: rate as f64, burst: burst as f64, tokens: burst as f64, refilled_at: Instant::now() }
+    }
+
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.duration_since(self.refilled_at).as_secs_f64();
+        self.refilled_at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub struct Session {
+    pub id: ConnectionId,
+    state: Arc<ServerState>,
+    outbox: Outbox,
+    principal: Option<Principal>,
+    token_expires_at_secs: Option<u64>,
+    subscriptions: HashMap<ChannelName, Cursor>,
+    rate: TokenBucket,
+    refused_in_a_row: u32,
+    /// Frames waiting to be written, separated by `\n`.
+    pub out: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct ConnectResult<'a> {
+    client: String,
+    user: &'a str,
+    version: &'static str,
+    ping_interval_secs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in_secs: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct SubscribeResult<'a> {
+    epoch: &'a str,
+    offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<bool>,
+    publications: Publications<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<Publications<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct PublishResult<'a> {
+    pub epoch: &'a str,
+    pub offset: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+#[derive(Serialize)]
+pub struct HistoryResult<'a> {
+    pub epoch: &'a str,
+    pub offset: u64,
+    pub earliest: u64,
+    pub publications: Publications<'a>,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+impl Session {
+    pub fn new(state: Arc<ServerState>, outbox: Outbox) -> Self {
+        let id = state.next_connection_id();
+        let limits = &state.config.client;
+        let rate = TokenBucket::new(limits.commands_per_sec, limits.commands_burst);
+        Self {
+            id,
+            state,
+            outbox,
+            principal: None,
+            token_expires_at_secs: None,
+            subscriptions: HashMap::new(),
+            rate,
+            refused_in_a_row: 0,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.principal.is_some()
+    }
+
+    /// When the connection's token runs out, if it has one.
+    pub fn token_deadline(&self) -> Option<Instant> {
+        let expires = self.token_expires_at_secs?;
+        Some(Instant::now() + Duration::from_secs(expires.saturating_sub(now_secs())))
+    }
+
+    fn client_info(&self) -> ClientInfo {
+        ClientInfo {
+            client: self.id.to_string(),
+            user: self.principal.as_ref().map(|p| p.user_id().to_string()).unwrap_or_default(),
+        }
+    }
+
+    fn start_frame(&mut self) {
+        if !self.out.is_empty() {
+            self.out.push(b'\n');
+        }
+    }
+
+    fn reply(&mut self, id: Option<u64>, result: &impl Serialize) {
+        self.start_frame();
+        encode_result(&mut self.out, id, result);
+    }
+
+    fn reply_error(&mut self, id: Option<u64>, error: &ClientError) {
+        self.state.metrics.command_errors_total.fetch_add(1, Ordering::Relaxed);
+        self.start_frame();
+        encode_error(&mut self.out, id, error);
+    }
+
+    fn push_bytes(&mut self, frame: &[u8]) {
+        self.start_frame();
+        self.out.extend_from_slice(frame);
+    }
+
+    /// Handles one WebSocket text message: one or more frames separated by `\n`.
+    pub async fn handle_message(&mut self, text: &str) -> Result<(), Disconnect> {
+        for frame in text.split('\n') {
+            if !frame.trim().is_empty() {
+                self.handle_frame(frame).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_frame(&mut self, frame: &str) -> Result<(), Disconnect> {
+        self.state.metrics.commands_total.fetch_add(1, Ordering::Relaxed);
+        let command = match decode_command(frame) {
+            Ok(command) => command,
+            Err(DecodeError::Malformed(_)) => return Err(Disconnect::InvalidFrame),
+            Err(DecodeError::Invalid { id, error }) => {
+                self.reply_error(id, &error);
+                return Ok(());
+            }
+        };
+        let id = command.id;
+        if !self.rate.take(Instant::now()) {
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row > self.state.config.client.commands_burst {
+                return Err(Disconnect::TooManyRequests);
+            }
+            self.reply_error(id, &ClientError::TooManyRequests);
+            return Ok(());
+        }
+        self.refused_in_a_row = 0;
+        let Some(principal) = self.principal.clone() else {
+            return match command.method {
+                Method::Connect(params) => self.connect(id, params.token).await,
+                _ => Err(Disconnect::ConnectRequired),
+            };
+        };
+        let outcome = match command.method {
+            Method::Connect(_) => Err(ClientError::BadRequest("already connected".into())),
+            Method::Subscribe(params) => self.subscribe(id, &principal, params).await,
+            Method::Unsubscribe(ChannelParams { channel }) => self.unsubscribe(id, &channel).await,
+            Method::Publish(params) => self.publish(id, &principal, params).await,
+            Method::History(params) => self.history(id, &principal, params).await,
+            Method::Presence(ChannelParams { channel }) => self.presence(id, &principal, &channel, false).await,
+            Method::PresenceStats(ChannelParams { channel }) => self.presence(id, &principal, &channel, true).await,
+            Method::Refresh(params) => self.refresh(id, &principal, &params.token),
+            Method::Ping => {
+                self.reply(id, &Empty {});
+                Ok(())
+            }
+        };
+        if let Err(error) = outcome {
+            self.reply_error(id, &error);
+        }
+        Ok(())
+    }
+
+    async fn connect(&mut self, id: Option<u64>, token: Option<String>) -> Result<(), Disconnect> {
+        let (principal, expires) = match token {
+            Some(token) => match self.state.auth.verify(&token) {
+                Ok(verified) => (verified.principal, Some(verified.expires_at_secs)),
+                Err(TokenError::Expired) => {
+                    self.reply_error(id, &ClientError::TokenExpired);
+                    return Ok(());
+                }
+                Err(TokenError::Invalid(_)) => return Err(Disconnect::InvalidToken),
+            },
+            None if self.state.config.allow_anonymous => (Principal::Anonymous, None),
+            None => {
+                self.reply_error(id, &ClientError::Unauthorized("this server needs a token".into()));
+                return Ok(());
+            }
+        };
+        self.principal = Some(principal);
+        self.token_expires_at_secs = expires;
+        let user = self.principal.as_ref().map(Principal::user_id).unwrap_or_default().to_string();
+        self.reply(
+            id,
+            &ConnectResult {
+                client: self.id.to_string(),
+                user: &user,
+                version: "1",
+                ping_interval_secs: self.state.config.client.ping_interval_secs,
+                expires_in_secs: expires.map(|e| e.saturating_sub(now_secs())),
+            },
+        );
+        Ok(())
+    }
+
+    fn refresh(&mut self, id: Option<u64>, principal: &Principal, token: &str) -> Result<(), ClientError> {
+        let verified = self.state.auth.verify(token).map_err(|e| match e {
+            TokenError::Expired => ClientError::TokenExpired,
+            TokenError::Invalid(message) => ClientError::Unauthorized(message),
+        })?;
+        if verified.principal.user_id() != principal.user_id() {
+            return Err(ClientError::Unauthorized("a refreshed token must be for the same user".into()));
+        }
+        self.principal = Some(verified.principal);
+        self.token_expires_at_secs = Some(verified.expires_at_secs);
+        #[derive(Serialize)]
+        struct RefreshResult {
+            expires_in_secs: u64,
+        }
+        self.reply(id, &RefreshResult { expires_in_secs: verified.expires_at_secs.saturating_sub(now_secs()) });
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, id: Option<u64>, principal: &Principal, params: SubscribeParams) -> Result<(), ClientError> {
+        let node = self.state.node.clone();
+        let options = node.options(&params.channel)?;
+        if !principal.may_subscribe(&params.channel, options) {
+            return Err(ClientError::PermissionDenied);
+        }
+        if self.subscriptions.contains_key(&params.channel) {
+            return Err(ClientError::AlreadySubscribed);
+        }
+        if self.subscriptions.len() >= self.state.config.client.subscriptions_max {
+            return Err(ClientError::BadRequest(format!(
+                "a connection may follow at most {} channels",
+                self.state.config.client.subscriptions_max
+            )));
+        }
+        let resuming = params.since.is_some();
+        let outcome = node
+            .subscribe(
+                &params.channel,
+                self.id,
+                self.outbox.clone(),
+                SubscribeRequest { since: params.since, snapshot: params.snapshot },
+            )
+            .await?;
+        self.subscriptions.insert(params.channel.clone(), Cursor::new(outcome.position.clone()));
+        self.reply(
+            id,
+            &SubscribeResult {
+                epoch: outcome.position.epoch.as_str(),
+                offset: outcome.position.offset,
+                recovered: resuming.then_some(outcome.recovered),
+                publications: Publications(&outcome.publications),
+                snapshot: outcome.snapshot.as_deref().map(Publications),
+            },
+        );
+        node.join(&params.channel, self.client_info()).await;
+        Ok(())
+    }
+
+    async fn unsubscribe(&mut self, id: Option<u64>, channel: &ChannelName) -> Result<(), ClientError> {
+        if self.subscriptions.remove(channel).is_none() {
+            return Err(ClientError::NotSubscribed);
+        }
+        self.state.node.unsubscribe(channel, self.id);
+        self.state.node.leave(channel, self.client_info()).await;
+        self.reply(id, &Empty {});
+        Ok(())
+    }
+
+    async fn publish(&mut self, id: Option<u64>, principal: &Principal, params: PublishParams<'_>) -> Result<(), ClientError> {
+        let appended = publish_checked(&self.state, principal, params).await?;
+        self.reply(
+            id,
+            &PublishResult {
+                epoch: appended.publication.epoch.as_str(),
+                offset: appended.publication.offset,
+                duplicate: appended.duplicate,
+            },
+        );
+        Ok(())
+    }
+
+    async fn history(&mut self, id: Option<u64>, principal: &Principal, params: HistoryParams) -> Result<(), ClientError> {
+        let page = history_checked(&self.state, principal, &params).await?;
+        self.reply(
+            id,
+            &HistoryResult {
+                epoch: page.top.epoch.as_str(),
+                offset: page.top.offset,
+                earliest: page.earliest_offset,
+                publications: Publications(&page.publications),
+            },
+        );
+        Ok(())
+    }
+
+    async fn presence(&mut self, id: Option<u64>, principal: &Principal, channel: &ChannelName, stats_only: bool) -> Result<(), ClientError> {
+        let node = self.state.node.clone();
+        let options = node.options(channel)?;
+        if !principal.may_subscribe(channel, options) {
+            return Err(ClientError::PermissionDenied);
+        }
+        if !options.presence {
+            return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())));
+        }
+        if stats_only {
+            let stats = node.presence_stats(channel).await?;
+            self.reply(id, &stats);
+        } else {
+            #[derive(Serialize)]
+            struct PresenceResult {
+                clients: Vec<ClientInfo>,
+            }
+            let clients = node.presence(channel).await?;
+            self.reply(id, &PresenceResult { clients });
+        }
+        Ok(())
+    }
+
+    /// Writes an item from the hub, keeping each channel gap-free and duplicate-free: a
+    /// duplicate is dropped, a gap is filled from history first.
+    pub async fn handle_outbound(&mut self, item: Outbound) -> Result<(), Disconnect> {
+        match item {
+            Outbound::Publication(delivery) => self.deliver(&delivery).await,
+            Outbound::Presence(event) => {
+                self.push_presence(&event);
+                Ok(())
+            }
+        }
+    }
+
+    async fn deliver(&mut self, delivery: &Delivery) -> Result<(), Disconnect> {
+        let publication = &delivery.publication;
+        let Some(cursor) = self.subscriptions.get_mut(&publication.channel) else { return Ok(()) };
+        match cursor.admit(publication) {
+            Admit::Deliver | Admit::Unnumbered => {}
+            Admit::Duplicate => {
+                self.state.metrics.duplicates_dropped_total.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Admit::Gap { from, to } => {
+                self.fill_gap(&publication.channel, from, to).await?;
+                let cursor = self.subscriptions.get_mut(&publication.channel).ok_or(Disconnect::InternalError)?;
+                if cursor.admit(publication) != Admit::Deliver {
+                    return Err(Disconnect::InternalError);
+                }
+            }
+            // The history this subscription points into was reset: the client must resubscribe,
+            // which a reconnect does (it then gets `recovered: false`).
+            Admit::EpochChanged { .. } => return Err(Disconnect::InternalError),
+        }
+        let frame = delivery.wire(encode_publication_push).clone();
+        self.push_bytes(&frame);
+        self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
+        Ok(())
+    }
+
+    async fn fill_gap(&mut self, channel: &ChannelName, from: u64, to: u64) -> Result<(), Disconnect> {
+        let count = (to - from + 1) as usize;
+        let page = self
+            .state
+            .node
+            .history(channel, HistoryQuery::After { offset: from - 1, limit: count })
+            .await
+            .map_err(|_| Disconnect::InternalError)?;
+        if page.publications.len() != count {
+            // Trimmed before we could read it: let the client resume, which reports the loss.
+            return Err(Disconnect::InternalError);
+        }
+        self.state.metrics.gaps_filled_total.fetch_add(1, Ordering::Relaxed);
+        for publication in &page.publications {
+            let cursor = self.subscriptions.get_mut(channel).ok_or(Disconnect::InternalError)?;
+            if cursor.admit(publication) != Admit::Deliver {
+                return Err(Disconnect::InternalError);
+            }
+            self.push_bytes(&encode_publication_push(publication));
+        }
+        Ok(())
+    }
+
+    fn push_presence(&mut self, event: &PresenceEvent) {
+        if !self.subscriptions.contains_key(&event.channel) {
+            return;
+        }
+        #[derive(Serialize)]
+        struct PresencePush<'a> {
+            push: PresenceBody<'a>,
+        }
+        #[derive(Serialize)]
+        struct PresenceBody<'a> {
+            channel: &'a ChannelName,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            join: Option<&'a ClientInfo>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            leave: Option<&'a ClientInfo>,
+        }
+        let body = PresenceBody {
+            channel: &event.channel,
+            join: event.joined.then_some(&event.client),
+            leave: (!event.joined).then_some(&event.client),
+        };
+        if let Ok(frame) = serde_json::to_vec(&PresencePush { push: body }) {
+            self.push_bytes(&frame);
+        }
+    }
+
+    /// Leaves every channel; called once when the connection ends.
+    pub async fn close(&mut self) {
+        let client = self.client_info();
+        for (channel, _) in self.subscriptions.drain() {
+            self.state.node.unsubscribe(&channel, self.id);
+            self.state.node.leave(&channel, client.clone()).await;
+        }
+    }
+}
+
+/// Checks permission and size, then publishes: shared by the WebSocket and the HTTP API.
+pub async fn publish_checked(
+    state: &ServerState,
+    principal: &Principal,
+    params: PublishParams<'_>,
+) -> Result<courtside_core::store::Appended, ClientError> {
+    let options = state.node.options(&params.channel)?;
+    if !principal.may_publish(&params.channel, options) {
+        return Err(ClientError::PermissionDenied);
+    }
+    let data = params.data.get().as_bytes();
+    let limit = state.config.client.publication_bytes_max;
+    if data.len() > limit {
+        return Err(ClientError::PayloadTooLarge { size: data.len(), limit });
+    }
+    if params.remove && params.key.is_none() {
+        return Err(ClientError::BadRequest("`remove` needs a `key`".into()));
+    }
+    let appended = state
+        .node
+        .publish(PublishRequest {
+            channel: params.channel,
+            data: Bytes::copy_from_slice(data),
+            key: params.key,
+            remove_key: params.remove,
+            idempotency_key: params.idempotency_key,
+        })
+        .await?;
+    state.metrics.client_publications_total.fetch_add(1, Ordering::Relaxed);
+    Ok(appended)
+}
+
+/// Checks permission and limits, then reads history: shared by the WebSocket and the HTTP API.
+pub async fn history_checked(
+    state: &ServerState,
+    principal: &Principal,
+    params: &HistoryParams,
+) -> Result<courtside_core::stream::HistoryPage, ClientError> {
+    let options = state.node.options(&params.channel)?;
+    if !principal.may_subscribe(&params.channel, options) {
+        return Err(ClientError::PermissionDenied);
+    }
+    let limit = params.limit.unwrap_or(HISTORY_LIMIT_DEFAULT);
+    if limit == 0 || limit > HISTORY_LIMIT_MAX {
+        return Err(ClientError::BadRequest(format!("`limit` must be between 1 and {HISTORY_LIMIT_MAX}")));
+    }
+    let query = match params.after {
+        Some(offset) => HistoryQuery::After { offset, limit },
+        None => HistoryQuery::Latest { limit },
+    };
+    Ok(state.node.history(&params.channel, query).await?)
+}
+
+/// Encodes the publications of a catch-up the way live pushes look (used by SSE).
+pub fn push_frames(publications: &[Publication]) -> impl Iterator<Item = Bytes> + '_ {
+    publications.iter().map(encode_publication_push)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_allows_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10, 3);
+        assert!((0..3).all(|_| bucket.take(start)));
+        assert!(!bucket.take(start));
+        assert!(bucket.take(start + Duration::from_millis(110)));
+        assert!(!bucket.take(start + Duration::from_millis(111)));
+    }
+}

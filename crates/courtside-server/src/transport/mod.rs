@@ -1,0 +1,6 @@
+//! Transports: how sessions and cursors meet sockets.
+//! - [`ws`]: the bidirectional WebSocket transport (protocol v1).
+//! - [`sse`]: read-only Server-Sent Events with `Last-Event-ID` resume.
+
+pub mod sse;
+pub mod ws;

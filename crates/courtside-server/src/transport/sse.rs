@@ -1,0 +1,277 @@
+//! Server-Sent Events for read-only clients: `GET /sse?channel=a&channel=b`. Each event carries
+//! the same JSON as a WebSocket push; its `id` is the stream position of every channel
+//! (`epoch:offset` per channel, comma-separated, in query order), so a browser's `EventSource`
+//! resumes exactly where it was through the standard `Last-Event-ID` header.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use courtside_core::cursor::{Admit, Cursor};
+use courtside_core::hub::{self, ConnectionId, Inbox, Outbound, OverflowSignal};
+use courtside_core::node::SubscribeRequest;
+use courtside_core::store::HistoryQuery;
+use courtside_core::{ChannelName, Epoch, Publication, StreamPosition};
+use futures_util::stream::{self, Stream};
+use serde::Serialize;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use crate::api::{principal_from, ApiError};
+use crate::protocol::{encode_publication_push, ClientError, Publications};
+use crate::server::ServerState;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The query of `GET /sse`.
+struct SseQuery {
+    channels: Vec<ChannelName>,
+    token: Option<String>,
+    snapshot: bool,
+    last_event_id: Option<String>,
+}
+
+fn parse_query(raw: Option<&str>) -> Result<SseQuery, ClientError> {
+    let mut query = SseQuery { channels: Vec::new(), token: None, snapshot: false, last_event_id: None };
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "channel" => {
+                let channel = ChannelName::parse(&value).map_err(|e| ClientError::BadRequest(format!("channel {value:?}: {e}")))?;
+                if !query.channels.contains(&channel) {
+                    query.channels.push(channel);
+                }
+            }
+            "token" => query.token = Some(value.into_owned()),
+            "snapshot" => query.snapshot = matches!(value.as_ref(), "1" | "true" | "yes"),
+            "last_event_id" => query.last_event_id = Some(value.into_owned()),
+            other => return Err(ClientError::BadRequest(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    if query.channels.is_empty() {
+        return Err(ClientError::BadRequest("name at least one `channel`".into()));
+    }
+    Ok(query)
+}
+
+/// Parses a `Last-Event-ID`: `epoch:offset` per channel, comma-separated.
+pub fn parse_event_id(id: &str, channels: usize) -> Option<Vec<StreamPosition>> {
+    let positions: Option<Vec<_>> = id
+        .split(',')
+        .map(|part| {
+            let (epoch, offset) = part.rsplit_once(':')?;
+            Some(StreamPosition { epoch: Epoch::from_text(epoch), offset: offset.parse().ok()? })
+        })
+        .collect();
+    positions.filter(|p| p.len() == channels)
+}
+
+pub fn format_event_id(positions: &[StreamPosition]) -> String {
+    positions.iter().map(|p| format!("{}:{}", p.epoch, p.offset)).collect::<Vec<_>>().join(",")
+}
+
+#[derive(Serialize)]
+struct Subscribed<'a> {
+    channel: &'a ChannelName,
+    epoch: &'a str,
+    offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<Publications<'a>>,
+}
+
+pub async fn stream(State(state): State<Arc<ServerState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    match open(state, headers, raw).await {
+        Ok(sse) => sse.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn open(
+    state: Arc<ServerState>,
+    headers: HeaderMap,
+    raw: Option<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let query = parse_query(raw.as_deref())?;
+    let principal = principal_from(&state, &headers, query.token.as_deref())?;
+    if query.channels.len() > state.config.client.subscriptions_max {
+        return Err(ClientError::BadRequest(format!(
+            "at most {} channels per stream",
+            state.config.client.subscriptions_max
+        ))
+        .into());
+    }
+    for channel in &query.channels {
+        if !principal.may_subscribe(channel, state.node.options(channel).map_err(ClientError::from)?) {
+            return Err(ClientError::PermissionDenied.into());
+        }
+    }
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(query.last_event_id);
+    let resume = last_event_id.and_then(|id| parse_event_id(&id, query.channels.len()));
+    let (outbox, inbox) = hub::outbox(state.config.client.send_queue_len_max);
+    let mut sse = SseStream {
+        id: state.next_connection_id(),
+        channels: query.channels.clone(),
+        cursors: Vec::new(),
+        pending: VecDeque::new(),
+        overflow: inbox.overflow_signal(),
+        inbox,
+        _task: state.tasks.token(),
+        state: state.clone(),
+    };
+    for (index, channel) in query.channels.iter().enumerate() {
+        let since = resume.as_ref().map(|r| r[index].clone());
+        let resuming = since.is_some();
+        let keyed = state.node.options(channel).map(|o| o.keyed).unwrap_or(false);
+        let request = SubscribeRequest { since, snapshot: query.snapshot && keyed && !resuming };
+        let outcome = state.node.subscribe(channel, sse.id, outbox.clone(), request).await.map_err(ClientError::from)?;
+        sse.cursors.push(Cursor::new(outcome.position.clone()));
+        let subscribed = Subscribed {
+            channel,
+            epoch: outcome.position.epoch.as_str(),
+            offset: outcome.position.offset,
+            recovered: resuming.then_some(outcome.recovered),
+            snapshot: outcome.snapshot.as_deref().map(Publications),
+        };
+        let data = serde_json::to_string(&subscribed).map_err(|_| ClientError::Internal)?;
+        sse.pending.push_back(PendingEvent { name: Some("subscribed"), data, advances: None });
+        for publication in &outcome.publications {
+            sse.pending.push_back(PendingEvent::publication(index, publication));
+        }
+        // The position of a channel whose replay is still pending is only reached once those
+        // events are out; ids are computed as events leave the queue, see `next_event`.
+        sse.cursors[index] = Cursor::new(StreamPosition {
+            epoch: outcome.position.epoch.clone(),
+            offset: outcome.position.offset - outcome.publications.len() as u64,
+        });
+    }
+    state.metrics.sse_connections.fetch_add(1, Ordering::Relaxed);
+    let events = stream::unfold(sse, |mut sse| async move {
+        let event = sse.next_event().await?;
+        Some((Ok(event), sse))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// An event waiting to be sent; a publication moves its channel's cursor when it leaves.
+struct PendingEvent {
+    name: Option<&'static str>,
+    data: String,
+    advances: Option<(usize, u64)>,
+}
+
+impl PendingEvent {
+    fn publication(channel_index: usize, publication: &Publication) -> Self {
+        let frame: Bytes = encode_publication_push(publication);
+        Self {
+            name: None,
+            data: String::from_utf8_lossy(&frame).into_owned(),
+            advances: Some((channel_index, publication.offset)),
+        }
+    }
+}
+
+struct SseStream {
+    id: ConnectionId,
+    channels: Vec<ChannelName>,
+    cursors: Vec<Cursor>,
+    /// Events ready to send, in order.
+    pending: VecDeque<PendingEvent>,
+    inbox: Inbox,
+    overflow: OverflowSignal,
+    state: Arc<ServerState>,
+    _task: TaskTrackerToken,
+}
+
+impl SseStream {
+    fn event_id(&self) -> String {
+        format_event_id(&self.cursors.iter().map(|c| c.position.clone()).collect::<Vec<_>>())
+    }
+
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(PendingEvent { name, data, advances }) = self.pending.pop_front() {
+                if let Some((index, offset)) = advances {
+                    self.cursors[index].position.offset = offset;
+                }
+                let mut event = Event::default().data(data).id(self.event_id());
+                if let Some(name) = name {
+                    event = event.event(name);
+                }
+                return Some(event);
+            }
+            let item = tokio::select! {
+                biased;
+                _ = self.state.shutdown.cancelled() => return None,
+                _ = self.overflow.overflowed() => return None,
+                item = self.inbox.recv() => item?,
+            };
+            let Outbound::Publication(delivery) = item else { continue };
+            let publication = &delivery.publication;
+            let Some(index) = self.channels.iter().position(|c| *c == publication.channel) else { continue };
+            let mut probe = self.cursors[index].clone();
+            match probe.admit(publication) {
+                Admit::Deliver | Admit::Unnumbered => {
+                    self.cursors[index] = probe;
+                    let frame = delivery.wire(encode_publication_push);
+                    self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
+                    let data = String::from_utf8_lossy(frame).into_owned();
+                    return Some(Event::default().data(data).id(self.event_id()));
+                }
+                Admit::Duplicate => {}
+                Admit::Gap { from, to } => {
+                    let page = self
+                        .state
+                        .node
+                        .history(&publication.channel, HistoryQuery::After { offset: from - 1, limit: (to - from + 1) as usize })
+                        .await
+                        .ok()?;
+                    if page.publications.len() as u64 != to - from + 1 {
+                        return None; // trimmed meanwhile: the client reconnects and learns it
+                    }
+                    for missing in page.publications.iter().chain(std::iter::once(publication)) {
+                        self.pending.push_back(PendingEvent::publication(index, missing));
+                    }
+                }
+                Admit::EpochChanged { .. } => return None,
+            }
+        }
+    }
+}
+
+impl Drop for SseStream {
+    fn drop(&mut self) {
+        for channel in &self.channels {
+            self.state.node.unsubscribe(channel, self.id);
+        }
+        self.state.metrics.sse_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_round_trip() {
+        let positions = vec![
+            StreamPosition { epoch: Epoch::from_text("ab12"), offset: 7 },
+            StreamPosition { epoch: Epoch::from_text("cd34"), offset: 0 },
+        ];
+        let id = format_event_id(&positions);
+        assert_eq!(id, "ab12:7,cd34:0");
+        assert_eq!(parse_event_id(&id, 2), Some(positions));
+        assert_eq!(parse_event_id(&id, 3), None, "a different channel list ignores the id");
+        assert_eq!(parse_event_id("garbage", 1), None);
+    }
+}

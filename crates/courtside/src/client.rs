@@ -1,0 +1,167 @@
+//! `courtside sub` and `courtside pub`: command-line clients in the spirit of `nats sub`/`nats
+//! pub`. `sub` speaks protocol v1 over WebSocket and resumes from `--from EPOCH:OFFSET`; `pub`
+//! uses the HTTP API.
+
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The server's base URL.
+    #[arg(long, env = "COURTSIDE_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// A token (JWT) from `courtside token`; without it the client is anonymous.
+    #[arg(long, env = "COURTSIDE_TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Args)]
+pub struct SubArgs {
+    pub channel: String,
+    /// Resume after this position; `EPOCH:0` is the start of the history.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Stop after printing this many publications.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Start from the channel's keyed state (printed first, one line per key).
+    #[arg(long)]
+    pub snapshot: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct PubArgs {
+    pub channel: String,
+    /// The payload: one JSON value.
+    pub data: String,
+    /// Keyed-state key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Idempotency key: a retry with the same key returns the first result.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `http://host:port` → `ws://host:port/ws`.
+pub fn websocket_url(server: &str) -> Result<String, String> {
+    let base = server.trim_end_matches('/');
+    let rest = base
+        .strip_prefix("http://")
+        .map(|r| format!("ws://{r}"))
+        .or_else(|| base.strip_prefix("https://").map(|r| format!("wss://{r}")))
+        .or_else(|| (base.starts_with("ws://") || base.starts_with("wss://")).then(|| base.to_string()))
+        .ok_or_else(|| format!("--server must be an http:// or ws:// URL, got {server:?}"))?;
+    Ok(format!("{rest}/ws"))
+}
+
+fn parse_from(from: &str) -> Result<(String, u64), String> {
+    let (epoch, offset) = from.rsplit_once(':').ok_or("--from must be EPOCH:OFFSET")?;
+    let offset = offset.parse().map_err(|_| "--from: OFFSET must be a number".to_string())?;
+    Ok((epoch.to_string(), offset))
+}
+
+fn line(channel: &str, epoch: &str, publication: &Value) -> String {
+    let mut out = json!({
+        "channel": channel,
+        "epoch": publication.get("epoch").and_then(Value::as_str).unwrap_or(epoch),
+        "offset": publication["offset"],
+        "data": publication["data"],
+    });
+    if let Some(key) = publication.get("key") {
+        out["key"] = key.clone();
+    }
+    out.to_string()
+}
+
+pub async fn sub(args: SubArgs) -> Result<(), String> {
+    let url = websocket_url(&args.client.server)?;
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let mut subscribe = json!({ "channel": args.channel });
+    if let Some(from) = &args.from {
+        let (epoch, offset) = parse_from(from)?;
+        subscribe["since"] = json!({ "epoch": epoch, "offset": offset });
+    }
+    if args.snapshot {
+        subscribe["snapshot"] = json!(true);
+    }
+    let connect = json!({ "id": 1, "connect": { "token": args.client.token } });
+    let frames = format!("{connect}\n{}", json!({ "id": 2, "subscribe": subscribe }));
+    socket.send(Message::text(frames)).await.map_err(|e| e.to_string())?;
+    let mut printed = 0u64;
+    let done = |printed: u64| args.count.is_some_and(|n| printed >= n);
+    let mut epoch = String::new();
+    loop {
+        let message = tokio::select! {
+            message = socket.next() => message,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => {
+                return Err(format!("server closed the connection: {}", frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default()));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("connection closed".into()),
+        };
+        for frame in text.as_str().split('\n').filter(|f| !f.is_empty()) {
+            let value: Value = serde_json::from_str(frame).map_err(|e| format!("bad frame from server: {e}"))?;
+            if let Some(error) = value.get("error") {
+                return Err(format!("server refused: {} {}", error["code"], error["message"].as_str().unwrap_or_default()));
+            }
+            if value["id"] == 2 {
+                let result = &value["result"];
+                epoch = result["epoch"].as_str().unwrap_or_default().to_string();
+                if args.from.is_some() && result["recovered"] == false {
+                    eprintln!("courtside: position {} is no longer in the history; continuing from {epoch}:{}", args.from.as_deref().unwrap_or_default(), result["offset"]);
+                }
+                let replay = result["snapshot"].as_array().into_iter().flatten().chain(result["publications"].as_array().into_iter().flatten());
+                for publication in replay {
+                    println!("{}", line(&args.channel, &epoch, publication));
+                    printed += 1;
+                    if done(printed) {
+                        return Ok(());
+                    }
+                }
+            } else if let Some(publication) = value["push"].get("pub") {
+                println!("{}", line(&args.channel, &epoch, publication));
+                printed += 1;
+                if done(printed) {
+                    return Ok(());
+                }
+            } else if let Some(disconnect) = value["push"].get("disconnect") {
+                return Err(format!("disconnected: {disconnect}"));
+            }
+        }
+    }
+}
+
+pub async fn publish(args: PubArgs) -> Result<(), String> {
+    let data: Value = serde_json::from_str(&args.data).map_err(|e| format!("the payload must be JSON: {e}"))?;
+    let url = format!("{}/api/publish", args.client.server.trim_end_matches('/'));
+    let mut body = json!({ "channel": args.channel, "data": data });
+    if let Some(key) = args.key {
+        body["key"] = json!(key);
+    }
+    if let Some(key) = args.idempotency_key {
+        body["idempotency_key"] = json!(key);
+    }
+    let mut request = reqwest::Client::new().post(&url).json(&body);
+    if let Some(token) = &args.client.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = response.status();
+    let reply: Value = response.json().await.map_err(|e| format!("bad reply from server: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{status}: {}", reply["error"]["message"].as_str().unwrap_or("request refused")));
+    }
+    println!("{}", json!({ "channel": reply["channel"], "epoch": reply["epoch"], "offset": reply["offset"] }));
+    Ok(())
+}
