@@ -20,6 +20,10 @@ use crate::session::Session;
 const WRITE_BATCH_BYTES_MAX: usize = 64 * 1024;
 /// A write that takes longer than this marks the client as a slow consumer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages over `message_bytes_max` are read whole and answered with a clean 3501 close; only
+/// past this many times the limit does the WebSocket layer stop reading mid-message, which
+/// resets the connection.
+const HARD_LIMIT_FACTOR: usize = 4;
 /// Time allowed for the close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -29,8 +33,8 @@ pub async fn upgrade(State(state): State<Arc<ServerState>>, ws: WebSocketUpgrade
     ws.read_buffer_size(limits.read_buffer_bytes)
         .write_buffer_size(0)
         .max_write_buffer_size(WRITE_BATCH_BYTES_MAX * 4)
-        .max_message_size(limits.message_bytes_max)
-        .max_frame_size(limits.message_bytes_max)
+        .max_message_size(limits.message_bytes_max * HARD_LIMIT_FACTOR)
+        .max_frame_size(limits.message_bytes_max * HARD_LIMIT_FACTOR)
         .on_upgrade(move |socket| async move {
             run(socket, state).await;
             drop(token);
@@ -71,6 +75,7 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
                 last_heard = Instant::now();
                 match message {
                     None | Some(Ok(Message::Close(_))) => return None,
+                    Some(Ok(Message::Text(text))) if text.len() > limits.message_bytes_max => Err(Disconnect::MessageTooBig),
                     Some(Ok(Message::Text(text))) => session.handle_message(text.as_str()).await.map(|()| true),
                     Some(Ok(Message::Binary(_))) => Err(Disconnect::InvalidFrame),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(true),
@@ -139,12 +144,17 @@ fn classify_read_error(error: &axum::Error) -> Option<Disconnect> {
     }
 }
 
+/// Sends the disconnect push and the close frame, then reads until the client closes too (or
+/// the close timeout passes): closing a socket with unread input makes the kernel reset the
+/// connection, and the client would lose the close frame.
 async fn close(socket: &mut WebSocket, reason: Disconnect) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         socket.send(Message::Text(reason.push_frame().into())).await?;
         socket
             .send(Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.reason().into() })))
-            .await
+            .await?;
+        while let Some(Ok(_)) = socket.recv().await {}
+        Ok::<(), axum::Error>(())
     })
     .await;
 }
