@@ -103,7 +103,7 @@ impl TestServer {
     pub async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(self.http("/metrics")).await.expect("metrics").text().await.expect("text");
         text.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{', ',']))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
