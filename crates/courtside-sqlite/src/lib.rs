@@ -30,11 +30,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use courtside_core::store::{
-    AppendRequest, Appended, CommitSink, HistoryQuery, StoreError, StreamStore,
-};
-use courtside_core::stream::{HistoryPage, Snapshot, StreamPosition};
 use courtside_core::ChannelName;
+use courtside_core::store::{AppendRequest, Appended, CommitSink, HistoryQuery, StoreError, StreamStore};
+use courtside_core::stream::{HistoryPage, Snapshot, StreamPosition};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -159,8 +157,7 @@ impl StreamStore for SqliteStore {
     }
 
     async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
-        self.read_creating(channel, move |connection, channel| reader::history_page(connection, channel, query))
-            .await
+        self.read_creating(channel, move |connection, channel| reader::history_page(connection, channel, query)).await
     }
 
     async fn snapshot(&self, channel: &ChannelName) -> Result<Snapshot, StoreError> {
@@ -179,12 +176,13 @@ impl StreamStore for SqliteStore {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Readers go first, so the writer's connection is the last one and checkpoints the WAL.
+        self.readers.close();
         // Everything queued before the shutdown command is still written and answered.
         let (done, finished) = oneshot::channel();
         if self.commands.send(WriterCommand::Shutdown { done }).is_ok() {
             let _ = finished.await;
         }
-        self.readers.close();
         let writer_thread = self.writer_thread.lock().take();
         if let Some(writer_thread) = writer_thread {
             match tokio::task::spawn_blocking(move || writer_thread.join()).await {

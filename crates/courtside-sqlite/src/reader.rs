@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use courtside_core::ChannelName;
 use courtside_core::store::{HistoryQuery, StoreError};
 use courtside_core::stream::{Epoch, HistoryPage, Publication, Snapshot, StreamPosition};
-use courtside_core::ChannelName;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Semaphore;

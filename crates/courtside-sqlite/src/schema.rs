@@ -11,6 +11,9 @@ use crate::SqliteError;
 /// How long a connection waits for a lock held by another connection before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The WAL file is truncated back to this size after a checkpoint empties it.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
 /// Prepared statements kept per connection; the writer uses about fifteen.
 const STATEMENT_CACHE_CAPACITY: usize = 32;
 
@@ -75,23 +78,20 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, SqliteError> {
     )?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-    if let Ok(v) = std::env::var("EXP_PAGE_SIZE") { connection.pragma_update(None, "page_size", v.parse::<i64>().unwrap_or(4096))?; }
-    if let Ok(v) = std::env::var("EXP_CKPT") { connection.pragma_update(None, "wal_autocheckpoint", v.parse::<i64>().unwrap_or(1000))?; }
     let journal_mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !journal_mode.eq_ignore_ascii_case("wal") {
         return Err(SqliteError::WalUnavailable(journal_mode));
     }
     connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     migrate(&mut connection)?;
     Ok(connection)
 }
 
 /// Opens a read-only connection to a database `open_writer` has already prepared.
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, SqliteError> {
-    let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let connection =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     Ok(connection)

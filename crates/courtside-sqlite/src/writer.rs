@@ -12,9 +12,9 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
+use courtside_core::ChannelName;
 use courtside_core::store::{AppendRequest, Appended, CommitSink, IDEMPOTENCY_WINDOW_SECS, StoreError};
 use courtside_core::stream::{Epoch, Publication, StreamPosition, now_ms};
-use courtside_core::ChannelName;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
@@ -27,12 +27,23 @@ const CURSOR_CACHE_MAX: usize = 65_536;
 
 /// What the store asks of the writer thread.
 pub(crate) enum WriterCommand {
-    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, StoreError>> },
+    Append {
+        request: AppendRequest,
+        reply: oneshot::Sender<Result<Appended, StoreError>>,
+    },
     /// The channel's position, creating the channel (and its epoch) if it was never seen.
-    Position { channel: ChannelName, reply: oneshot::Sender<Result<StreamPosition, StoreError>> },
-    Sweep { now_ms: u64, reply: oneshot::Sender<Result<u64, StoreError>> },
+    Position {
+        channel: ChannelName,
+        reply: oneshot::Sender<Result<StreamPosition, StoreError>>,
+    },
+    Sweep {
+        now_ms: u64,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
     /// Apply everything queued before this command, close the connection, then answer.
-    Shutdown { done: oneshot::Sender<()> },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The writer's view of one channel; the truth for `top` while a batch is being written.
@@ -400,8 +411,6 @@ fn sweep(
         }
     }
     let idempotency_cutoff = now_ms.saturating_sub(IDEMPOTENCY_WINDOW_SECS * 1000);
-    transaction
-        .prepare_cached("DELETE FROM idempotency WHERE time_ms <= ?1")?
-        .execute([idempotency_cutoff])?;
+    transaction.prepare_cached("DELETE FROM idempotency WHERE time_ms <= ?1")?.execute([idempotency_cutoff])?;
     Ok(dropped)
 }

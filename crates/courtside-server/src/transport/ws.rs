@@ -32,7 +32,6 @@ pub async fn upgrade(State(state): State<Arc<ServerState>>, ws: WebSocketUpgrade
     let token = state.tasks.token();
     ws.read_buffer_size(limits.read_buffer_bytes)
         .write_buffer_size(0)
-        .max_write_buffer_size(WRITE_BATCH_BYTES_MAX * 4)
         .max_message_size(limits.message_bytes_max * HARD_LIMIT_FACTOR)
         .max_frame_size(limits.message_bytes_max * HARD_LIMIT_FACTOR)
         .on_upgrade(move |socket| async move {
