@@ -1,0 +1,196 @@
+//! The HTTP API for app backends, health/readiness/metrics, and SSE with `Last-Event-ID`
+//! resume, exercised over real HTTP.
+
+mod common;
+
+use common::{result, TestServer};
+use courtside_core::Role;
+use serde_json::{json, Value};
+
+async fn post(server: &TestServer, path: &str, auth: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(server.http(path)).json(&body);
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+async fn get(server: &TestServer, path: &str, auth: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(server.http(path));
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+#[tokio::test]
+async fn publish_broadcast_and_history_over_http() {
+    let server = TestServer::start().await;
+    let key = format!("apikey {}", server.api_key());
+    let (status, body) = post(&server, "/api/publish", Some(&key), json!({ "channel": "match:1", "data": { "home": 1 } })).await;
+    assert_eq!((status, body["offset"].as_u64(), body["channel"].as_str()), (200, Some(1), Some("match:1")));
+    let (status, body) = post(
+        &server,
+        "/api/broadcast",
+        Some(&key),
+        json!({ "channels": ["match:1", "tournament:t1:scores", "nosuch:1"], "data": { "final": true } }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results[0]["offset"], 2);
+    assert_eq!(results[1]["offset"], 1);
+    assert_eq!(results[2]["error"]["code"], "unknown_namespace");
+    let (status, body) = get(&server, "/api/history?channel=match:1&after=0&limit=10", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(common::offsets(&body["publications"]), vec![1, 2]);
+    assert_eq!(body["publications"][1]["data"]["final"], true);
+}
+
+#[tokio::test]
+async fn bearer_tokens_follow_namespace_rules_and_errors_share_one_shape() {
+    let server = TestServer::start().await;
+    let keeper = format!("Bearer {}", server.token("kim", &[Role::Scorekeeper]));
+    let fan = format!("Bearer {}", server.token("fan", &[Role::Spectator]));
+    let (status, _) = post(&server, "/api/publish", Some(&keeper), json!({ "channel": "match:2", "data": 1 })).await;
+    assert_eq!(status, 200);
+    let cases = [
+        (post(&server, "/api/publish", Some(&fan), json!({ "channel": "match:2", "data": 1 })).await, 403, "permission_denied"),
+        (post(&server, "/api/publish", None, json!({ "channel": "match:2", "data": 1 })).await, 403, "permission_denied"),
+        (post(&server, "/api/publish", Some("apikey wrong"), json!({ "channel": "match:2", "data": 1 })).await, 401, "unauthorized"),
+        (post(&server, "/api/publish", Some("Bearer garbage"), json!({ "channel": "match:2", "data": 1 })).await, 401, "unauthorized"),
+        (post(&server, "/api/publish", Some(&keeper), json!({ "channel": "bad channel", "data": 1 })).await, 400, "bad_request"),
+        (post(&server, "/api/publish", Some(&keeper), json!({ "channel": "match:2" })).await, 400, "bad_request"),
+        (post(&server, "/api/publish", Some(&keeper), json!({ "channel": "nosuch:2", "data": 1 })).await, 404, "unknown_namespace"),
+        (get(&server, "/api/channels", Some(&keeper)).await, 403, "permission_denied"),
+        (get(&server, "/api/history?channel=match:2&limit=0", None).await, 400, "bad_request"),
+        (get(&server, "/api/nothing", None).await, 404, "not_found"),
+    ];
+    for ((status, body), expected_status, expected_code) in cases {
+        assert_eq!(status, expected_status, "{body}");
+        assert_eq!(body["error"]["code"], expected_code, "{body}");
+        assert_eq!(body["error"]["status"], expected_status);
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let response = reqwest::Client::new()
+        .post(server.http("/api/publish"))
+        .header("authorization", &keeper)
+        .header("content-type", "application/json")
+        .body("{\"channel\":")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn channels_and_presence_for_the_backend() {
+    let server = TestServer::start().await;
+    let key = format!("apikey {}", server.api_key());
+    let mut client = server.connected("viewer", &[Role::Spectator]).await;
+    result(&client.request("subscribe", json!({ "channel": "match:8" })).await);
+    let (status, body) = get(&server, "/api/channels", Some(&key)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["channels"], json!([{ "channel": "match:8", "subscribers": 1 }]));
+    let (status, body) = get(&server, "/api/presence?channel=match:8", Some(&key)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["clients"][0]["user"], "viewer");
+    assert_eq!(body["stats"]["users"], 1);
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics() {
+    let server = TestServer::start().await;
+    let health = reqwest::get(server.http("/health")).await.expect("health");
+    assert_eq!(health.status().as_u16(), 200);
+    let ready = reqwest::get(server.http("/ready")).await.expect("ready");
+    assert_eq!(ready.status().as_u16(), 200);
+    let mut client = server.connected("", &[]).await;
+    result(&client.request("subscribe", json!({ "channel": "match:m" })).await);
+    server.publish("match:m", json!(1)).await;
+    client.next_publication().await;
+    let text = reqwest::get(server.http("/metrics")).await.expect("metrics").text().await.expect("text");
+    for name in [
+        "courtside_connections 1",
+        "courtside_subscriptions 1",
+        "courtside_publications_total 1",
+        "courtside_deliveries_total 1",
+        "courtside_queue_overflows_total 0",
+        "courtside_deliver_latency_seconds_count 1",
+    ] {
+        assert!(text.lines().any(|l| l == name), "missing `{name}` in\n{text}");
+    }
+}
+
+/// Reads SSE events from a streaming response until `count` events with data have arrived.
+async fn sse_events(response: &mut reqwest::Response, count: usize) -> Vec<(Option<String>, Option<String>, Value)> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    while events.len() < count {
+        let chunk = tokio::time::timeout(common::TIMEOUT, response.chunk())
+            .await
+            .expect("event in time")
+            .expect("stream")
+            .expect("stream open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut name, mut id, mut data) = (None, None, None);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).ok();
+                }
+            }
+            if let Some(data) = data {
+                events.push((name, id, data));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn sse_streams_several_channels_and_resumes_from_last_event_id() {
+    let server = TestServer::start().await;
+    let url = server.http("/sse?channel=match:s1&channel=court:c9");
+    let mut response = reqwest::get(&url).await.expect("sse");
+    assert_eq!(response.status().as_u16(), 200);
+    let subscribed = sse_events(&mut response, 2).await;
+    assert!(subscribed.iter().all(|(name, _, _)| name.as_deref() == Some("subscribed")));
+    server.publish("match:s1", json!("a")).await;
+    server.publish("court:c9", json!("b")).await;
+    let live = sse_events(&mut response, 2).await;
+    assert_eq!(live[0].2["push"]["channel"], "match:s1");
+    assert_eq!(live[1].2["push"]["pub"]["data"], "b");
+    let last_id = live[1].1.clone().expect("id");
+    drop(response);
+    server.publish("match:s1", json!("c")).await;
+    server.publish("match:s1", json!("d")).await;
+    let mut resumed = reqwest::Client::new()
+        .get(&url)
+        .header("last-event-id", &last_id)
+        .send()
+        .await
+        .expect("sse");
+    let events = sse_events(&mut resumed, 4).await;
+    let (subscribed, replayed): (Vec<_>, Vec<_>) =
+        events.iter().partition(|(name, _, _)| name.as_deref() == Some("subscribed"));
+    assert!(subscribed.len() == 2 && subscribed.iter().all(|(_, _, data)| data["recovered"] == true));
+    let data: Vec<_> = replayed.iter().map(|(_, _, d)| d["push"]["pub"]["data"].clone()).collect();
+    assert_eq!(data, vec![json!("c"), json!("d")], "exactly the missed publications");
+    let final_id = events[3].1.clone().expect("id");
+    let parts: Vec<&str> = final_id.split(',').collect();
+    assert!(parts[0].ends_with(":3") && parts[1].ends_with(":1"), "{final_id}");
+    let forbidden = reqwest::get(server.http("/sse?channel=user:alice:notifications")).await.expect("sse");
+    assert_eq!(forbidden.status().as_u16(), 403);
+    let bad = reqwest::get(server.http("/sse")).await.expect("sse");
+    assert_eq!(bad.status().as_u16(), 400);
+}
