@@ -148,8 +148,6 @@ pub fn default_namespaces() -> BTreeMap<String, NamespaceOptions> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
     #[error("configuration key `{key}`: {message}")]
     Invalid { key: String, message: String },
 }
@@ -163,12 +161,20 @@ pub struct ConfigOverrides {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Environment variables read by client commands, not by the server's configuration.
-const CLIENT_ENV: [&str; 3] = ["server", "token", "config"];
+/// `COURTSIDE_*` variables that are not configuration keys: the client commands' server and
+/// token, the config file path, and the log filter.
+const NON_CONFIG_ENV: [&str; 4] = ["server", "token", "config", "log"];
+
+/// Turns a figment error into one naming the key (lower case, dotted) and where it came from.
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let key = error.path.iter().map(|p| p.to_lowercase()).collect::<Vec<_>>().join(".");
+    let source = error.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+    ConfigError::Invalid { key: if key.is_empty() { "(top level)".into() } else { key }, message: format!("{}{source}", error.kind) }
+}
 
 impl Config {
     pub fn load(file: Option<&Path>, overrides: &ConfigOverrides) -> Result<Config, ConfigError> {
-        Self::load_from(file, Env::prefixed("COURTSIDE_").split("__").ignore(&CLIENT_ENV), overrides)
+        Self::load_from(file, Env::prefixed("COURTSIDE_").split("__").ignore(&NON_CONFIG_ENV), overrides)
     }
 
     fn load_from(file: Option<&Path>, env: Env, overrides: &ConfigOverrides) -> Result<Config, ConfigError> {
@@ -186,7 +192,7 @@ impl Config {
             .merge(env)
             .merge(Serialized::defaults(overrides))
             .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+            .map_err(describe_figment_error)?;
         config.validate()?;
         Ok(config)
     }

@@ -1,0 +1,154 @@
+//! The `courtside` binary as a user runs it: `serve`, `config`, `token`, `pub`, `sub`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_courtside");
+
+fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("courtside-cli-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn courtside(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("COURTSIDE_SERVER").env_remove("COURTSIDE_TOKEN").env("COURTSIDE_LOG", "warn");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("courtside runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+struct Served {
+    child: Child,
+    url: String,
+    data_dir: PathBuf,
+}
+
+impl Served {
+    fn start(label: &str) -> Served {
+        let data_dir = temp_dir(label);
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = courtside(&["serve", "--listen", &listen, "--data-dir", data_dir.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let url = format!("http://{listen}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(Instant::now() < deadline, "server did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Served { child, url, data_dir }
+    }
+
+    fn token(&self, sub: &str, role: &str) -> String {
+        let output = run(&mut courtside(&["token", "--data-dir", self.data_dir.to_str().expect("utf-8"), "--sub", sub, "--role", role]));
+        stdout(&output).trim().to_string()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn config_layers_env_and_flags_and_names_a_wrong_key() {
+    let dir = temp_dir("config");
+    let printed = stdout(&run(courtside(&["config", "--data-dir", dir.to_str().expect("utf-8"), "--listen", "127.0.0.1:9999"])
+        .env("COURTSIDE_LISTEN", "127.0.0.1:7777")
+        .env("COURTSIDE_CLIENT__PING_INTERVAL_SECS", "7")));
+    assert!(printed.contains("listen = \"127.0.0.1:9999\""), "flags win over env:\n{printed}");
+    assert!(printed.contains("ping_interval_secs = 7"), "env applies:\n{printed}");
+    assert!(printed.contains("[namespaces.match]"), "built-in namespaces are shown");
+
+    let output = run(&mut courtside(&["config"]).env("COURTSIDE_CLIENT__PING_INTERVAL_SECS", "soon"));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ping_interval_secs"), "names the key");
+
+    let file = dir.with_extension("toml");
+    std::fs::write(&file, "[client]\nsend_queue_len_max = 0\n").expect("write");
+    let output = run(&mut courtside(&["config", "--config", file.to_str().expect("utf-8")]));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("client.send_queue_len_max"));
+}
+
+#[test]
+fn pub_and_sub_round_trip_with_resume() {
+    let served = Served::start("pubsub");
+    let token = served.token("kim", "scorekeeper");
+    let mut epoch = String::new();
+    for n in 1..=3 {
+        let printed = stdout(&run(&mut courtside(&["pub", "match:42", &format!("{{\"home\":{n}}}"), "--key", "score", "--server", &served.url, "--token", &token])));
+        let reply: serde_json::Value = serde_json::from_str(printed.trim()).expect("JSON line");
+        assert_eq!(reply["offset"], n);
+        assert_eq!(reply["channel"], "match:42");
+        epoch = reply["epoch"].as_str().expect("epoch").to_string();
+    }
+    let printed = stdout(&run(&mut courtside(&["sub", "match:42", "--from", &format!("{epoch}:1"), "--count", "2", "--server", &served.url])));
+    let lines: Vec<serde_json::Value> = printed.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0]["offset"].as_u64(), lines[1]["offset"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(lines[1]["data"]["home"], 3);
+    assert_eq!(lines[0]["channel"], "match:42");
+    assert_eq!(lines[0]["epoch"], epoch.as_str());
+
+    let refused = run(&mut courtside(&["pub", "match:42", "1", "--server", &served.url]));
+    assert!(!refused.status.success(), "anonymous may not publish on match:");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("permission denied"));
+    let bad_json = run(&mut courtside(&["pub", "match:42", "{nope", "--server", &served.url, "--token", &token]));
+    assert!(!bad_json.status.success());
+}
+
+#[test]
+fn sub_prints_live_publications_until_its_count() {
+    let served = Served::start("live");
+    let token = served.token("staff1", "staff");
+    let subscriber = courtside(&["sub", "tournament:t1:announcements", "--count", "2", "--server", &served.url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sub starts");
+    std::thread::sleep(Duration::from_millis(500));
+    for text in ["courts open", "finals at 3pm"] {
+        stdout(&run(&mut courtside(&["pub", "tournament:t1:announcements", &format!("{{\"text\":\"{text}\"}}"), "--server", &served.url, "--token", &token])));
+    }
+    let output = subscriber.wait_with_output().expect("sub ends after its count");
+    let printed = stdout(&output);
+    assert_eq!(printed.lines().count(), 2, "{printed}");
+    assert!(printed.contains("finals at 3pm"));
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let mut served = Served::start("sigterm");
+    let pid = served.child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = served.child.try_wait().expect("wait") {
+            assert!(status.success(), "exits cleanly: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not stop before the deadline");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
