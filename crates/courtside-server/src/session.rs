@@ -129,6 +129,11 @@ impl Session {
         self.principal.is_some()
     }
 
+    /// The `exp` of the connection's token, if it has one.
+    pub fn token_expires_at_secs(&self) -> Option<u64> {
+        self.token_expires_at_secs
+    }
+
     /// When the connection's token runs out, if it has one.
     pub fn token_deadline(&self) -> Option<Instant> {
         let expires = self.token_expires_at_secs?;

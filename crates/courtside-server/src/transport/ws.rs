@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use courtside_core::hub::{self, Inbox, OverflowSignal};
+use courtside_core::hub::{self, Inbox};
 use tokio::time::{sleep_until, Instant};
 
 use crate::protocol::Disconnect;
@@ -18,8 +18,6 @@ use crate::session::Session;
 
 /// Bytes of queued frames written in one WebSocket message, at most.
 const WRITE_BATCH_BYTES_MAX: usize = 64 * 1024;
-/// A write that takes longer than this marks the client as a slow consumer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages over `message_bytes_max` are read whole and answered with a clean 3501 close; only
 /// past this many times the limit does the WebSocket layer stop reading mid-message, which
 /// resets the connection.
@@ -55,29 +53,37 @@ async fn run(mut socket: WebSocket, state: Arc<ServerState>) {
 }
 
 /// Runs the connection until it ends; returns why the server closes it (`None`: the client left).
+///
+/// The long-lived waits (shutdown, overflow, ping, connect and token timers) are created once and
+/// polled across iterations: one publication per iteration is the common case, and re-arming
+/// timers and cancellation waits per delivery would cost more than the delivery itself.
 async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox, state: &ServerState) -> Option<Disconnect> {
     let limits = &state.config.client;
     let ping_interval = Duration::from_secs(limits.ping_interval_secs);
     let idle_timeout = Duration::from_secs(limits.idle_timeout_secs);
-    let connect_deadline = Instant::now() + Duration::from_secs(limits.connect_timeout_secs);
-    let mut next_ping = Instant::now() + ping_interval;
     let mut last_heard = Instant::now();
     let overflow = inbox.overflow_signal();
+    let shutdown = state.shutdown.cancelled();
+    let overflowed = overflow.overflowed();
+    let ping = sleep_until(Instant::now() + ping_interval);
+    let connect_timer = sleep_until(Instant::now() + Duration::from_secs(limits.connect_timeout_secs));
+    let token_timer = sleep_until(Instant::now());
+    tokio::pin!(shutdown, overflowed, ping, connect_timer, token_timer);
+    let mut token_expiry: Option<u64> = None;
     loop {
-        let token_deadline = session.token_deadline().map(Instant::from_std);
         let mut send_ping = false;
-        let step: Result<bool, Disconnect> = tokio::select! {
+        let step: Result<(), Disconnect> = tokio::select! {
             biased;
-            _ = state.shutdown.cancelled() => Err(Disconnect::Shutdown),
-            _ = overflow.overflowed() => Err(Disconnect::SlowConsumer),
+            _ = &mut shutdown => Err(Disconnect::Shutdown),
+            _ = &mut overflowed => Err(Disconnect::SlowConsumer),
             message = socket.recv() => {
                 last_heard = Instant::now();
                 match message {
                     None | Some(Ok(Message::Close(_))) => return None,
                     Some(Ok(Message::Text(text))) if text.len() > limits.message_bytes_max => Err(Disconnect::MessageTooBig),
-                    Some(Ok(Message::Text(text))) => session.handle_message(text.as_str()).await.map(|()| true),
+                    Some(Ok(Message::Text(text))) => session.handle_message(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => Err(Disconnect::InvalidFrame),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(true),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                     Some(Err(error)) => return classify_read_error(&error),
                 }
             }
@@ -87,48 +93,54 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
                     let Some(item) = inbox.try_recv() else { break };
                     handled = session.handle_outbound(item).await;
                 }
-                handled.map(|()| true)
+                handled
             }
-            _ = sleep_until(next_ping) => {
-                next_ping = Instant::now() + ping_interval;
+            _ = &mut ping => {
+                ping.as_mut().reset(Instant::now() + ping_interval);
                 if last_heard.elapsed() > idle_timeout {
                     Err(Disconnect::IdleTimeout)
                 } else {
                     send_ping = true;
-                    Ok(true)
+                    Ok(())
                 }
             }
-            _ = sleep_until(token_deadline.unwrap_or(connect_deadline)), if token_deadline.is_some() => Err(Disconnect::TokenExpired),
-            _ = sleep_until(connect_deadline), if !session.is_connected() => Err(Disconnect::ConnectRequired),
+            _ = &mut token_timer, if token_expiry.is_some() => Err(Disconnect::TokenExpired),
+            _ = &mut connect_timer, if !session.is_connected() => Err(Disconnect::ConnectRequired),
         };
+        if session.token_expires_at_secs() != token_expiry {
+            token_expiry = session.token_expires_at_secs();
+            if let Some(deadline) = session.token_deadline() {
+                token_timer.as_mut().reset(Instant::from_std(deadline));
+            }
+        }
         if let Err(reason) = step {
             // Replies written before the failure still go out, then the close.
-            if reason != Disconnect::SlowConsumer {
-                let _ = write_pending(socket, session, &overflow).await;
+            if reason != Disconnect::SlowConsumer && !session.out.is_empty() {
+                let frames = std::mem::take(&mut session.out);
+                if let Ok(text) = String::from_utf8(frames) {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Text(text.into()))).await;
+                }
             }
             return Some(reason);
         }
         if send_ping && socket.send(Message::Ping(Default::default())).await.is_err() {
             return None;
         }
-        if let Err(reason) = write_pending(socket, session, &overflow).await {
+        if session.out.is_empty() {
+            continue;
+        }
+        // One WebSocket message for everything queued. A write that stalls until the outbox
+        // overflows, or across a whole ping interval, marks a slow consumer.
+        let frames = std::mem::take(&mut session.out);
+        let Ok(text) = String::from_utf8(frames) else { return Some(Disconnect::InternalError) };
+        let written = tokio::select! {
+            written = socket.send(Message::Text(text.into())) => written.map_err(|_| None),
+            _ = &mut overflowed => Err(Some(Disconnect::SlowConsumer)),
+            _ = &mut ping => Err(Some(Disconnect::SlowConsumer)),
+        };
+        if let Err(reason) = written {
             return reason;
         }
-    }
-}
-
-/// Writes everything the session has queued as one WebSocket message. A write that stalls
-/// while the outbox overflows, or past the write timeout, ends the connection.
-async fn write_pending(socket: &mut WebSocket, session: &mut Session, overflow: &OverflowSignal) -> Result<(), Option<Disconnect>> {
-    if session.out.is_empty() {
-        return Ok(());
-    }
-    let frames = std::mem::take(&mut session.out);
-    let Ok(text) = String::from_utf8(frames) else { return Err(Some(Disconnect::InternalError)) };
-    tokio::select! {
-        written = socket.send(Message::Text(text.into())) => written.map_err(|_| None),
-        _ = overflow.overflowed() => Err(Some(Disconnect::SlowConsumer)),
-        _ = tokio::time::sleep(WRITE_TIMEOUT) => Err(Some(Disconnect::SlowConsumer)),
     }
 }
 
