@@ -425,6 +425,32 @@ mod tests {
         assert_eq!(value["push"]["pub"]["data"]["away"], 23);
     }
 
+    proptest::proptest! {
+        /// Any text decodes to a command or is refused; it never panics.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            let _ = decode_command(&text);
+        }
+
+        /// Near-miss commands (right shape, wrong details) are refused with a reply, not a close.
+        #[test]
+        fn near_miss_commands_get_error_replies(
+            id in proptest::option::of(0u64..1000),
+            method in "[a-z_]{1,16}",
+            channel in "[a-z:0-9 ]{0,12}",
+        ) {
+            let mut command = serde_json::json!({ method.clone(): { "channel": channel } });
+            if let Some(id) = id {
+                command["id"] = serde_json::json!(id);
+            }
+            match decode_command(&command.to_string()) {
+                Ok(_) => {}
+                Err(DecodeError::Invalid { id: got, .. }) => proptest::prop_assert_eq!(got, id),
+                Err(DecodeError::Malformed(m)) => proptest::prop_assert!(false, "valid JSON refused as malformed: {}", m),
+            }
+        }
+    }
+
     #[test]
     fn disconnect_codes_say_whether_to_reconnect() {
         for d in Disconnect::ALL {
