@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,36 +43,34 @@ fn channel(name: &str) -> ChannelName {
     ChannelName::parse(name).expect("valid test channel")
 }
 
+type OpenedStore = Pin<Box<dyn Future<Output = Arc<dyn StreamStore>>>>;
+/// Opens a fresh, empty store around a sink.
+type Opener<'a> = &'a dyn Fn(Arc<dyn CommitSink>) -> OpenedStore;
+
 /// Runs every check against fresh stores made by `open`.
 pub async fn stream_store<F, Fut>(open: F)
 where
     F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
+    Fut: Future<Output = Arc<dyn StreamStore>> + 'static,
 {
-    offsets_count_up_from_one_in_a_stable_epoch(&open).await;
-    concurrent_appends_get_distinct_offsets_and_reach_the_sink_in_order(&open).await;
-    idempotency_keys_return_the_original(&open).await;
-    history_is_trimmed_to_its_size(&open).await;
-    keyed_state_keeps_the_latest_per_key(&open).await;
-    expired_history_is_swept_but_offsets_continue(&open).await;
-    channels_are_independent(&open).await;
-    closed_store_refuses_work(&open).await;
+    let boxed = |sink| -> OpenedStore { Box::pin(open(sink)) };
+    let open: Opener<'_> = &boxed;
+    offsets_count_up_from_one_in_a_stable_epoch(open).await;
+    concurrent_appends_get_distinct_offsets_and_reach_the_sink_in_order(open).await;
+    idempotency_keys_return_the_original(open).await;
+    history_is_trimmed_to_its_size(open).await;
+    keyed_state_keeps_the_latest_per_key(open).await;
+    expired_history_is_swept_but_offsets_continue(open).await;
+    channels_are_independent(open).await;
+    closed_store_refuses_work(open).await;
 }
 
-async fn fresh<F, Fut>(open: &F) -> (Arc<dyn StreamStore>, Arc<RecordingSink>)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn fresh(open: Opener<'_>) -> (Arc<dyn StreamStore>, Arc<RecordingSink>) {
     let sink = Arc::new(RecordingSink::default());
     (open(sink.clone()).await, sink)
 }
 
-async fn offsets_count_up_from_one_in_a_stable_epoch<F, Fut>(open: &F)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn offsets_count_up_from_one_in_a_stable_epoch(open: Opener<'_>) {
     let (store, sink) = fresh(open).await;
     let c = channel("match:1");
     let start = store.position(&c).await.expect("position");
@@ -96,11 +95,7 @@ where
     store.close().await;
 }
 
-async fn concurrent_appends_get_distinct_offsets_and_reach_the_sink_in_order<F, Fut>(open: &F)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn concurrent_appends_get_distinct_offsets_and_reach_the_sink_in_order(open: Opener<'_>) {
     let (store, sink) = fresh(open).await;
     let channels = [channel("match:a"), channel("match:b")];
     let mut tasks = Vec::new();
@@ -135,11 +130,7 @@ where
     store.close().await;
 }
 
-async fn idempotency_keys_return_the_original<F, Fut>(open: &F)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn idempotency_keys_return_the_original(open: Opener<'_>) {
     let (store, sink) = fresh(open).await;
     let c = channel("match:idem");
     store.append(request(&c, "1")).await.expect("append");
@@ -159,11 +150,7 @@ where
     store.close().await;
 }
 
-async fn history_is_trimmed_to_its_size<F, Fut>(open: &F)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn history_is_trimmed_to_its_size(open: Opener<'_>) {
     let (store, _sink) = fresh(open).await;
     let c = channel("match:trim");
     for n in 0..8 {
@@ -177,11 +164,7 @@ where
     store.close().await;
 }
 
-async fn keyed_state_keeps_the_latest_per_key<F, Fut>(open: &F)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn keyed_state_keeps_the_latest_per_key(open: Opener<'_>) {
     let (store, _sink) = fresh(open).await;
     let c = channel("leaderboard:main");
     for (key, data) in [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4")] {
@@ -209,11 +192,7 @@ where
     store.close().await;
 }
 
-async fn expired_history_is_swept_but_offsets_continue<F, Fut>(open: &F)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn expired_history_is_swept_but_offsets_continue(open: Opener<'_>) {
     let (store, _sink) = fresh(open).await;
     let c = channel("match:ttl");
     for n in 0..3 {
@@ -234,11 +213,7 @@ where
     store.close().await;
 }
 
-async fn channels_are_independent<F, Fut>(open: &F)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn channels_are_independent(open: Opener<'_>) {
     let (store, _sink) = fresh(open).await;
     let (a, b) = (channel("team:a"), channel("team:b"));
     store.append(request(&a, "1")).await.expect("append");
@@ -248,11 +223,7 @@ where
     store.close().await;
 }
 
-async fn closed_store_refuses_work<F, Fut>(open: &F)
-where
-    F: Fn(Arc<dyn CommitSink>) -> Fut,
-    Fut: Future<Output = Arc<dyn StreamStore>>,
-{
+async fn closed_store_refuses_work(open: Opener<'_>) {
     let (store, _sink) = fresh(open).await;
     store.close().await;
     assert!(store.append(request(&channel("match:x"), "1")).await.is_err());
