@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use courtside_core::access::Principal;
 use courtside_core::ChannelName;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::TokenError;
 use crate::protocol::{ClientError, HistoryParams, Publications, PublishParams};
@@ -26,7 +27,20 @@ const BODY_BYTES_MAX: usize = 1 << 20;
 /// Most channels in one broadcast.
 const BROADCAST_CHANNELS_MAX: usize = 1000;
 
+fn cors(config: &crate::config::Config) -> CorsLayer {
+    let origins = if config.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("last-event-id")])
+}
+
 pub fn router(state: Arc<ServerState>) -> Router {
+    let cors = cors(&state.config);
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/sse", get(sse::stream))
@@ -40,6 +54,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(cors)
         .with_state(state)
 }
 

@@ -21,6 +21,10 @@ pub struct Config {
     pub allow_anonymous: bool,
     /// Key for the server API (`Authorization: apikey …`); generated into the data dir if empty.
     pub api_key: String,
+    /// Browser origins allowed to use the HTTP API, SSE and WebSocket (`"*"`: any). A WebSocket
+    /// handshake from another origin is refused with 403; clients that send no `Origin` (apps,
+    /// servers, the CLI) are not affected.
+    pub allowed_origins: Vec<String>,
     pub auth: AuthConfig,
     pub client: ClientLimits,
     /// Seconds to let connections close and the store flush on SIGTERM/SIGINT.
@@ -75,6 +79,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             allow_anonymous: true,
             api_key: String::new(),
+            allowed_origins: vec!["*".into()],
             auth: AuthConfig::default(),
             client: ClientLimits::default(),
             shutdown_timeout_secs: 10,
@@ -220,6 +225,11 @@ impl Config {
         if !(256..=1 << 20).contains(&c.read_buffer_bytes) {
             return invalid("client.read_buffer_bytes", "must be between 256 and 1048576");
         }
+        for origin in &self.allowed_origins {
+            if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
+                return invalid("allowed_origins", &format!("{origin:?} is not a valid origin"));
+            }
+        }
         match self.auth.jwt_algorithm.as_str() {
             "HS256" => {}
             "RS256" | "ES256" if self.auth.jwt_public_key_file.is_some() => {}
@@ -238,6 +248,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Is a browser page from `origin` allowed?
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|allowed| allowed == "*" || allowed == origin)
     }
 
     pub fn namespace_map(&self) -> HashMap<String, NamespaceOptions> {

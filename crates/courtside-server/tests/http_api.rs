@@ -194,3 +194,36 @@ async fn sse_streams_several_channels_and_resumes_from_last_event_id() {
     let bad = reqwest::get(server.http("/sse")).await.expect("sse");
     assert_eq!(bad.status().as_u16(), 400);
 }
+
+#[tokio::test]
+async fn browser_origins_are_checked_for_cors_and_websocket_handshakes() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::start_with(|c| c.allowed_origins = vec!["https://scores.example".into()]).await;
+    let allowed = reqwest::Client::new()
+        .get(server.http("/api/history?channel=match:1"))
+        .header("origin", "https://scores.example")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        allowed.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("https://scores.example")
+    );
+    let other = reqwest::Client::new()
+        .get(server.http("/api/history?channel=match:1"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("request");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    let url = format!("ws://{}/ws", server.server.addr);
+    let mut request = url.as_str().into_client_request().expect("request");
+    request.headers_mut().insert("origin", "https://evil.example".parse().expect("header"));
+    let refused = tokio_tungstenite::connect_async(request).await;
+    assert!(refused.is_err(), "a foreign page may not open a WebSocket");
+    let mut request = url.as_str().into_client_request().expect("request");
+    request.headers_mut().insert("origin", "https://scores.example".parse().expect("header"));
+    assert!(tokio_tungstenite::connect_async(request).await.is_ok());
+    assert!(tokio_tungstenite::connect_async(url.as_str()).await.is_ok(), "no Origin: not a browser, allowed");
+}

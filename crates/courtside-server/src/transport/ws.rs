@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use courtside_core::hub::{self, Inbox};
 use tokio::time::{sleep_until, Instant};
 
-use crate::protocol::Disconnect;
+use crate::api::ApiError;
+use crate::protocol::{ClientError, Disconnect};
 use crate::server::ServerState;
 use crate::session::Session;
 
@@ -25,7 +27,11 @@ const HARD_LIMIT_FACTOR: usize = 4;
 /// Time allowed for the close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub async fn upgrade(State(state): State<Arc<ServerState>>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(state): State<Arc<ServerState>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if origin.is_some_and(|o| !state.config.allows_origin(o)) {
+        return ApiError(ClientError::PermissionDenied).into_response();
+    }
     let limits = &state.config.client;
     let token = state.tasks.token();
     ws.read_buffer_size(limits.read_buffer_bytes)
