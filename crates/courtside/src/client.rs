@@ -2,6 +2,8 @@
 //! pub`. `sub` speaks protocol v1 over WebSocket and resumes from `--from EPOCH:OFFSET`; `pub`
 //! uses the HTTP API.
 
+use std::time::Duration;
+
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -79,64 +81,117 @@ fn line(channel: &str, epoch: &str, publication: &Value) -> String {
     out.to_string()
 }
 
+/// How one connection of `sub` ended.
+enum SubEnd {
+    /// `--count` reached or interrupted: stop.
+    Done,
+    /// The connection dropped or the server asked us to reconnect: resume from `position`.
+    Reconnect(String),
+}
+
+/// Follows a channel, printing each publication once. After a dropped connection or a server
+/// restart it reconnects with backoff and resumes after the last printed offset.
 pub async fn sub(args: SubArgs) -> Result<(), String> {
     let url = websocket_url(&args.client.server)?;
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let mut position: Option<(String, u64)> = args.from.as_deref().map(parse_from).transpose()?;
+    let mut printed = 0u64;
+    let mut backoff = Duration::from_millis(250);
+    let mut first = true;
+    loop {
+        match follow(&args, &url, &mut position, &mut printed, first).await? {
+            SubEnd::Done => return Ok(()),
+            SubEnd::Reconnect(why) => {
+                eprintln!("courtside: {why}; reconnecting in {} ms", backoff.as_millis());
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        first = false;
+    }
+}
+
+async fn follow(
+    args: &SubArgs,
+    url: &str,
+    position: &mut Option<(String, u64)>,
+    printed: &mut u64,
+    first: bool,
+) -> Result<SubEnd, String> {
+    let mut socket = match tokio_tungstenite::connect_async(url).await {
+        Ok((socket, _)) => socket,
+        Err(e) if first => return Err(format!("cannot connect to {url}: {e}")),
+        Err(e) => return Ok(SubEnd::Reconnect(format!("cannot connect: {e}"))),
+    };
     let mut subscribe = json!({ "channel": args.channel });
-    if let Some(from) = &args.from {
-        let (epoch, offset) = parse_from(from)?;
+    if let Some((epoch, offset)) = position.as_ref() {
         subscribe["since"] = json!({ "epoch": epoch, "offset": offset });
     }
-    if args.snapshot {
+    if args.snapshot && first {
         subscribe["snapshot"] = json!(true);
     }
     let connect = json!({ "id": 1, "connect": { "token": args.client.token } });
     let frames = format!("{connect}\n{}", json!({ "id": 2, "subscribe": subscribe }));
-    socket.send(Message::text(frames)).await.map_err(|e| e.to_string())?;
-    let mut printed = 0u64;
+    if let Err(e) = socket.send(Message::text(frames)).await {
+        return Ok(SubEnd::Reconnect(e.to_string()));
+    }
     let done = |printed: u64| args.count.is_some_and(|n| printed >= n);
     let mut epoch = String::new();
     loop {
         let message = tokio::select! {
             message = socket.next() => message,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(SubEnd::Done),
         };
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => {
-                return Err(format!("server closed the connection: {}", frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default()));
+                let code = frame.as_ref().map(|f| u16::from(f.code)).unwrap_or(1000);
+                let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                if (3500..4000).contains(&code) {
+                    return Err(format!("server closed the connection: {code} {reason}"));
+                }
+                return Ok(SubEnd::Reconnect(format!("server closed the connection ({code} {reason})")));
             }
             Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("connection closed".into()),
+            Some(Err(e)) => return Ok(SubEnd::Reconnect(e.to_string())),
+            None => return Ok(SubEnd::Reconnect("connection closed".into())),
         };
         for frame in text.as_str().split('\n').filter(|f| !f.is_empty()) {
             let value: Value = serde_json::from_str(frame).map_err(|e| format!("bad frame from server: {e}"))?;
             if let Some(error) = value.get("error") {
                 return Err(format!("server refused: {} {}", error["code"], error["message"].as_str().unwrap_or_default()));
             }
-            if value["id"] == 2 {
+            let mut snapshot: &[Value] = &[];
+            let stream: Vec<&Value> = if value["id"] == 2 {
                 let result = &value["result"];
                 epoch = result["epoch"].as_str().unwrap_or_default().to_string();
-                if args.from.is_some() && result["recovered"] == false {
-                    eprintln!("courtside: position {} is no longer in the history; continuing from {epoch}:{}", args.from.as_deref().unwrap_or_default(), result["offset"]);
+                if position.is_some() && result["recovered"] == false {
+                    eprintln!(
+                        "courtside: the position asked for is no longer in the history; continuing from {epoch}:{}",
+                        result["offset"]
+                    );
                 }
-                let replay = result["snapshot"].as_array().into_iter().flatten().chain(result["publications"].as_array().into_iter().flatten());
-                for publication in replay {
-                    println!("{}", line(&args.channel, &epoch, publication));
-                    printed += 1;
-                    if done(printed) {
-                        return Ok(());
-                    }
-                }
-            } else if let Some(publication) = value["push"].get("pub") {
+                let replayed: Vec<&Value> = result["publications"].as_array().into_iter().flatten().collect();
+                let start = result["offset"].as_u64().unwrap_or(0).saturating_sub(replayed.len() as u64);
+                *position = Some((epoch.clone(), start));
+                snapshot = result["snapshot"].as_array().map(Vec::as_slice).unwrap_or_default();
+                replayed
+            } else {
+                value["push"].get("pub").into_iter().collect()
+            };
+            // Snapshot entries carry their key's latest offset, not a stream position: they are
+            // printed but do not move the resume point; replayed and live publications do.
+            for (publication, moves) in snapshot.iter().map(|p| (p, false)).chain(stream.into_iter().map(|p| (p, true))) {
                 println!("{}", line(&args.channel, &epoch, publication));
-                printed += 1;
-                if done(printed) {
-                    return Ok(());
+                *printed += 1;
+                if let (true, Some(offset)) = (moves, publication["offset"].as_u64()) {
+                    *position = Some((epoch.clone(), offset));
                 }
-            } else if let Some(disconnect) = value["push"].get("disconnect") {
-                return Err(format!("disconnected: {disconnect}"));
+                if done(*printed) {
+                    return Ok(SubEnd::Done);
+                }
             }
         }
     }

@@ -40,8 +40,10 @@ struct Served {
 
 impl Served {
     fn start(label: &str) -> Served {
-        let data_dir = temp_dir(label);
-        let port = free_port();
+        Self::start_at(temp_dir(label), free_port())
+    }
+
+    fn start_at(data_dir: PathBuf, port: u16) -> Served {
         let listen = format!("127.0.0.1:{port}");
         let child = courtside(&["serve", "--listen", &listen, "--data-dir", data_dir.to_str().expect("utf-8")])
             .stdout(Stdio::null())
@@ -55,6 +57,13 @@ impl Served {
             std::thread::sleep(Duration::from_millis(50));
         }
         Served { child, url, data_dir }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.child.wait().expect("wait")
     }
 
     fn token(&self, sub: &str, role: &str) -> String {
@@ -139,16 +148,42 @@ fn sub_prints_live_publications_until_its_count() {
 #[test]
 fn sigterm_shuts_down_gracefully() {
     let mut served = Served::start("sigterm");
-    let pid = served.child.id() as libc::pid_t;
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = served.child.try_wait().expect("wait") {
-            assert!(status.success(), "exits cleanly: {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "did not stop before the deadline");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let started = Instant::now();
+    let status = served.terminate();
+    assert!(status.success(), "exits cleanly: {status}");
+    assert!(started.elapsed() < Duration::from_secs(12), "stops before the 10 s deadline");
+}
+
+#[test]
+fn sub_resumes_across_a_server_restart_without_loss_or_repeats() {
+    let served = Served::start("restart");
+    let token = served.token("staff1", "staff");
+    let publish = |url: &str, n: u32| {
+        stdout(&run(&mut courtside(&["pub", "court:c1", &n.to_string(), "--server", url, "--token", &token])));
+    };
+    let subscriber = courtside(&["sub", "court:c1", "--count", "4", "--server", &served.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sub starts");
+    std::thread::sleep(Duration::from_millis(500));
+    publish(&served.url, 1);
+    publish(&served.url, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let (data_dir, port, url) = (served.data_dir.clone(), served.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port"), served.url.clone());
+    let mut served = served;
+    served.terminate();
+    drop(served);
+    let restarted = Served::start_at(data_dir, port);
+    publish(&url, 3);
+    publish(&url, 4);
+    let output = subscriber.wait_with_output().expect("sub ends after its count");
+    let printed = stdout(&output);
+    let offsets: Vec<u64> = printed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["offset"].as_u64().expect("offset"))
+        .collect();
+    assert_eq!(offsets, vec![1, 2, 3, 4], "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("reconnecting"));
+    drop(restarted);
 }
