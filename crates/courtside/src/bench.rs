@@ -242,6 +242,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             json!(if deliveries > 0 { round3(outcome.bench_cpu_us as f64 / deliveries as f64) } else { 0.0 }),
         );
         report.set("machine_cpu_busy_pct", json!(round3(outcome.machine_busy_pct)));
+        report.set("machine_cpu_pct", json!(outcome.machine_pct));
         report.set("publish_phase_secs", json!(round3(outcome.phase_secs)));
     } else {
         shared.cancel.cancel();
@@ -293,6 +294,8 @@ struct PublishOutcome {
     server_threads_cpu_us: BTreeMap<String, u64>,
     bench_cpu_us: u64,
     machine_busy_pct: f64,
+    /// Share of the machine's CPU time by /proc/stat category over the publish phase.
+    machine_pct: BTreeMap<&'static str, f64>,
 }
 
 async fn publish_phase(
@@ -406,7 +409,12 @@ async fn publish_phase(
         let before = server_threads_before.get(&name).copied().unwrap_or(0);
         server_threads_cpu_us.insert(name, after.saturating_sub(before));
     }
-    let (busy, all) = (machine_after.0 - machine_before.0, machine_after.1 - machine_before.1);
+    let jiffies: Vec<u64> = machine_after.iter().zip(&machine_before).map(|(a, b)| a.saturating_sub(*b)).collect();
+    let all: u64 = jiffies.iter().sum();
+    let busy = all - jiffies[3] - jiffies[4];
+    let pct = |j: u64| if all > 0 { round3(j as f64 * 100.0 / all as f64) } else { 0.0 };
+    let machine_pct =
+        MACHINE_FIELDS.iter().zip(&jiffies).filter(|(_, j)| **j > 0).map(|(n, j)| (*n, pct(*j))).collect();
     Ok(PublishOutcome {
         start_us,
         sent,
@@ -420,6 +428,7 @@ async fn publish_phase(
         server_threads_cpu_us,
         bench_cpu_us: bench_cpu_after.saturating_sub(bench_cpu_before),
         machine_busy_pct: if all > 0 { busy as f64 * 100.0 / all as f64 } else { 0.0 },
+        machine_pct,
     })
 }
 
@@ -1147,14 +1156,18 @@ fn clock_ticks() -> u64 {
     if ticks > 0 { ticks as u64 } else { 100 }
 }
 
-/// (busy, total) jiffies of the whole machine, from /proc/stat.
-fn machine_cpu() -> Result<(u64, u64), String> {
+/// The first eight CPU time categories of /proc/stat's `cpu` line.
+const MACHINE_FIELDS: [&str; 8] = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+
+/// Jiffies of the whole machine per category of [`MACHINE_FIELDS`], from /proc/stat.
+fn machine_cpu() -> Result<[u64; 8], String> {
     let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
     let line = stat.lines().next().ok_or("empty /proc/stat")?;
-    let values: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
-    let total: u64 = values.iter().take(8).sum();
-    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    Ok((total - idle, total))
+    let mut out = [0u64; 8];
+    for (slot, value) in out.iter_mut().zip(line.split_whitespace().skip(1)) {
+        *slot = value.parse().map_err(|_| format!("bad /proc/stat line {line:?}"))?;
+    }
+    Ok(out)
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.

@@ -28,6 +28,8 @@ use crate::protocol::{encode_publication_push, ClientError, Publications};
 use crate::server::ServerState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a browser waits before reconnecting a dropped stream (sent with the first event).
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// The query of `GET /sse`.
 struct SseQuery {
@@ -144,7 +146,7 @@ async fn open(
             snapshot: outcome.snapshot.as_deref().map(Publications),
         };
         let data = serde_json::to_string(&subscribed).map_err(|_| ClientError::Internal)?;
-        sse.pending.push_back(PendingEvent { name: Some("subscribed"), data, advances: None });
+        sse.pending.push_back(PendingEvent { name: Some("subscribed"), data, advances: None, retry: index == 0 });
         for publication in &outcome.publications {
             sse.pending.push_back(PendingEvent::publication(index, publication));
         }
@@ -168,6 +170,8 @@ struct PendingEvent {
     name: Option<&'static str>,
     data: String,
     advances: Option<(usize, u64)>,
+    /// Carries the `retry:` field (the first event of a stream).
+    retry: bool,
 }
 
 impl PendingEvent {
@@ -177,6 +181,7 @@ impl PendingEvent {
             name: None,
             data: String::from_utf8_lossy(&frame).into_owned(),
             advances: Some((channel_index, publication.offset)),
+            retry: false,
         }
     }
 }
@@ -200,11 +205,14 @@ impl SseStream {
 
     async fn next_event(&mut self) -> Option<Event> {
         loop {
-            if let Some(PendingEvent { name, data, advances }) = self.pending.pop_front() {
+            if let Some(PendingEvent { name, data, advances, retry }) = self.pending.pop_front() {
                 if let Some((index, offset)) = advances {
                     self.cursors[index].position.offset = offset;
                 }
                 let mut event = Event::default().data(data).id(self.event_id());
+                if retry {
+                    event = event.retry(RECONNECT_AFTER);
+                }
                 if let Some(name) = name {
                     event = event.event(name);
                 }
