@@ -141,7 +141,8 @@ impl Role {
 pub struct NamespaceOptions {
     /// Publications kept per channel; 0 makes the namespace ephemeral (no offsets, no resume).
     pub history_size: u64,
-    /// Publications older than this are dropped from history (keyed state stays).
+    /// Publications older than this are dropped from history (keyed state stays); 0 keeps
+    /// them until `history_size` pushes them out.
     pub history_ttl_secs: u64,
     /// Keep the latest publication per `key` (a compacted channel) for snapshots.
     pub keyed: bool,

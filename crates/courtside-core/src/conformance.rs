@@ -201,6 +201,9 @@ async fn expired_history_is_swept_but_offsets_continue(open: Opener<'_>) {
         r.key = Some("k".into());
         store.append(r).await.expect("append");
     }
+    let mut forever = request(&channel("match:keep"), "1");
+    forever.retention.history_ttl_secs = 0;
+    store.append(forever).await.expect("append");
     let later = crate::stream::now_ms() + 120_000;
     assert_eq!(store.sweep_expired(later).await.expect("sweep"), 3);
     let page = store.read(&c, HistoryQuery::After { offset: 0, limit: 10 }).await.expect("read");

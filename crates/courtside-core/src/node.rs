@@ -18,7 +18,7 @@ pub enum NodeError {
     UnknownNamespace(String),
     #[error("namespace {0:?} keeps no keyed state, so it has no snapshot")]
     NotKeyed(String),
-    #[error("namespace {0:?} keeps no history")]
+    #[error("namespace {0:?} keeps no history (needed for history reads and idempotency keys)")]
     NoHistory(String),
     #[error("already subscribed to {0}")]
     AlreadySubscribed(ChannelName),
@@ -90,6 +90,9 @@ impl Node {
     pub async fn publish(&self, request: PublishRequest) -> Result<Appended, NodeError> {
         let options = self.options(&request.channel)?;
         if !options.has_history() {
+            if request.idempotency_key.is_some() {
+                return Err(NodeError::NoHistory(request.channel.namespace().to_string()));
+            }
             let publication = Publication {
                 channel: request.channel,
                 epoch: Epoch::default(),

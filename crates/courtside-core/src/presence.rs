@@ -20,7 +20,9 @@ pub struct ClientInfo {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct PresenceStats {
+    /// Connections present, anonymous ones included.
     pub clients: usize,
+    /// Distinct signed-in users present.
     pub users: usize,
 }
 
@@ -61,7 +63,7 @@ impl PresenceStore for MemoryPresence {
     async fn stats(&self, channel: &ChannelName) -> PresenceStats {
         let channels = self.channels.lock();
         let Some(present) = channels.get(channel) else { return PresenceStats::default() };
-        let users: HashSet<&str> = present.values().map(|c| c.user.as_str()).collect();
+        let users: HashSet<&str> = present.values().map(|c| c.user.as_str()).filter(|u| !u.is_empty()).collect();
         PresenceStats { clients: present.len(), users: users.len() }
     }
 }

@@ -7,7 +7,8 @@
 //!   offset order per channel, before `append` returns.
 //! - An `idempotency_key` seen before on the channel (within the idempotency window) returns the
 //!   original publication with `duplicate: true`, stores nothing and hands nothing to the sink.
-//! - History is trimmed to `history_size` and `history_ttl_secs`; keyed state is not trimmed.
+//! - History is trimmed to `history_size` and `history_ttl_secs` (0: no age limit); keyed state
+//!   is not trimmed.
 //! - `read`, `snapshot` and `position` see a consistent view: the returned top matches the
 //!   returned publications or state.
 //! - The epoch of a channel changes only when its history is reset.

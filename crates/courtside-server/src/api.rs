@@ -53,6 +53,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(cors)
         .with_state(state)
@@ -99,8 +100,8 @@ impl ClientError {
             ClientError::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
             ClientError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ClientError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ClientError::NotConnected => (StatusCode::BAD_REQUEST, "not_connected"),
             ClientError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ClientError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         }
     }
 }
@@ -118,11 +119,20 @@ impl IntoResponse for ApiError {
 /// Who is calling: `Authorization: apikey …` is the app backend, `Authorization: Bearer …` (or
 /// a `token` query parameter, for EventSource) a user; nothing is anonymous where allowed.
 pub fn principal_from(state: &ServerState, headers: &HeaderMap, query_token: Option<&str>) -> Result<Principal, ApiError> {
+    authenticate(state, headers, query_token).map(|(principal, _)| principal)
+}
+
+/// Like [`principal_from`], also telling when the caller's token expires (for long-lived streams).
+pub fn authenticate(
+    state: &ServerState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<(Principal, Option<u64>), ApiError> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = match authorization.map(|a| a.split_once(' ').unwrap_or((a, ""))) {
         Some((scheme, key)) if scheme.eq_ignore_ascii_case("apikey") => {
             return if state.auth.is_api_key(key.trim()) {
-                Ok(Principal::Server)
+                Ok((Principal::Server, None))
             } else {
                 Err(ClientError::Unauthorized("wrong API key".into()).into())
             };
@@ -132,11 +142,11 @@ pub fn principal_from(state: &ServerState, headers: &HeaderMap, query_token: Opt
         None => query_token,
     };
     match token {
-        Some(token) => state.auth.verify(token).map(|v| v.principal).map_err(|e| match e {
+        Some(token) => state.auth.verify(token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(|e| match e {
             TokenError::Expired => ClientError::TokenExpired.into(),
             TokenError::Invalid(message) => ClientError::Unauthorized(message).into(),
         }),
-        None if state.config.allow_anonymous => Ok(Principal::Anonymous),
+        None if state.config.allow_anonymous => Ok((Principal::Anonymous, None)),
         None => Err(ClientError::Unauthorized("this server needs a token".into()).into()),
     }
 }
@@ -223,12 +233,15 @@ async fn broadcast(
         .iter()
         .zip(outcomes)
         .map(|(channel, outcome)| match outcome {
-            Ok(appended) => serde_json::json!({
-                "channel": channel,
-                "epoch": appended.publication.epoch.as_str(),
-                "offset": appended.publication.offset,
-                "duplicate": appended.duplicate,
-            }),
+            Ok(appended) => serde_json::to_value(ChannelPublishResult {
+                channel,
+                result: PublishResult {
+                    epoch: appended.publication.epoch.as_str(),
+                    offset: appended.publication.offset,
+                    duplicate: appended.duplicate,
+                },
+            })
+            .unwrap_or_default(),
             Err(error) => {
                 let (status, code) = error.http();
                 serde_json::json!({
@@ -322,6 +335,10 @@ async fn ready(State(state): State<Arc<ServerState>>) -> Response {
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
     let body = state.metrics.render(&state.node.hub);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(ClientError::MethodNotAllowed)
 }
 
 async fn not_found() -> ApiError {

@@ -219,15 +219,31 @@ impl Config {
         if c.message_bytes_max < 1024 {
             return invalid("client.message_bytes_max", "must be at least 1024");
         }
-        if c.commands_per_sec == 0 || c.commands_burst == 0 {
-            return invalid("client.commands_per_sec", "rate and burst must be at least 1");
+        if c.commands_per_sec == 0 {
+            return invalid("client.commands_per_sec", "must be at least 1");
+        }
+        if c.commands_burst == 0 {
+            return invalid("client.commands_burst", "must be at least 1");
+        }
+        if c.connect_timeout_secs == 0 {
+            return invalid("client.connect_timeout_secs", "must be at least 1");
+        }
+        if c.subscriptions_max == 0 {
+            return invalid("client.subscriptions_max", "must be at least 1");
+        }
+        if c.publication_bytes_max == 0 || c.publication_bytes_max > c.message_bytes_max {
+            return invalid("client.publication_bytes_max", "must be between 1 and client.message_bytes_max");
         }
         if !(256..=1 << 20).contains(&c.read_buffer_bytes) {
             return invalid("client.read_buffer_bytes", "must be between 256 and 1048576");
         }
         for origin in &self.allowed_origins {
-            if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
-                return invalid("allowed_origins", &format!("{origin:?} is not a valid origin"));
+            let well_formed = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.trim_end_matches('/').contains(|c: char| c.is_whitespace())
+                    && axum::http::HeaderValue::from_str(origin).is_ok());
+            if !well_formed {
+                return invalid("allowed_origins", &format!("{origin:?} is not an origin like \"https://scores.example\" or \"*\""));
             }
         }
         match self.auth.jwt_algorithm.as_str() {
@@ -259,15 +275,28 @@ impl Config {
         self.namespaces.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    /// The effective configuration as TOML, for `courtside config`.
+    /// The effective configuration as TOML, for `courtside config`; secrets are redacted.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut shown = self.clone();
+        for secret in [&mut shown.api_key, &mut shown.auth.jwt_secret] {
+            if !secret.is_empty() {
+                *secret = "<redacted>".into();
+            }
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_config_redacts_secrets() {
+        let config = Config { api_key: "k3y".into(), ..Config::default() };
+        let printed = config.to_toml();
+        assert!(!printed.contains("k3y") && printed.contains("<redacted>"));
+    }
 
     #[test]
     fn defaults_are_valid_and_declare_the_seed_namespaces() {
@@ -309,6 +338,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("client.idle_timeout_secs"), "{error}");
+        for (toml, key) in [
+            ("[client]\nsubscriptions_max = 0\n", "client.subscriptions_max"),
+            ("[client]\npublication_bytes_max = 100000\n", "client.publication_bytes_max"),
+            ("[client]\ncommands_burst = 0\n", "client.commands_burst"),
+            ("allowed_origins = [\"not an origin\"]\n", "allowed_origins"),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let error = Config::load_from(Some(&file), Env::prefixed("COURTSIDE_TEST_UNUSED_"), &Default::default())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{error}");
+        }
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         let error = Config::load_from(Some(&file), Env::prefixed("COURTSIDE_TEST_UNUSED_"), &Default::default())
             .unwrap_err()

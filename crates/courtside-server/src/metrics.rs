@@ -87,9 +87,9 @@ impl Metrics {
         counter(&mut out, "courtside_connections_total", "WebSocket connections accepted.", load(&self.connections_total));
         counter(&mut out, "courtside_commands_total", "Client commands handled.", load(&self.commands_total));
         counter(&mut out, "courtside_command_errors_total", "Client commands answered with an error.", load(&self.command_errors_total));
-        counter(&mut out, "courtside_client_publications_total", "Publications accepted from clients and the API.", load(&self.client_publications_total));
+        counter(&mut out, "courtside_client_publications_total", "Publish requests accepted from clients and the API (idempotent repeats included).", load(&self.client_publications_total));
         counter(&mut out, "courtside_publications_total", "Publications fanned out by the hub.", load(&hub.stats.publications));
-        counter(&mut out, "courtside_deliveries_total", "Publications queued to subscriber connections.", load(&hub.stats.deliveries));
+        counter(&mut out, "courtside_deliveries_total", "Items (publications and presence events) queued to subscriber connections.", load(&hub.stats.deliveries));
         counter(&mut out, "courtside_queue_overflows_total", "Deliveries refused by a full connection queue (slow consumers).", load(&hub.stats.overflows));
         counter(&mut out, "courtside_gaps_filled_total", "Gaps in a live stream filled from history.", load(&self.gaps_filled_total));
         counter(&mut out, "courtside_duplicates_dropped_total", "Live publications dropped as already delivered.", load(&self.duplicates_dropped_total));

@@ -40,10 +40,10 @@ pub enum ClientError {
     PayloadTooLarge { size: usize, limit: usize },
     #[error("unavailable: {0}")]
     Unavailable(String),
-    #[error("connect first")]
-    NotConnected,
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
 }
 
 impl ClientError {
@@ -61,8 +61,8 @@ impl ClientError {
             ClientError::TokenExpired => 109,
             ClientError::PayloadTooLarge { .. } => 110,
             ClientError::Unavailable(_) => 111,
-            ClientError::NotConnected => 112,
             ClientError::NotFound(_) => 113,
+            ClientError::MethodNotAllowed => 114,
         }
     }
 }

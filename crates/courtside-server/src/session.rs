@@ -181,15 +181,12 @@ impl Session {
 
     async fn handle_frame(&mut self, frame: &str) -> Result<(), Disconnect> {
         self.state.metrics.commands_total.fetch_add(1, Ordering::Relaxed);
-        let command = match decode_command(frame) {
-            Ok(command) => command,
+        let decoded = decode_command(frame);
+        let id = match &decoded {
             Err(DecodeError::Malformed(_)) => return Err(Disconnect::InvalidFrame),
-            Err(DecodeError::Invalid { id, error }) => {
-                self.reply_error(id, &error);
-                return Ok(());
-            }
+            Err(DecodeError::Invalid { id, .. }) => *id,
+            Ok(command) => command.id,
         };
-        let id = command.id;
         if !self.rate.take(Instant::now()) {
             self.refused_in_a_row += 1;
             if self.refused_in_a_row > self.state.config.client.commands_burst {
@@ -199,6 +196,14 @@ impl Session {
             return Ok(());
         }
         self.refused_in_a_row = 0;
+        let command = match decoded {
+            Ok(command) => command,
+            Err(DecodeError::Invalid { error, .. }) if self.principal.is_some() => {
+                self.reply_error(id, &error);
+                return Ok(());
+            }
+            Err(_) => return Err(Disconnect::ConnectRequired),
+        };
         let Some(principal) = self.principal.clone() else {
             return match command.method {
                 Method::Connect(params) => self.connect(id, params.token).await,
@@ -486,6 +491,13 @@ pub async fn publish_checked(
     if data.len() > limit {
         return Err(ClientError::PayloadTooLarge { size: data.len(), limit });
     }
+    // Frames are separated by `\n`. Valid JSON has line breaks only as whitespace between
+    // tokens (inside strings they are escaped), so blanking them keeps the value intact.
+    let data = if data.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        Bytes::from(data.iter().map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b }).collect::<Vec<u8>>())
+    } else {
+        Bytes::copy_from_slice(data)
+    };
     if params.remove && params.key.is_none() {
         return Err(ClientError::BadRequest("`remove` needs a `key`".into()));
     }
@@ -493,7 +505,7 @@ pub async fn publish_checked(
         .node
         .publish(PublishRequest {
             channel: params.channel,
-            data: Bytes::copy_from_slice(data),
+            data,
             key: params.key,
             remove_key: params.remove,
             idempotency_key: params.idempotency_key,

@@ -169,3 +169,58 @@ async fn tokens_expired_forged_or_unsigned_are_refused() {
     let fresh = server.token("late", &[Role::Spectator]);
     result(&client.request("connect", json!({ "token": fresh })).await);
 }
+
+#[tokio::test]
+async fn invalid_commands_count_against_the_rate_limit_and_need_a_connect_first() {
+    let server = TestServer::start_with(|c| {
+        c.client.commands_per_sec = 1;
+        c.client.commands_burst = 3;
+    })
+    .await;
+    let mut stranger = server.client().await;
+    stranger.send_text(&json!({ "id": 1, "launch": {} }).to_string()).await;
+    assert_eq!(stranger.closed().await.close_code, Some(3503), "before connect only `connect` is answered");
+    let mut client = server.connected("", &[]).await;
+    let codes: Vec<u64> = {
+        let mut codes = Vec::new();
+        for _ in 0..4 {
+            codes.push(error_code(&client.request("launch", json!({})).await));
+        }
+        codes
+    };
+    assert_eq!(codes, vec![104, 104, 108, 108], "unknown methods use up the burst like any command");
+}
+
+#[tokio::test]
+async fn pretty_printed_payloads_arrive_as_single_frames() {
+    let server = TestServer::start().await;
+    let mut watcher = server.connected("", &[]).await;
+    result(&watcher.request("subscribe", json!({ "channel": "match:pretty" })).await);
+    let response = reqwest::Client::new()
+        .post(server.http("/api/publish"))
+        .header("authorization", format!("apikey {}", server.api_key()))
+        .header("content-type", "application/json")
+        .body("{\"channel\":\"match:pretty\",\"data\":{\n  \"home\": 21,\r\n  \"note\": \"line\\nbreak\"\n}}")
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(response.status().as_u16(), 200);
+    let publication = watcher.next_publication().await;
+    assert_eq!(publication["data"], json!({ "home": 21, "note": "line\nbreak" }));
+}
+
+#[tokio::test]
+async fn idempotency_keys_need_a_namespace_with_history() {
+    let server = TestServer::start_with(|c| {
+        c.namespaces.insert(
+            "live".into(),
+            courtside_core::NamespaceOptions { history_size: 0, ..Default::default() },
+        );
+    })
+    .await;
+    let mut staff = server.connected("s", &[Role::Staff]).await;
+    let reply = staff.request("publish", json!({ "channel": "live:1", "data": 1, "idempotency_key": "k" })).await;
+    assert_eq!(error_code(&reply), 107);
+    let reply = staff.request("publish", json!({ "channel": "live:1", "data": 1 })).await;
+    assert_eq!(result(&reply)["offset"], 0, "ephemeral publications carry no offset");
+}

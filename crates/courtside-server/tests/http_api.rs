@@ -69,6 +69,7 @@ async fn bearer_tokens_follow_namespace_rules_and_errors_share_one_shape() {
         (get(&server, "/api/channels", Some(&keeper)).await, 403, "permission_denied"),
         (get(&server, "/api/history?channel=match:2&limit=0", None).await, 400, "bad_request"),
         (get(&server, "/api/nothing", None).await, 404, "not_found"),
+        (get(&server, "/api/publish", None).await, 405, "method_not_allowed"),
     ];
     for ((status, body), expected_status, expected_code) in cases {
         assert_eq!(status, expected_status, "{body}");
@@ -189,6 +190,9 @@ async fn sse_streams_several_channels_and_resumes_from_last_event_id() {
     let final_id = events[3].1.clone().expect("id");
     let parts: Vec<&str> = final_id.split(',').collect();
     assert!(parts[0].ends_with(":3") && parts[1].ends_with(":1"), "{final_id}");
+    let mut stale = reqwest::Client::new().get(&url).header("last-event-id", "not-an-id").send().await.expect("sse");
+    let fresh = sse_events(&mut stale, 2).await;
+    assert!(fresh.iter().all(|(_, _, data)| data["recovered"] == false), "an unusable id is reported, not ignored");
     let forbidden = reqwest::get(server.http("/sse?channel=user:alice:notifications")).await.expect("sse");
     assert_eq!(forbidden.status().as_u16(), 403);
     let bad = reqwest::get(server.http("/sse")).await.expect("sse");

@@ -111,6 +111,14 @@ async fn presence_lists_subscribers_and_join_leave_are_pushed() {
     assert_eq!(own_join["push"]["join"]["user"], "coach1");
     let join = coach.next_frame().await.expect("join");
     assert_eq!(join["push"]["join"]["user"], "fan1");
+    let mut anonymous = server.connected("", &[]).await;
+    result(&anonymous.request("subscribe", json!({ "channel": "match:5" })).await);
+    let anonymous_join = coach.next_frame().await.expect("anonymous join");
+    assert_eq!(anonymous_join["push"]["join"]["user"], "");
+    let stats = coach.request("presence_stats", json!({ "channel": "match:5" })).await;
+    assert_eq!((result(&stats)["clients"].as_u64(), result(&stats)["users"].as_u64()), (Some(3), Some(2)), "users are signed-in users");
+    drop(anonymous);
+    let _anonymous_leave = coach.next_frame().await.expect("anonymous leave");
     let presence = coach.request("presence", json!({ "channel": "match:5" })).await;
     let users: Vec<_> = result(&presence)["clients"].as_array().expect("clients").iter().map(|c| c["user"].clone()).collect();
     assert_eq!(users.len(), 2);

@@ -382,7 +382,7 @@ fn sweep(
     now_ms: u64,
 ) -> rusqlite::Result<u64> {
     let channels_with_history: Vec<(String, u64, u64, u64)> = transaction
-        .prepare_cached("SELECT name, top, earliest, history_ttl_secs FROM channels WHERE earliest <= top")?
+        .prepare_cached("SELECT name, top, earliest, history_ttl_secs FROM channels WHERE earliest <= top AND history_ttl_secs > 0")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut dropped = 0;

@@ -149,8 +149,12 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     if connected == 0 {
         return Err(format!("no subscriber could connect: {}", shared.first_errors()));
     }
+    let settle_cpu_before = proc_server.as_ref().map(|p| p.cpu_us()).transpose()?;
+    let settle_started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.settle_secs.max(0.0))).await;
     let rss_after = proc_server.as_ref().map(|p| p.rss_bytes()).transpose()?;
+    let settle_cpu_after = proc_server.as_ref().map(|p| p.cpu_us()).transpose()?;
+    let settle_us = settle_started.elapsed().as_micros() as f64;
 
     let mut report = Report::default();
     report.set("server", json!(args.client.server));
@@ -171,6 +175,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         report.set("server_rss_before_bytes", json!(before));
         report.set("server_rss_after_bytes", json!(after));
         report.set("rss_per_conn_bytes", json!(((after as f64 - before as f64) / connected as f64).round()));
+        if let (Some(b), Some(a)) = (settle_cpu_before, settle_cpu_after) {
+            report.set("server_cpu_pct_while_idle", json!(round3(a.saturating_sub(b) as f64 * 100.0 / settle_us)));
+        }
     }
 
     if !idle {
@@ -223,6 +230,20 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 "p999": round3(histogram.percentile(0.999) as f64 / 1e3),
                 "max": round3(histogram.max as f64 / 1e3),
                 "samples": histogram.total,
+            }),
+        );
+        let messages = shared.push_messages.load(Ordering::Relaxed);
+        report.set(
+            "deliveries_per_ws_message",
+            json!(if messages > 0 { round3(deliveries as f64 / messages as f64) } else { 0.0 }),
+        );
+        let acks = shared.ack_histogram.lock().map_err(|_| "histogram lock poisoned")?;
+        report.set(
+            "publish_ack_ms",
+            json!({
+                "p50": round3(acks.percentile(0.50) as f64 / 1e3),
+                "p99": round3(acks.percentile(0.99) as f64 / 1e3),
+                "max": round3(acks.max as f64 / 1e3),
             }),
         );
         report.set("lost", json!(lost));
@@ -441,6 +462,10 @@ struct Shared {
     connect_failures: AtomicUsize,
     deliveries: AtomicU64,
     last_delivery_us: AtomicU64,
+    /// WebSocket messages that carried at least one publication.
+    push_messages: AtomicU64,
+    /// Publish command sent → its reply received, in µs.
+    ack_histogram: Mutex<Histogram>,
     histogram: Mutex<Histogram>,
     subscribed_per_channel: Mutex<BTreeMap<usize, u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
@@ -455,6 +480,8 @@ impl Shared {
             connect_failures: AtomicUsize::new(0),
             deliveries: AtomicU64::new(0),
             last_delivery_us: AtomicU64::new(0),
+            push_messages: AtomicU64::new(0),
+            ack_histogram: Mutex::new(Histogram::default()),
             histogram: Mutex::new(Histogram::default()),
             subscribed_per_channel: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
@@ -557,7 +584,9 @@ async fn subscriber(
         }
         let now = shared.micros();
         let mut delivered = 0u64;
+        let mut messages = 0u64;
         let processed = conn.process(|message| {
+            let before = delivered;
             for frame in message.split(|&b| b == b'\n') {
                 match read_publication(frame) {
                     Some((offset, ts)) => {
@@ -582,9 +611,11 @@ async fn subscriber(
                     None => {}
                 }
             }
+            messages += u64::from(delivered > before);
         });
         if delivered > 0 {
             shared.deliveries.fetch_add(delivered, Ordering::Relaxed);
+            shared.push_messages.fetch_add(messages, Ordering::Relaxed);
             shared.last_delivery_us.fetch_max(now, Ordering::Relaxed);
             if samples.len() >= LOCAL_SAMPLES {
                 shared.record_latencies(&mut samples);
@@ -670,12 +701,16 @@ fn spawn_publisher(
     let WsConn { io, buf, need, fragments, pending, mask } = conn;
     let (read_half, write_half) = io.into_split();
     let writer = Arc::new(tokio::sync::Mutex::new(write_half));
+    // Send times of the publishes not yet answered: the server answers a connection's commands
+    // in order, so each reply matches the oldest.
+    let in_flight = Arc::new(Mutex::new(std::collections::VecDeque::<u64>::new()));
     let mine = if (p as u64) < plan.total { (plan.total - p as u64 - 1) / plan.publishers as u64 + 1 } else { 0 };
     let mut reader = WsConn { io: read_half, buf, need, fragments, pending, mask: mask ^ 0x5a5a };
     let channels = plan.channels.len();
     let reader_task = {
         let shared = shared.clone();
         let writer = writer.clone();
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
             let mut acks = Acks { acks: Vec::with_capacity(mine as usize), acknowledged: 0, errors: 0 };
             let cancelled = ack_cancel.cancelled();
@@ -689,10 +724,15 @@ fn spawn_publisher(
                         break;
                     }
                 }
+                let now = shared.micros();
                 let processed = reader.process(|message| {
                     for frame in message.split(|&b| b == b'\n') {
                         let Some(id) = reply_u64_bytes(frame, b"{\"id\":") else { continue };
                         let Some(i) = id.checked_sub(PUBLISH_ID_BASE) else { continue };
+                        let sent_at = in_flight.lock().ok().and_then(|mut q| q.pop_front());
+                        if let (Some(sent_at), Ok(mut h)) = (sent_at, shared.ack_histogram.lock()) {
+                            h.record(now.saturating_sub(sent_at));
+                        }
                         if find(frame, b"\"result\":").is_some() {
                             if let Some(offset) = reply_u64_bytes(frame, b"\"offset\":") {
                                 acks.acks.push(((i % channels as u64) as usize, offset));
@@ -741,6 +781,9 @@ fn spawn_publisher(
             frame.clear();
             mask = next_mask(mask);
             encode_frame(&mut frame, 0x1, command.as_bytes(), mask);
+            if let Ok(mut q) = in_flight.lock() {
+                q.push_back(ts);
+            }
             writer.lock().await.write_all(&frame).await.map_err(|e| format!("publisher write: {e}"))?;
             sent += 1;
             i += plan.publishers as u64;

@@ -46,6 +46,9 @@ pub struct PubArgs {
     /// Idempotency key: a retry with the same key returns the first result.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Publish as the app backend with the server API key (instead of a token).
+    #[arg(long, env = "COURTSIDE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -208,7 +211,9 @@ pub async fn publish(args: PubArgs) -> Result<(), String> {
         body["idempotency_key"] = json!(key);
     }
     let mut request = reqwest::Client::new().post(&url).json(&body);
-    if let Some(token) = &args.client.token {
+    if let Some(key) = &args.api_key {
+        request = request.header("authorization", format!("apikey {key}"));
+    } else if let Some(token) = &args.client.token {
         request = request.bearer_auth(token);
     }
     let response = request.send().await.map_err(|e| format!("cannot reach {url}: {e}"))?;

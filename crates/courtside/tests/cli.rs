@@ -15,7 +15,7 @@ fn temp_dir(label: &str) -> PathBuf {
 
 fn courtside(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
-    command.args(args).env_remove("COURTSIDE_SERVER").env_remove("COURTSIDE_TOKEN").env("COURTSIDE_LOG", "warn");
+    command.args(args).env_remove("COURTSIDE_SERVER").env_remove("COURTSIDE_TOKEN").env_remove("COURTSIDE_API_KEY").env("COURTSIDE_LOG", "warn");
     command
 }
 
@@ -120,6 +120,9 @@ fn pub_and_sub_round_trip_with_resume() {
     assert_eq!(lines[0]["channel"], "match:42");
     assert_eq!(lines[0]["epoch"], epoch.as_str());
 
+    let api_key = std::fs::read_to_string(served.data_dir.join("api-key")).expect("generated api key");
+    let by_backend = stdout(&run(&mut courtside(&["pub", "match:42", "4", "--server", &served.url, "--api-key", api_key.trim()])));
+    assert!(by_backend.contains("\"offset\":4"), "{by_backend}");
     let refused = run(&mut courtside(&["pub", "match:42", "1", "--server", &served.url]));
     assert!(!refused.status.success(), "anonymous may not publish on match:");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("permission denied"));

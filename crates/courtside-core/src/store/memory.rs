@@ -124,7 +124,7 @@ impl StreamStore for MemoryStore {
         let mut guard = self.channels.lock();
         let channels = guard.as_mut().ok_or(StoreError::Closed)?;
         let mut dropped = 0;
-        for channel in channels.values_mut() {
+        for channel in channels.values_mut().filter(|c| c.history_ttl_secs > 0) {
             let cutoff = now_ms.saturating_sub(channel.history_ttl_secs * 1000);
             while channel.history.front().is_some_and(|p| p.time_ms < cutoff) {
                 channel.history.pop_front();

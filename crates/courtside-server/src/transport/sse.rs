@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +22,10 @@ use courtside_core::store::HistoryQuery;
 use courtside_core::{ChannelName, Epoch, Publication, StreamPosition};
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
+use tokio::time::Sleep;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use crate::api::{principal_from, ApiError};
+use crate::api::{authenticate, ApiError};
 use crate::protocol::{encode_publication_push, ClientError, Publications};
 use crate::server::ServerState;
 
@@ -101,7 +103,7 @@ async fn open(
     raw: Option<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let query = parse_query(raw.as_deref())?;
-    let principal = principal_from(&state, &headers, query.token.as_deref())?;
+    let (principal, expires_at_secs) = authenticate(&state, &headers, query.token.as_deref())?;
     if query.channels.len() > state.config.client.subscriptions_max {
         return Err(ClientError::BadRequest(format!(
             "at most {} channels per stream",
@@ -119,6 +121,9 @@ async fn open(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or(query.last_event_id);
+    // An id that does not fit this channel list (changed list, garbage) cannot be resumed
+    // from: the stream starts fresh and says `recovered: false`, with snapshots where keyed.
+    let resume_requested = last_event_id.is_some();
     let resume = last_event_id.and_then(|id| parse_event_id(&id, query.channels.len()));
     let (outbox, inbox) = hub::outbox(state.config.client.send_queue_len_max);
     let mut sse = SseStream {
@@ -127,6 +132,10 @@ async fn open(
         cursors: Vec::new(),
         pending: VecDeque::new(),
         overflow: inbox.overflow_signal(),
+        expiry: expires_at_secs.map(|exp| {
+            let left = Duration::from_secs(exp.saturating_sub(crate::auth::now_secs()));
+            Box::pin(tokio::time::sleep(left))
+        }),
         inbox,
         _task: state.tasks.token(),
         state: state.clone(),
@@ -135,14 +144,14 @@ async fn open(
         let since = resume.as_ref().map(|r| r[index].clone());
         let resuming = since.is_some();
         let keyed = state.node.options(channel).map(|o| o.keyed).unwrap_or(false);
-        let request = SubscribeRequest { since, snapshot: query.snapshot && keyed && !resuming };
+        let request = SubscribeRequest { since, snapshot: keyed && !resuming && (query.snapshot || resume_requested) };
         let outcome = state.node.subscribe(channel, sse.id, outbox.clone(), request).await.map_err(ClientError::from)?;
         sse.cursors.push(Cursor::new(outcome.position.clone()));
         let subscribed = Subscribed {
             channel,
             epoch: outcome.position.epoch.as_str(),
             offset: outcome.position.offset,
-            recovered: resuming.then_some(outcome.recovered),
+            recovered: resume_requested.then_some(resuming && outcome.recovered),
             snapshot: outcome.snapshot.as_deref().map(Publications),
         };
         let data = serde_json::to_string(&subscribed).map_err(|_| ClientError::Internal)?;
@@ -194,6 +203,8 @@ struct SseStream {
     pending: VecDeque<PendingEvent>,
     inbox: Inbox,
     overflow: OverflowSignal,
+    /// Ends the stream when the token it was opened with expires.
+    expiry: Option<Pin<Box<Sleep>>>,
     state: Arc<ServerState>,
     _task: TaskTrackerToken,
 }
@@ -218,10 +229,17 @@ impl SseStream {
                 }
                 return Some(event);
             }
+            let expiry = async {
+                match self.expiry.as_mut() {
+                    Some(sleep) => sleep.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             let item = tokio::select! {
                 biased;
                 _ = self.state.shutdown.cancelled() => return None,
                 _ = self.overflow.overflowed() => return None,
+                _ = expiry => return None,
                 item = self.inbox.recv() => item?,
             };
             let Outbound::Publication(delivery) = item else { continue };

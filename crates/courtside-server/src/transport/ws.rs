@@ -136,16 +136,28 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
             continue;
         }
         // One WebSocket message for everything queued. A write that stalls until the outbox
-        // overflows, or across a whole ping interval, marks a slow consumer.
+        // overflows, or through a whole ping interval, marks a slow consumer. (The ping timer
+        // may already be due when the write starts; only its next firing means a stall.)
         let frames = std::mem::take(&mut session.out);
         let Ok(text) = String::from_utf8(frames) else { return Some(Disconnect::InternalError) };
-        let written = tokio::select! {
-            written = socket.send(Message::Text(text.into())) => written.map_err(|_| None),
-            _ = &mut overflowed => Err(Some(Disconnect::SlowConsumer)),
-            _ = &mut ping => Err(Some(Disconnect::SlowConsumer)),
-        };
-        if let Err(reason) = written {
-            return reason;
+        let send = socket.send(Message::Text(text.into()));
+        tokio::pin!(send);
+        let mut ping_ticks = 0;
+        loop {
+            tokio::select! {
+                written = &mut send => match written {
+                    Ok(()) => break,
+                    Err(_) => return None,
+                },
+                _ = &mut overflowed => return Some(Disconnect::SlowConsumer),
+                _ = &mut ping => {
+                    ping.as_mut().reset(Instant::now() + ping_interval);
+                    ping_ticks += 1;
+                    if ping_ticks > 1 {
+                        return Some(Disconnect::SlowConsumer);
+                    }
+                }
+            }
         }
     }
 }
