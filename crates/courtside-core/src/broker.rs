@@ -1,22 +1,47 @@
 //! The broker seam: how committed publications reach every node's hub.
 //!
 //! A broker is the store's [`CommitSink`]: the store hands it publications in commit order and
-//! the broker delivers them to hubs. On one node that is [`InProcessBroker`]; across nodes it is
-//! a pub/sub system whose gaps are repaired from the store.
+//! the broker carries them to the [`Sequencer`] of every node that follows the channel. A broker
+//! may drop, repeat or reorder (Redis pub/sub is at-most-once): the sequencer restores order and
+//! fills gaps from the store, so a broker only has to be fast.
+//!
+//! # Contract
+//! - `follow(channel)` resolves once publications committed from then on will be received; a
+//!   node follows a channel before it reads the store for a new subscriber, so nothing falls
+//!   between the read and the live stream.
+//! - `follow`/`unfollow` are counted: a channel is followed while follows outnumber unfollows.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::hub::Hub;
+use crate::channel::ChannelName;
+use crate::sequencer::Sequencer;
 use crate::store::CommitSink;
 use crate::stream::Publication;
 
-/// Delivers into this node's hub, in the order the store committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Broker: CommitSink {
+    /// Starts receiving the channel's publications on this node.
+    async fn follow(&self, channel: &ChannelName) -> Result<(), BrokerError>;
+    /// Stops receiving them (once every follow has been matched).
+    async fn unfollow(&self, channel: &ChannelName);
+    /// Can the broker carry publications right now?
+    async fn ready(&self) -> bool;
+}
+
+/// One node: committed publications go straight to this node's sequencer, in commit order.
 ///
 /// The store's writer only queues the batch; a dispatcher task does the fan-out. The writer is
-/// free for the next commit at once, and the subscriber tasks that a fan-out wakes are scheduled
-/// from a runtime worker (its local run queue) rather than from a foreign thread.
+/// free for the next commit at once, and the subscriber tasks a fan-out wakes are scheduled from
+/// a runtime worker (its local run queue) rather than from a foreign thread.
 pub struct InProcessBroker {
     dispatch: mpsc::UnboundedSender<Vec<Publication>>,
 }
@@ -24,12 +49,12 @@ pub struct InProcessBroker {
 impl InProcessBroker {
     /// Starts the dispatcher task; call from within a Tokio runtime. The task ends when the
     /// broker is dropped.
-    pub fn new(hub: Arc<Hub>) -> Self {
+    pub fn new(sequencer: Arc<Sequencer>) -> Self {
         let (dispatch, mut committed) = mpsc::unbounded_channel::<Vec<Publication>>();
         tokio::spawn(async move {
             while let Some(batch) = committed.recv().await {
                 for publication in batch {
-                    hub.deliver(publication);
+                    sequencer.receive(publication);
                 }
             }
         });
@@ -39,8 +64,20 @@ impl InProcessBroker {
 
 impl CommitSink for InProcessBroker {
     fn committed(&self, publications: Vec<Publication>) {
-        // The dispatcher outlives every store that holds this sink; if the runtime is gone
-        // there is nobody left to deliver to.
+        // If the runtime is gone there is nobody left to deliver to.
         let _ = self.dispatch.send(publications);
+    }
+}
+
+#[async_trait]
+impl Broker for InProcessBroker {
+    async fn follow(&self, _channel: &ChannelName) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    async fn unfollow(&self, _channel: &ChannelName) {}
+
+    async fn ready(&self) -> bool {
+        !self.dispatch.is_closed()
     }
 }

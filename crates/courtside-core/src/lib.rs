@@ -11,6 +11,7 @@
 //!   the in-process broker.
 //! - [`cursor`]: a subscriber's place in a stream: deliver, drop a duplicate, or fill a gap.
 //! - [`hub`]: local fan-out: which connection outboxes follow which channel; bounded queues.
+//! - [`sequencer`]: per-channel order into the hub; gaps a broker leaves are filled from the store.
 //! - [`presence`]: who is in a channel, as a seam with an in-memory implementation.
 //! - [`node`]: the composition root that publishes, subscribes with resume, and answers history.
 //! - [`conformance`]: the test suite every `StreamStore` implementation must pass.
@@ -28,6 +29,7 @@ pub mod cursor;
 pub mod hub;
 pub mod node;
 pub mod presence;
+pub mod sequencer;
 pub mod store;
 pub mod stream;
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::broker::{Broker, BrokerError};
 use crate::channel::{ChannelName, NamespaceOptions};
+use crate::sequencer::Sequencer;
 use crate::hub::{ConnectionId, Hub, Outbox, PresenceEvent};
 use crate::presence::{ClientInfo, PresenceStats, PresenceStore};
 use crate::store::{Appended, AppendRequest, HistoryQuery, Retention, StoreError, StreamStore};
@@ -24,6 +26,8 @@ pub enum NodeError {
     AlreadySubscribed(ChannelName),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 /// A publish as a transport hands it over, already authorised.
@@ -61,19 +65,28 @@ pub struct SubscribeOutcome {
 
 pub struct Node {
     pub hub: Arc<Hub>,
+    pub sequencer: Arc<Sequencer>,
     pub store: Arc<dyn StreamStore>,
+    pub broker: Arc<dyn Broker>,
     pub presence: Arc<dyn PresenceStore>,
     namespaces: HashMap<String, NamespaceOptions>,
 }
 
+/// The parts a node is built from.
+pub struct NodeParts {
+    pub hub: Arc<Hub>,
+    pub sequencer: Arc<Sequencer>,
+    pub store: Arc<dyn StreamStore>,
+    pub broker: Arc<dyn Broker>,
+    pub presence: Arc<dyn PresenceStore>,
+    pub namespaces: HashMap<String, NamespaceOptions>,
+}
+
 impl Node {
-    pub fn new(
-        hub: Arc<Hub>,
-        store: Arc<dyn StreamStore>,
-        presence: Arc<dyn PresenceStore>,
-        namespaces: HashMap<String, NamespaceOptions>,
-    ) -> Self {
-        Self { hub, store, presence, namespaces }
+    pub fn new(parts: NodeParts) -> Self {
+        let NodeParts { hub, sequencer, store, broker, presence, namespaces } = parts;
+        sequencer.attach_store(store.clone());
+        Self { hub, sequencer, store, broker, presence, namespaces }
     }
 
     pub fn options(&self, channel: &ChannelName) -> Result<&NamespaceOptions, NodeError> {
@@ -102,7 +115,7 @@ impl Node {
                 data: request.data,
                 time_ms: now_ms(),
             };
-            self.hub.deliver(publication.clone());
+            self.broker.committed(vec![publication.clone()]);
             return Ok(Appended { publication, duplicate: false });
         }
         let retention = Retention {
@@ -140,9 +153,14 @@ impl Node {
         if !self.hub.subscribe(channel, connection, outbox) {
             return Err(NodeError::AlreadySubscribed(channel.clone()));
         }
-        let outcome = self.catch_up(channel, &options, request).await;
-        if outcome.is_err() {
+        if let Err(error) = self.broker.follow(channel).await {
             self.hub.unsubscribe(channel, connection);
+            return Err(error.into());
+        }
+        let outcome = self.catch_up(channel, &options, request).await;
+        match &outcome {
+            Ok(outcome) => self.sequencer.observe(channel, &outcome.position),
+            Err(_) => self.unsubscribe(channel, connection).await,
         }
         outcome
     }
@@ -184,8 +202,10 @@ impl Node {
         })
     }
 
-    pub fn unsubscribe(&self, channel: &ChannelName, connection: ConnectionId) -> bool {
-        self.hub.unsubscribe(channel, connection)
+    pub async fn unsubscribe(&self, channel: &ChannelName, connection: ConnectionId) {
+        if self.hub.unsubscribe(channel, connection) {
+            self.broker.unfollow(channel).await;
+        }
     }
 
     pub async fn history(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, NodeError> {

@@ -325,7 +325,7 @@ async fn health() -> &'static str {
 }
 
 async fn ready(State(state): State<Arc<ServerState>>) -> Response {
-    if !state.shutdown.is_cancelled() && state.node.store.ready().await {
+    if !state.shutdown.is_cancelled() && state.node.store.ready().await && state.node.broker.ready().await {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
@@ -333,7 +333,7 @@ async fn ready(State(state): State<Arc<ServerState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
-    let body = state.metrics.render(&state.node.hub);
+    let body = state.metrics.render(&state.node);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use courtside_core::hub::Hub;
+use courtside_core::node::Node;
 
 use crate::protocol::Disconnect;
 
@@ -72,7 +73,8 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, hub: &Hub) -> String {
+    pub fn render(&self, node: &Node) -> String {
+        let hub: &Hub = &node.hub;
         let mut out = String::with_capacity(4096);
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -91,8 +93,12 @@ impl Metrics {
         counter(&mut out, "courtside_publications_total", "Publications fanned out by the hub.", load(&hub.stats.publications));
         counter(&mut out, "courtside_deliveries_total", "Items (publications and presence events) queued to subscriber connections.", load(&hub.stats.deliveries));
         counter(&mut out, "courtside_queue_overflows_total", "Deliveries refused by a full connection queue (slow consumers).", load(&hub.stats.overflows));
-        counter(&mut out, "courtside_gaps_filled_total", "Gaps in a live stream filled from history.", load(&self.gaps_filled_total));
-        counter(&mut out, "courtside_duplicates_dropped_total", "Live publications dropped as already delivered.", load(&self.duplicates_dropped_total));
+        counter(&mut out, "courtside_gaps_filled_total", "Gaps in a connection's live stream filled from history.", load(&self.gaps_filled_total));
+        counter(&mut out, "courtside_duplicates_dropped_total", "Live publications a connection dropped as already delivered.", load(&self.duplicates_dropped_total));
+        let sequencer = &node.sequencer.stats;
+        counter(&mut out, "courtside_broker_gaps_repaired_total", "Gaps in the broker's stream filled from the store before delivery.", load(&sequencer.gaps_repaired));
+        counter(&mut out, "courtside_broker_duplicates_dropped_total", "Publications the broker delivered more than once.", load(&sequencer.duplicates_dropped));
+        counter(&mut out, "courtside_broker_repairs_abandoned_total", "Gap repairs given up because the store could not be read.", load(&sequencer.repairs_abandoned));
         let _ = writeln!(out, "# HELP courtside_disconnects_total Connections closed by the server, by code.\n# TYPE courtside_disconnects_total counter");
         for (reason, count) in Disconnect::ALL.iter().zip(&self.disconnects) {
             let _ = writeln!(out, "courtside_disconnects_total{{code=\"{}\",reason=\"{}\"}} {}", reason.code(), reason.reason(), load(count));

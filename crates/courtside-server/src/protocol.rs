@@ -74,6 +74,7 @@ impl From<NodeError> for ClientError {
             NodeError::NotKeyed(_) | NodeError::NoHistory(_) => ClientError::BadRequest(error.to_string()),
             NodeError::AlreadySubscribed(_) => ClientError::AlreadySubscribed,
             NodeError::Store(e) => ClientError::Unavailable(e.to_string()),
+            NodeError::Broker(e) => ClientError::Unavailable(e.to_string()),
         }
     }
 }

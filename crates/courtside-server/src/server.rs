@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use courtside_core::broker::InProcessBroker;
 use courtside_core::hub::{ConnectionId, Hub};
-use courtside_core::node::Node;
+use courtside_core::node::{Node, NodeParts};
+use courtside_core::sequencer::Sequencer;
 use courtside_core::presence::MemoryPresence;
 use courtside_core::store::StreamStore;
 use courtside_sqlite::SqliteStore;
@@ -78,13 +79,21 @@ impl RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let auth = Authenticator::from_config(&config)?;
     let hub = Arc::new(Hub::new());
-    let broker = Arc::new(InProcessBroker::new(hub.clone()));
+    let sequencer = Sequencer::new(hub.clone());
+    let broker = Arc::new(InProcessBroker::new(sequencer.clone()));
     let store_path = config.data_dir.join("courtside.db");
     let store: Arc<dyn StreamStore> = Arc::new(
-        SqliteStore::open(&store_path, broker)
+        SqliteStore::open(&store_path, broker.clone())
             .map_err(|e| ServerError::Store { path: store_path.clone(), message: e.to_string() })?,
     );
-    let node = Arc::new(Node::new(hub, store, Arc::new(MemoryPresence::default()), config.namespace_map()));
+    let node = Arc::new(Node::new(NodeParts {
+        hub,
+        sequencer,
+        store,
+        broker,
+        presence: Arc::new(MemoryPresence::default()),
+        namespaces: config.namespace_map(),
+    }));
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;

@@ -323,7 +323,7 @@ impl Session {
         if self.subscriptions.remove(channel).is_none() {
             return Err(ClientError::NotSubscribed);
         }
-        self.state.node.unsubscribe(channel, self.id);
+        self.state.node.unsubscribe(channel, self.id).await;
         self.state.node.leave(channel, self.client_info()).await;
         self.reply(id, &Empty {});
         Ok(())
@@ -470,7 +470,7 @@ impl Session {
     pub async fn close(&mut self) {
         let client = self.client_info();
         for (channel, _) in self.subscriptions.drain() {
-            self.state.node.unsubscribe(&channel, self.id);
+            self.state.node.unsubscribe(&channel, self.id).await;
             self.state.node.leave(&channel, client.clone()).await;
         }
     }

@@ -277,9 +277,12 @@ impl SseStream {
 
 impl Drop for SseStream {
     fn drop(&mut self) {
-        for channel in &self.channels {
-            self.state.node.unsubscribe(channel, self.id);
-        }
+        let (state, channels, id) = (self.state.clone(), std::mem::take(&mut self.channels), self.id);
+        tokio::spawn(async move {
+            for channel in &channels {
+                state.node.unsubscribe(channel, id).await;
+            }
+        });
         self.state.metrics.sse_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
