@@ -12,6 +12,7 @@ use courtside_core::broker::InProcessBroker;
 use courtside_core::hub::{ConnectionId, Hub};
 use courtside_core::node::{Node, NodeParts};
 use courtside_core::sequencer::Sequencer;
+use courtside_core::Epoch;
 use courtside_core::presence::MemoryPresence;
 use courtside_core::store::StreamStore;
 use courtside_sqlite::SqliteStore;
@@ -37,6 +38,8 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// Connections and streams still running; shutdown waits for them.
     pub tasks: TaskTracker,
+    /// Names this node among its peers (random per start); qualifies client ids in presence.
+    pub node_id: String,
     next_connection_id: AtomicU64,
 }
 
@@ -105,6 +108,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         metrics: Metrics::default(),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        node_id: Epoch::new_random().to_string(),
         next_connection_id: AtomicU64::new(1),
     });
     let serve = tokio::spawn(serve(listener, state.clone()));

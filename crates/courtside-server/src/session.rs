@@ -140,9 +140,14 @@ impl Session {
         Some(Instant::now() + Duration::from_secs(expires.saturating_sub(now_secs())))
     }
 
+    /// Unique across the cluster: `{node}-{connection}`.
+    fn client_id(&self) -> String {
+        format!("{}-{}", self.state.node_id, self.id)
+    }
+
     fn client_info(&self) -> ClientInfo {
         ClientInfo {
-            client: self.id.to_string(),
+            client: self.client_id(),
             user: self.principal.as_ref().map(|p| p.user_id().to_string()).unwrap_or_default(),
         }
     }
@@ -252,7 +257,7 @@ impl Session {
         self.reply(
             id,
             &ConnectResult {
-                client: self.id.to_string(),
+                client: self.client_id(),
                 user: &user,
                 version: "1",
                 ping_interval_secs: self.state.config.client.ping_interval_secs,

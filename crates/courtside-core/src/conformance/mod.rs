@@ -1,0 +1,12 @@
+//! Conformance suites: one set of checks per seam that every implementation must pass with the
+//! same results. A backend's tests call the suite with a function that opens a fresh instance.
+//!
+//! - [`store`]: `StreamStore` (memory, SQLite, PostgreSQL).
+//! - [`broker`]: `Broker` (in-process, Redis).
+//! - [`presence`]: `PresenceStore` (memory, Redis).
+
+pub mod broker;
+pub mod presence;
+pub mod store;
+
+pub use store::{request, stream_store, RecordingSink, RETAIN_ALL};
