@@ -17,6 +17,16 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the SQLite store and generated keys live.
     pub data_dir: PathBuf,
+    /// Where streams are stored: `"sqlite"` (`<data_dir>/courtside.db`, one node) or a
+    /// `postgres://` URL (shared by every node of a cluster).
+    pub store: String,
+    /// How publications reach the other nodes: `"memory"` (this node only) or a `redis://` URL.
+    pub broker: String,
+    /// Prefix of every Redis key and channel, so several clusters can share one Redis.
+    pub redis_prefix: String,
+    /// Seconds a node's presence entries live in Redis without a refresh (a dead node's
+    /// clients disappear from presence within this time).
+    pub presence_ttl_secs: u64,
     /// Let clients connect without a token (namespaces still decide what `anonymous` may do).
     pub allow_anonymous: bool,
     /// Key for the server API (`Authorization: apikey …`); generated into the data dir if empty.
@@ -77,6 +87,10 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
+            store: "sqlite".into(),
+            broker: "memory".into(),
+            redis_prefix: "courtside".into(),
+            presence_ttl_secs: 30,
             allow_anonymous: true,
             api_key: String::new(),
             allowed_origins: vec!["*".into()],
@@ -164,11 +178,47 @@ pub struct ConfigOverrides {
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthOverrides>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuthOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret_file: Option<PathBuf>,
+}
+
+/// The store a configuration names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    Sqlite,
+    Postgres(String),
+}
+
+/// The broker a configuration names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerChoice {
+    InProcess,
+    Redis(String),
 }
 
 /// `COURTSIDE_*` variables that are not configuration keys: the client commands' server and
 /// token, the config file path, and the log filter.
 const NON_CONFIG_ENV: [&str; 4] = ["server", "token", "config", "log"];
+
+/// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_string() };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => url.to_string(),
+    }
+}
 
 /// Turns a figment error into one naming the key (lower case, dotted) and where it came from.
 fn describe_figment_error(error: figment::Error) -> ConfigError {
@@ -246,6 +296,18 @@ impl Config {
                 return invalid("allowed_origins", &format!("{origin:?} is not an origin like \"https://scores.example\" or \"*\""));
             }
         }
+        if let Err(message) = self.store_choice() {
+            return invalid("store", &message);
+        }
+        if let Err(message) = self.broker_choice() {
+            return invalid("broker", &message);
+        }
+        if self.presence_ttl_secs < 3 {
+            return invalid("presence_ttl_secs", "must be at least 3");
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return invalid("redis_prefix", "must be non-empty, without spaces");
+        }
         match self.auth.jwt_algorithm.as_str() {
             "HS256" => {}
             "RS256" | "ES256" if self.auth.jwt_public_key_file.is_some() => {}
@@ -266,6 +328,22 @@ impl Config {
         Ok(())
     }
 
+    pub fn store_choice(&self) -> Result<StoreChoice, String> {
+        match self.store.as_str() {
+            "sqlite" => Ok(StoreChoice::Sqlite),
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(StoreChoice::Postgres(url.into())),
+            other => Err(format!("{other:?} is neither \"sqlite\" nor a postgres:// URL")),
+        }
+    }
+
+    pub fn broker_choice(&self) -> Result<BrokerChoice, String> {
+        match self.broker.as_str() {
+            "memory" => Ok(BrokerChoice::InProcess),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(BrokerChoice::Redis(url.into())),
+            other => Err(format!("{other:?} is neither \"memory\" nor a redis:// URL")),
+        }
+    }
+
     /// Is a browser page from `origin` allowed?
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.allowed_origins.iter().any(|allowed| allowed == "*" || allowed == origin)
@@ -278,6 +356,9 @@ impl Config {
     /// The effective configuration as TOML, for `courtside config`; secrets are redacted.
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
+        for url in [&mut shown.store, &mut shown.broker] {
+            *url = redact_url_password(url);
+        }
         for secret in [&mut shown.api_key, &mut shown.auth.jwt_secret] {
             if !secret.is_empty() {
                 *secret = "<redacted>".into();

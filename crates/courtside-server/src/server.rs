@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthSetupError, Authenticator};
-use crate::config::Config;
+use crate::config::{BrokerChoice, Config, StoreChoice};
 use crate::metrics::Metrics;
 
 /// How often expired history is swept.
@@ -55,6 +55,8 @@ pub enum ServerError {
     Auth(#[from] AuthSetupError),
     #[error("cannot open the store at {path}: {message}")]
     Store { path: PathBuf, message: String },
+    #[error("{0} are not supported by this build yet")]
+    NotYetSupported(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -80,6 +82,9 @@ impl RunningServer {
 
 /// Opens the store, binds the listener and starts serving in the background.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    if config.store_choice() != Ok(StoreChoice::Sqlite) || config.broker_choice() != Ok(BrokerChoice::InProcess) {
+        return Err(ServerError::NotYetSupported("PostgreSQL stores and Redis brokers".into()));
+    }
     let auth = Authenticator::from_config(&config)?;
     let hub = Arc::new(Hub::new());
     let sequencer = Sequencer::new(hub.clone());

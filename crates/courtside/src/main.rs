@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use courtside_core::Role;
 use courtside_server::auth::Authenticator;
+use courtside_server::config::AuthOverrides;
 use courtside_server::{Config, ConfigOverrides};
 
 #[derive(Parser)]
@@ -49,11 +50,26 @@ struct ServerArgs {
     /// Directory for the store and generated keys.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Stream store: `sqlite` or a postgres:// URL.
+    #[arg(long)]
+    store: Option<String>,
+    /// Broker between nodes: `memory` or a redis:// URL.
+    #[arg(long)]
+    broker: Option<String>,
+    /// File holding the HS256 token secret, shared by every node (and by `courtside token`).
+    #[arg(long)]
+    jwt_secret_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
     fn load(&self) -> Result<Config, String> {
-        let overrides = ConfigOverrides { listen: self.listen, data_dir: self.data_dir.clone() };
+        let overrides = ConfigOverrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            store: self.store.clone(),
+            broker: self.broker.clone(),
+            auth: self.jwt_secret_file.clone().map(|file| AuthOverrides { jwt_secret_file: Some(file) }),
+        };
         Config::load(self.config.as_deref(), &overrides).map_err(|e| e.to_string())
     }
 }
