@@ -160,12 +160,16 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     report.set("server", json!(args.client.server));
     report.set("subscribers", json!(args.subscribers));
     report.set("channels", json!(args.channels));
-    report.set("rate_per_channel", json!(args.rate));
-    report.set("duration_secs", json!(if idle { 0.0 } else { args.duration }));
-    report.set("payload_bytes", json!(args.payload_bytes));
+    if idle {
+        report.set("idle", json!(true));
+    } else {
+        report.set("rate_per_channel", json!(args.rate));
+        report.set("duration_secs", json!(args.duration));
+        report.set("payload_bytes", json!(args.payload_bytes));
+        report.set("publishers", json!(publishers));
+        report.set("publisher_rate", json!(args.publisher_rate));
+    }
     report.set("channel_prefix", json!(prefix));
-    report.set("publishers", json!(publishers));
-    report.set("publisher_rate", json!(args.publisher_rate));
     report.set("connect_concurrency", json!(args.connect_concurrency));
     report.set("connected", json!(connected));
     report.set("connect_failures", json!(connect_failures));
