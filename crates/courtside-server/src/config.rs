@@ -126,7 +126,7 @@ impl Default for ClientLimits {
             commands_per_sec: 50,
             commands_burst: 200,
             subscriptions_max: 256,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 1024,
         }
     }
 }

@@ -16,6 +16,7 @@ use courtside_core::Epoch;
 use courtside_core::presence::MemoryPresence;
 use courtside_core::store::StreamStore;
 use courtside_sqlite::SqliteStore;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -125,6 +126,10 @@ async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     let sweeper = tokio::spawn(sweep_expired(state.clone()));
     let app = crate::api::router(state.clone());
     let shutdown = state.shutdown.clone();
+    // Replies and pushes are small and latency-bound: no Nagle delay on accepted sockets.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

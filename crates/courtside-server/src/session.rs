@@ -54,6 +54,13 @@ impl TokenBucket {
     }
 }
 
+/// Offsets `from..=to` are missing before `delivery` on its channel.
+pub struct Gap {
+    delivery: Arc<Delivery>,
+    from: u64,
+    to: u64,
+}
+
 pub struct Session {
     pub id: ConnectionId,
     state: Arc<ServerState>,
@@ -385,40 +392,49 @@ impl Session {
     }
 
     /// Writes an item from the hub, keeping each channel gap-free and duplicate-free: a
-    /// duplicate is dropped, a gap is filled from history first.
-    pub async fn handle_outbound(&mut self, item: Outbound) -> Result<(), Disconnect> {
-        match item {
-            Outbound::Publication(delivery) => self.deliver(&delivery).await,
+    /// duplicate is dropped. This is the hot path and does not wait: when offsets are missing
+    /// before the item, it returns the [`Gap`] to fill with [`Session::deliver_after_gap`].
+    pub fn handle_outbound(&mut self, item: Outbound) -> Result<Option<Gap>, Disconnect> {
+        let delivery = match item {
+            Outbound::Publication(delivery) => delivery,
             Outbound::Presence(event) => {
                 self.push_presence(&event);
-                Ok(())
+                return Ok(None);
             }
-        }
-    }
-
-    async fn deliver(&mut self, delivery: &Delivery) -> Result<(), Disconnect> {
+        };
         let publication = &delivery.publication;
-        let Some(cursor) = self.subscriptions.get_mut(&publication.channel) else { return Ok(()) };
+        let Some(cursor) = self.subscriptions.get_mut(&publication.channel) else { return Ok(None) };
         match cursor.admit(publication) {
             Admit::Deliver | Admit::Unnumbered => {}
             Admit::Duplicate => {
                 self.state.metrics.duplicates_dropped_total.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                return Ok(None);
             }
-            Admit::Gap { from, to } => {
-                self.fill_gap(&publication.channel, from, to).await?;
-                let cursor = self.subscriptions.get_mut(&publication.channel).ok_or(Disconnect::InternalError)?;
-                if cursor.admit(publication) != Admit::Deliver {
-                    return Err(Disconnect::InternalError);
-                }
-            }
+            Admit::Gap { from, to } => return Ok(Some(Gap { delivery, from, to })),
             // The history this subscription points into was reset: the client must resubscribe,
             // which a reconnect does (it then gets `recovered: false`).
             Admit::EpochChanged { .. } => return Err(Disconnect::InternalError),
         }
-        let frame = delivery.wire(encode_publication_push).clone();
-        self.push_bytes(&frame);
+        self.push_delivery(&delivery);
+        Ok(None)
+    }
+
+    fn push_delivery(&mut self, delivery: &Delivery) {
+        let frame = delivery.wire(encode_publication_push);
+        self.start_frame();
+        self.out.extend_from_slice(frame);
         self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
+    }
+
+    /// Fills a gap from history, then writes the publication that revealed it.
+    pub async fn deliver_after_gap(&mut self, gap: Gap) -> Result<(), Disconnect> {
+        let channel = gap.delivery.publication.channel.clone();
+        self.fill_gap(&channel, gap.from, gap.to).await?;
+        let cursor = self.subscriptions.get_mut(&channel).ok_or(Disconnect::InternalError)?;
+        if cursor.admit(&gap.delivery.publication) != Admit::Deliver {
+            return Err(Disconnect::InternalError);
+        }
+        self.push_delivery(&gap.delivery);
         Ok(())
     }
 

@@ -50,7 +50,7 @@ async fn run(mut socket: WebSocket, state: Arc<ServerState>) {
     let (outbox, mut inbox) = hub::outbox(state.config.client.send_queue_len_max);
     let mut session = Session::new(state.clone(), outbox);
     let reason = drive(&mut socket, &mut session, &mut inbox, &state).await;
-    session.close().await;
+    Box::pin(session.close()).await;
     if let Some(reason) = reason {
         state.metrics.disconnected(reason);
         close(&mut socket, reason).await;
@@ -87,17 +87,27 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
                 match message {
                     None | Some(Ok(Message::Close(_))) => return None,
                     Some(Ok(Message::Text(text))) if text.len() > limits.message_bytes_max => Err(Disconnect::MessageTooBig),
-                    Some(Ok(Message::Text(text))) => session.handle_message(text.as_str()).await,
+                    // Boxed: commands are rare next to deliveries, and their futures are large;
+                    // inline they would make every connection's task larger.
+                    Some(Ok(Message::Text(text))) => Box::pin(session.handle_message(text.as_str())).await,
                     Some(Ok(Message::Binary(_))) => Err(Disconnect::InvalidFrame),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                     Some(Err(error)) => return classify_read_error(&error),
                 }
             }
             Some(item) = inbox.recv() => {
-                let mut handled = session.handle_outbound(item).await;
-                while handled.is_ok() && session.out.len() < WRITE_BATCH_BYTES_MAX {
-                    let Some(item) = inbox.try_recv() else { break };
-                    handled = session.handle_outbound(item).await;
+                let mut next = Some(item);
+                let mut handled = Ok(());
+                while let Some(item) = next {
+                    handled = match session.handle_outbound(item) {
+                        Ok(None) => Ok(()),
+                        Ok(Some(gap)) => Box::pin(session.deliver_after_gap(gap)).await,
+                        Err(reason) => Err(reason),
+                    };
+                    if handled.is_err() || session.out.len() >= WRITE_BATCH_BYTES_MAX {
+                        break;
+                    }
+                    next = inbox.try_recv();
                 }
                 handled
             }
