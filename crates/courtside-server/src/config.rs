@@ -80,6 +80,9 @@ pub struct ClientLimits {
     pub subscriptions_max: usize,
     /// Size of the per-connection read buffer.
     pub read_buffer_bytes: usize,
+    /// Milliseconds a push may wait so that one socket write carries several (0: write at
+    /// once). Trades that much latency for fewer system calls under heavy fan-out.
+    pub write_coalesce_ms: u64,
 }
 
 impl Default for Config {
@@ -127,6 +130,7 @@ impl Default for ClientLimits {
             commands_burst: 200,
             subscriptions_max: 256,
             read_buffer_bytes: 1024,
+            write_coalesce_ms: 0,
         }
     }
 }
@@ -197,6 +201,15 @@ pub struct AuthOverrides {
 pub enum StoreChoice {
     Sqlite,
     Postgres(String),
+}
+
+impl std::fmt::Display for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Sqlite => f.write_str("sqlite"),
+            StoreChoice::Postgres(url) => f.write_str(&redact_url_password(url)),
+        }
+    }
 }
 
 /// The broker a configuration names.
@@ -284,6 +297,9 @@ impl Config {
         if c.publication_bytes_max == 0 || c.publication_bytes_max > c.message_bytes_max {
             return invalid("client.publication_bytes_max", "must be between 1 and client.message_bytes_max");
         }
+        if c.write_coalesce_ms > 1000 {
+            return invalid("client.write_coalesce_ms", "must be at most 1000");
+        }
         if !(256..=1 << 20).contains(&c.read_buffer_bytes) {
             return invalid("client.read_buffer_bytes", "must be between 256 and 1048576");
         }
@@ -301,6 +317,9 @@ impl Config {
         }
         if let Err(message) = self.broker_choice() {
             return invalid("broker", &message);
+        }
+        if self.broker_choice() != Ok(BrokerChoice::InProcess) && self.store_choice() == Ok(StoreChoice::Sqlite) {
+            return invalid("store", "nodes joined by a broker must share one store: use a postgres:// URL");
         }
         if self.presence_ttl_secs < 3 {
             return invalid("presence_ttl_secs", "must be at least 3");

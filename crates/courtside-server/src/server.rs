@@ -3,12 +3,15 @@
 //! reconnect, flush the store, exit before the deadline).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use courtside_core::broker::InProcessBroker;
+use courtside_core::broker::{Broker, InProcessBroker};
+use courtside_core::presence::PresenceStore;
+use courtside_core::store::CommitSink;
+use courtside_postgres::PostgresStore;
+use courtside_redis::{RedisBroker, RedisPresence};
 use courtside_core::hub::{ConnectionId, Hub};
 use courtside_core::node::{Node, NodeParts};
 use courtside_core::sequencer::Sequencer;
@@ -54,10 +57,10 @@ impl ServerState {
 pub enum ServerError {
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
-    #[error("cannot open the store at {path}: {message}")]
-    Store { path: PathBuf, message: String },
-    #[error("{0} are not supported by this build yet")]
-    NotYetSupported(String),
+    #[error("cannot open the store ({store}): {message}")]
+    Store { store: String, message: String },
+    #[error("cannot connect the broker: {0}")]
+    Broker(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -83,24 +86,18 @@ impl RunningServer {
 
 /// Opens the store, binds the listener and starts serving in the background.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
-    if config.store_choice() != Ok(StoreChoice::Sqlite) || config.broker_choice() != Ok(BrokerChoice::InProcess) {
-        return Err(ServerError::NotYetSupported("PostgreSQL stores and Redis brokers".into()));
-    }
     let auth = Authenticator::from_config(&config)?;
+    let node_id = Epoch::new_random().to_string();
     let hub = Arc::new(Hub::new());
     let sequencer = Sequencer::new(hub.clone());
-    let broker = Arc::new(InProcessBroker::new(sequencer.clone()));
-    let store_path = config.data_dir.join("courtside.db");
-    let store: Arc<dyn StreamStore> = Arc::new(
-        SqliteStore::open(&store_path, broker.clone())
-            .map_err(|e| ServerError::Store { path: store_path.clone(), message: e.to_string() })?,
-    );
+    let (broker, presence) = open_broker(&config, &node_id, sequencer.clone()).await?;
+    let store = open_store(&config, broker.clone()).await?;
     let node = Arc::new(Node::new(NodeParts {
         hub,
         sequencer,
         store,
         broker,
-        presence: Arc::new(MemoryPresence::default()),
+        presence,
         namespaces: config.namespace_map(),
     }));
     let listener = TcpListener::bind(config.listen)
@@ -114,12 +111,65 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         metrics: Metrics::default(),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
-        node_id: Epoch::new_random().to_string(),
+        node_id,
         next_connection_id: AtomicU64::new(1),
     });
     let serve = tokio::spawn(serve(listener, state.clone()));
     tracing::info!(%addr, "courtside listening");
     Ok(RunningServer { addr, state, serve })
+}
+
+/// The broker (and the presence store that goes with it) the configuration names.
+async fn open_broker(
+    config: &Config,
+    node_id: &str,
+    sequencer: Arc<Sequencer>,
+) -> Result<(Arc<dyn Broker>, Arc<dyn PresenceStore>), ServerError> {
+    match config.broker_choice().map_err(ServerError::Broker)? {
+        BrokerChoice::InProcess => Ok((Arc::new(InProcessBroker::new(sequencer)), Arc::new(MemoryPresence::default()))),
+        BrokerChoice::Redis(url) => {
+            let broker = RedisBroker::connect(&url, &config.redis_prefix, node_id, sequencer)
+                .await
+                .map_err(|e| ServerError::Broker(e.to_string()))?;
+            let ttl = Duration::from_secs(config.presence_ttl_secs);
+            let presence = RedisPresence::connect(&url, &config.redis_prefix, ttl)
+                .await
+                .map_err(|e| ServerError::Broker(e.to_string()))?;
+            Ok((broker, presence))
+        }
+    }
+}
+
+/// The stream store the configuration names, handing commits to `sink`; runs migrations.
+pub async fn open_store(config: &Config, sink: Arc<dyn CommitSink>) -> Result<Arc<dyn StreamStore>, ServerError> {
+    match config.store_choice().map_err(|message| ServerError::Store { store: config.store.clone(), message })? {
+        StoreChoice::Sqlite => {
+            let path = config.data_dir.join("courtside.db");
+            let store = SqliteStore::open(&path, sink)
+                .map_err(|e| ServerError::Store { store: path.display().to_string(), message: e.to_string() })?;
+            Ok(Arc::new(store))
+        }
+        StoreChoice::Postgres(url) => {
+            let store = PostgresStore::connect(&url, sink)
+                .await
+                .map_err(|e| ServerError::Store { store: "PostgreSQL".into(), message: e.to_string() })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Brings the configured store's schema up to date without serving.
+pub async fn migrate(config: &Config) -> Result<(), ServerError> {
+    match config.store_choice().map_err(|message| ServerError::Store { store: config.store.clone(), message })? {
+        StoreChoice::Postgres(url) => courtside_postgres::migrate(&url)
+            .await
+            .map_err(|e| ServerError::Store { store: "PostgreSQL".into(), message: e.to_string() }),
+        StoreChoice::Sqlite => {
+            let store = open_store(config, Arc::new(courtside_core::store::NoSink)).await?;
+            store.close().await;
+            Ok(())
+        }
+    }
 }
 
 async fn serve(listener: TcpListener, state: Arc<ServerState>) {

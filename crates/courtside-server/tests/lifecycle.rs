@@ -153,3 +153,18 @@ async fn shutdown_tells_clients_to_reconnect_and_keeps_what_was_acknowledged() {
     assert_eq!(result(&reply)["epoch"], epoch);
     assert_eq!(offsets(&result(&reply)["publications"]), vec![1]);
 }
+
+#[tokio::test]
+async fn coalesced_writes_carry_several_pushes_in_one_message() {
+    let server = TestServer::start_with(|c| c.client.write_coalesce_ms = 200).await;
+    let mut watcher = server.connected("", &[]).await;
+    result(&watcher.request("subscribe", json!({ "channel": "match:co" })).await);
+    for n in 1..=3 {
+        server.publish("match:co", json!(n)).await;
+    }
+    let frames = watcher.next_message().await;
+    let offsets: Vec<_> = frames.iter().map(|f| f["push"]["pub"]["offset"].as_u64()).collect();
+    assert_eq!(offsets, vec![Some(1), Some(2), Some(3)], "one message, three pushes, in order");
+    let reply = watcher.request("ping", json!({})).await;
+    result(&reply);
+}

@@ -28,6 +28,8 @@ enum Command {
     Serve(ServerArgs),
     /// Print the effective configuration (defaults < file < COURTSIDE_* env < flags) as TOML.
     Config(ServerArgs),
+    /// Create or upgrade the store's schema (also done at every start), then exit.
+    Migrate(ServerArgs),
     /// Mint a token the server accepts (HS256, with the server's key).
     Token(TokenArgs),
     /// Subscribe to a channel and print each publication as one JSON line.
@@ -119,6 +121,12 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Serve(args) => {
             let config = args.load()?;
             courtside_server::run_until_signal(config).await.map_err(|e| e.to_string())
+        }
+        Command::Migrate(args) => {
+            let config = args.load()?;
+            courtside_server::server::migrate(&config).await.map_err(|e| e.to_string())?;
+            eprintln!("courtside: store {} is up to date", config.store_choice().map(|c| c.to_string()).unwrap_or_default());
+            Ok(())
         }
         Command::Config(args) => {
             print!("{}", args.load()?.to_toml());

@@ -74,10 +74,16 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
     let ping = sleep_until(Instant::now() + ping_interval);
     let connect_timer = sleep_until(Instant::now() + Duration::from_secs(limits.connect_timeout_secs));
     let token_timer = sleep_until(Instant::now());
-    tokio::pin!(shutdown, overflowed, ping, connect_timer, token_timer);
+    // With `write_coalesce_ms`, pushes wait up to that long for company, so one write carries
+    // several; replies never wait.
+    let coalesce = Duration::from_millis(limits.write_coalesce_ms);
+    let flush_timer = sleep_until(Instant::now());
+    tokio::pin!(shutdown, overflowed, ping, connect_timer, token_timer, flush_timer);
     let mut token_expiry: Option<u64> = None;
+    let mut flush_pending = false;
     loop {
         let mut send_ping = false;
+        let mut write_now = true;
         let step: Result<(), Disconnect> = tokio::select! {
             biased;
             _ = &mut shutdown => Err(Disconnect::Shutdown),
@@ -109,8 +115,16 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
                     }
                     next = inbox.try_recv();
                 }
+                if !coalesce.is_zero() && session.out.len() < WRITE_BATCH_BYTES_MAX {
+                    write_now = false;
+                    if !flush_pending {
+                        flush_pending = true;
+                        flush_timer.as_mut().reset(Instant::now() + coalesce);
+                    }
+                }
                 handled
             }
+            _ = &mut flush_timer, if flush_pending => Ok(()),
             _ = &mut ping => {
                 ping.as_mut().reset(Instant::now() + ping_interval);
                 if last_heard.elapsed() > idle_timeout {
@@ -142,9 +156,10 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
         if send_ping && socket.send(Message::Ping(Default::default())).await.is_err() {
             return None;
         }
-        if session.out.is_empty() {
+        if session.out.is_empty() || !write_now {
             continue;
         }
+        flush_pending = false;
         // One WebSocket message for everything queued. A write that stalls until the outbox
         // overflows, or through a whole ping interval, marks a slow consumer. (The ping timer
         // may already be due when the write starts; only its next firing means a stall.)

@@ -183,6 +183,17 @@ impl Client {
         }
     }
 
+    /// The frames of the next WebSocket message, as sent (several frames may share a message).
+    pub async fn next_message(&mut self) -> Vec<Value> {
+        assert!(self.frames.is_empty(), "frames already read are pending");
+        loop {
+            let message = tokio::time::timeout(TIMEOUT, self.socket.next()).await.expect("message within timeout");
+            if let Some(Ok(Message::Text(text))) = message {
+                return text.as_str().split('\n').map(|l| serde_json::from_str(l).expect("JSON")).collect();
+            }
+        }
+    }
+
     /// The next publication push on any channel.
     pub async fn next_publication(&mut self) -> Value {
         loop {

@@ -1,0 +1,60 @@
+//! Schema migrations: idempotent, safe when several nodes start at once, and refusing a schema
+//! newer than the build.
+
+mod support;
+
+use std::sync::Arc;
+
+use courtside_core::store::NoSink;
+use courtside_postgres::{PostgresError, PostgresStore, SCHEMA_VERSION};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_migrate_once() {
+    let Some(database) = support::fresh_database().await else { return };
+    let mut starting = Vec::new();
+    for _ in 0..6 {
+        let url = database.url.clone();
+        starting.push(tokio::spawn(async move { courtside_postgres::migrate(&url).await }));
+    }
+    for _ in 0..3 {
+        let url = database.url.clone();
+        starting.push(tokio::spawn(async move {
+            let store = PostgresStore::connect(&url, Arc::new(NoSink)).await?;
+            courtside_core::store::StreamStore::close(&store).await;
+            Ok::<(), PostgresError>(())
+        }));
+    }
+    for node in starting {
+        node.await.expect("task").expect("migrate");
+    }
+    courtside_postgres::migrate(&database.url).await.expect("migrating again is a no-op");
+    let versions: Vec<i64> = database
+        .connect()
+        .await
+        .query("SELECT version FROM courtside_schema_version ORDER BY version", &[])
+        .await
+        .expect("versions")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>(), "each migration applied once");
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_build_is_refused() {
+    let Some(database) = support::fresh_database().await else { return };
+    courtside_postgres::migrate(&database.url).await.expect("migrate");
+    database
+        .connect()
+        .await
+        .execute("INSERT INTO courtside_schema_version (version) VALUES ($1)", &[&(SCHEMA_VERSION + 1)])
+        .await
+        .expect("bump version");
+    match PostgresStore::connect(&database.url, Arc::new(NoSink)).await {
+        Err(PostgresError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        Err(other) => panic!("expected SchemaTooNew, got {other}"),
+        Ok(_) => panic!("expected SchemaTooNew, the store connected"),
+    }
+}
