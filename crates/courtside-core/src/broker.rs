@@ -9,7 +9,8 @@
 //! - `follow(channel)` resolves once publications committed from then on will be received; a
 //!   node follows a channel before it reads the store for a new subscriber, so nothing falls
 //!   between the read and the live stream.
-//! - `follow`/`unfollow` are counted: a channel is followed while follows outnumber unfollows.
+//! - `follow`/`unfollow` are counted: a channel is followed while follows outnumber unfollows. A
+//!   failed `follow` is not counted (the caller does not `unfollow` it).
 
 use std::sync::Arc;
 
