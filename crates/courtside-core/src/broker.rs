@@ -36,6 +36,19 @@ pub trait Broker: CommitSink {
     async fn unfollow(&self, channel: &ChannelName);
     /// Can the broker carry publications right now?
     async fn ready(&self) -> bool;
+
+    /// The broker's own counters for the metrics endpoint (name without prefix, help, value).
+    fn counters(&self) -> Vec<BrokerCounter> {
+        Vec::new()
+    }
+}
+
+/// One counter a broker reports, rendered as `courtside_broker_<name>_total`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerCounter {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
 }
 
 /// One node: committed publications go straight to this node's sequencer, in commit order.

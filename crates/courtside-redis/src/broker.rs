@@ -43,7 +43,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub, PubSubSink}
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
-use courtside_core::broker::{Broker, BrokerError};
+use courtside_core::broker::{Broker, BrokerCounter, BrokerError};
 use courtside_core::channel::ChannelName;
 use courtside_core::sequencer::Sequencer;
 use courtside_core::store::CommitSink;
@@ -363,6 +363,19 @@ impl Broker for RedisBroker {
 
     async fn ready(&self) -> bool {
         self.shared.pubsub_connected.load(Ordering::SeqCst)
+    }
+
+    fn counters(&self) -> Vec<BrokerCounter> {
+        let stats = &self.shared.stats;
+        let counter = |name, help, value: &AtomicU64| BrokerCounter { name, help, value: value.load(Ordering::Relaxed) };
+        vec![
+            counter("redis_published", "Publications Redis accepted from this node.", &stats.published),
+            counter("redis_received", "Publications from other nodes received through Redis.", &stats.received),
+            counter("redis_publish_errors", "Publications this node could not carry to Redis (repaired from the store by followers).", &stats.publish_errors),
+            counter("redis_reconnects", "Times the Redis pub/sub connection was re-established.", &stats.reconnects),
+            counter("redis_malformed", "Messages on a followed Redis channel that could not be read.", &stats.malformed),
+            counter("position_checks", "Completed checks of every followed channel against the store.", &stats.position_checks),
+        ]
     }
 }
 

@@ -324,12 +324,20 @@ async fn health() -> &'static str {
     "ok\n"
 }
 
+/// Ready while the node can take publishes: not shutting down and the store writable. A broker
+/// that is reconnecting does not make a node unready (publishes still commit, and other nodes
+/// repair what the broker missed from the store); it is reported in the body.
 async fn ready(State(state): State<Arc<ServerState>>) -> Response {
-    if !state.shutdown.is_cancelled() && state.node.store.ready().await && state.node.broker.ready().await {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    if state.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n").into_response();
     }
+    if !state.node.store.ready().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: store unavailable\n").into_response();
+    }
+    if !state.node.broker.ready().await {
+        return (StatusCode::OK, "ready (broker reconnecting)\n").into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {

@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (SQLite store under --data-dir, in-process broker).
+    /// Run the server (by default: SQLite store under --data-dir, in-process broker).
     Serve(ServerArgs),
     /// Print the effective configuration (defaults < file < COURTSIDE_* env < flags) as TOML.
     Config(ServerArgs),
