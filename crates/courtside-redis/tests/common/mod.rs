@@ -28,7 +28,8 @@ pub fn skip_or_fail(reason: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{reason} (CI=true, so this test must not be skipped)");
     }
-    eprintln!("SKIPPED: {reason}");
+    // Written past the test harness's capture, so a skip is visible in a normal run.
+    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("SKIPPED: {reason}\n"));
 }
 
 async fn ping(url: &str) -> Result<(), String> {
