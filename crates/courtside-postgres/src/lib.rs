@@ -1,10 +1,17 @@
 //! Courtside's shared stream store: a [`StreamStore`] on PostgreSQL, for deployments where
-//! several Courtside nodes share one database.
+//! several Courtside nodes share one database; and, for such clusters without Redis, the
+//! multi-node seams on the same database: [`PostgresBroker`] (`LISTEN`/`NOTIFY`) and
+//! [`PostgresPresence`].
 //!
 //! This crate owns the `courtside_*` tables of that database: their schema and migrations
 //! (`schema`, versioned in `courtside_schema_version`, applied under an advisory lock), each
 //! store's writer task (`writer`), the pooled reads (`reader`), expiry (`sweeper`) and the
-//! readiness check (`health`).
+//! readiness check (`health`). The broker owns the notification channels `{prefix}_{hash}` and
+//! their payload format (`notification`); presence owns `courtside_presence`.
+//!
+//! The broker's listening connection must reach PostgreSQL directly or through a pooler in
+//! session mode: `LISTEN` does not survive a pooler that switches server connections between
+//! transactions.
 //!
 //! # Invariants
 //! - The `courtside_channels` row of a channel is its write lock. Every writer, on every node,
@@ -28,8 +35,18 @@
 //!   and the pools reconnect by themselves once it is back.
 //! - Several stores may share a database, one per node; nothing is cached that another node could
 //!   change, except that channel rows exist (they are never deleted).
+//! - The broker is never the source of truth for a stream: a notification is sent after the
+//!   store's commit, on another connection, at most once. Whatever is not carried (a failed
+//!   `pg_notify`, a listening connection that broke, a publication too long for a notification)
+//!   is read from the store by the receiving node's sequencer. Publishing never blocks or fails
+//!   the store's writer.
+//! - A presence row lives only while the node that joined it keeps refreshing it; expiry uses
+//!   the database clock.
 
+pub mod broker;
 mod health;
+mod notification;
+pub mod presence;
 mod reader;
 mod schema;
 mod sweeper;
@@ -52,6 +69,8 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use crate::health::Health;
+pub use crate::broker::{PostgresBroker, PostgresBrokerConfig, PostgresBrokerStats};
+pub use crate::presence::PostgresPresence;
 pub use crate::schema::SCHEMA_VERSION;
 use crate::writer::{Writer, WriterCommand};
 
@@ -90,6 +109,15 @@ pub enum PostgresError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("cannot build the PostgreSQL connection pool: {0}")]
     Pool(#[source] BuildError),
+    #[error("invalid node id: {0}")]
+    InvalidNodeId(String),
+    #[error(
+        "invalid notification channel prefix {0:?}: 1 to {max} bytes of a-z, 0-9 and _, not starting with a digit",
+        max = broker::CHANNEL_PREFIX_LEN_MAX
+    )]
+    InvalidChannelPrefix(String),
+    #[error("presence TTL must be at least {min:?}, got {ttl:?}")]
+    TtlTooShort { ttl: Duration, min: Duration },
 }
 
 /// Brings the database at `url` to the current schema (for `courtside migrate`). Idempotent, and

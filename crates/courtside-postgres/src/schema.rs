@@ -42,9 +42,16 @@ const MIGRATION_LOCK_KEY: i64 = 0x636f_7572_7473_6964;
 /// - `courtside_keyed_state`: the latest live publication per key of keyed channels; never trimmed.
 /// - `courtside_idempotency`: the publication each idempotency key produced, kept whole so a retry
 ///   is answered even after the history was trimmed; rows expire after the idempotency window.
+/// - `courtside_presence` (version 2, used by [`crate::PostgresPresence`]): one row per client
+///   present in a channel, until `expires_at` (database clock) unless its node pushes that forward.
+///   `UNLOGGED`: presence is rewritten by every node's refresher within a third of its TTL, so
+///   after a crash (or on a promoted standby, which has no rows of an unlogged table) it comes back
+///   by itself, and the frequent refreshes write no WAL.
 ///
 /// Text that is ordered (channel names, keys) uses the `"C"` collation: byte order, as in Rust.
-const MIGRATIONS: &[&str] = &[r#"
+/// Migrations are forward-only; each is also idempotent (`IF NOT EXISTS`) from version 2 on.
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE courtside_channels (
         name TEXT COLLATE "C" PRIMARY KEY,
         epoch TEXT NOT NULL,
@@ -84,7 +91,19 @@ const MIGRATIONS: &[&str] = &[r#"
     );
 
     CREATE INDEX courtside_idempotency_time_ms ON courtside_idempotency (time_ms);
-"#];
+"#,
+    r#"
+    CREATE UNLOGGED TABLE IF NOT EXISTS courtside_presence (
+        channel TEXT COLLATE "C" NOT NULL,
+        client TEXT COLLATE "C" NOT NULL,
+        "user" TEXT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (channel, client)
+    );
+
+    CREATE INDEX IF NOT EXISTS courtside_presence_expires_at ON courtside_presence (expires_at);
+"#,
+];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -58,3 +58,28 @@ async fn a_schema_newer_than_the_build_is_refused() {
         Ok(_) => panic!("expected SchemaTooNew, the store connected"),
     }
 }
+
+#[tokio::test]
+async fn a_version_1_database_gains_the_presence_table_and_migrations_are_idempotent() {
+    let Some(database) = support::fresh_database().await else { return };
+    courtside_postgres::migrate(&database.url).await.expect("migrate");
+    let admin = database.connect().await;
+    // As a database last migrated by a build that knew only version 1.
+    admin
+        .batch_execute("DROP TABLE courtside_presence; DELETE FROM courtside_schema_version WHERE version > 1")
+        .await
+        .expect("back to version 1");
+    courtside_postgres::migrate(&database.url).await.expect("migrate from version 1");
+    let presence: i64 = admin
+        .query_one("SELECT count(*) FROM pg_class WHERE relname = 'courtside_presence' AND relpersistence = 'u'", &[])
+        .await
+        .expect("pg_class")
+        .get(0);
+    assert_eq!(presence, 1, "the presence table exists, unlogged");
+    // A version lost from the log (its objects still there) is applied again without error.
+    admin.batch_execute("DELETE FROM courtside_schema_version WHERE version = 2").await.expect("forget version 2");
+    courtside_postgres::migrate(&database.url).await.expect("migrations are idempotent");
+    let versions: i64 =
+        admin.query_one("SELECT max(version) FROM courtside_schema_version", &[]).await.expect("version").get(0);
+    assert_eq!(versions, SCHEMA_VERSION);
+}

@@ -20,7 +20,8 @@ pub struct Config {
     /// Where streams are stored: `"sqlite"` (`<data_dir>/courtside.db`, one node) or a
     /// `postgres://` URL (shared by every node of a cluster).
     pub store: String,
-    /// How publications reach the other nodes: `"memory"` (this node only) or a `redis://` URL.
+    /// How publications reach the other nodes: `"memory"` (this node only), a `redis://` URL, or
+    /// `"postgres"` (LISTEN/NOTIFY on the store's database, for clusters without Redis).
     pub broker: String,
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     pub redis_prefix: String,
@@ -217,6 +218,8 @@ impl std::fmt::Display for StoreChoice {
 pub enum BrokerChoice {
     InProcess,
     Redis(String),
+    /// LISTEN/NOTIFY on the store's PostgreSQL database.
+    Postgres,
 }
 
 /// `COURTSIDE_*` variables that are not configuration keys: the client commands' server and
@@ -358,8 +361,9 @@ impl Config {
     pub fn broker_choice(&self) -> Result<BrokerChoice, String> {
         match self.broker.as_str() {
             "memory" => Ok(BrokerChoice::InProcess),
+            "postgres" => Ok(BrokerChoice::Postgres),
             url if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(BrokerChoice::Redis(url.into())),
-            other => Err(format!("{other:?} is neither \"memory\" nor a redis:// URL")),
+            other => Err(format!("{other:?} is not \"memory\", \"postgres\" or a redis:// URL")),
         }
     }
 

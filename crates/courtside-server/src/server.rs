@@ -10,7 +10,7 @@ use std::time::Duration;
 use courtside_core::broker::{Broker, InProcessBroker};
 use courtside_core::presence::PresenceStore;
 use courtside_core::store::CommitSink;
-use courtside_postgres::PostgresStore;
+use courtside_postgres::{PostgresBroker, PostgresPresence, PostgresStore};
 use courtside_redis::{RedisBroker, RedisPresence};
 use courtside_core::hub::{ConnectionId, Hub};
 use courtside_core::node::{Node, NodeParts};
@@ -135,6 +135,17 @@ async fn open_broker(
             let presence = RedisPresence::connect(&url, &config.redis_prefix, ttl)
                 .await
                 .map_err(|e| ServerError::Broker(e.to_string()))?;
+            Ok((broker, presence))
+        }
+        BrokerChoice::Postgres => {
+            let Ok(StoreChoice::Postgres(url)) = config.store_choice() else {
+                return Err(ServerError::Broker("broker = \"postgres\" needs a postgres:// store".into()));
+            };
+            let broker = PostgresBroker::connect(&url, node_id, sequencer)
+                .await
+                .map_err(|e| ServerError::Broker(e.to_string()))?;
+            let ttl = Duration::from_secs(config.presence_ttl_secs);
+            let presence = PostgresPresence::connect(&url, ttl).await.map_err(|e| ServerError::Broker(e.to_string()))?;
             Ok((broker, presence))
         }
     }

@@ -1,0 +1,369 @@
+//! How one publication travels as a PostgreSQL notification: the notification channel a
+//! Courtside channel maps to, and the text payload.
+//!
+//! # Notification channels
+//! `LISTEN` takes an identifier (at most 63 bytes) and Courtside channel names are up to 200
+//! bytes, so each Courtside channel maps to `{prefix}_{hash}`: the 64-bit FNV-1a hash of the
+//! channel name, in 16 lowercase hex digits. Several Courtside channels may share a notification
+//! channel; receivers read the channel name from the payload and drop the ones they do not
+//! follow.
+//!
+//! # Payload
+//! NOTIFY payloads are text (in the server encoding, no NUL) shorter than 8000 bytes. A
+//! payload is one header line, then its text fields back to back, sized by the header:
+//!
+//! ```text
+//! {version}{kind} {seq} {offset} {time_ms} {removed} {origin len} {channel len} {epoch len} {key len | -}\n
+//! {origin}{channel}{epoch}{key}{data}
+//! ```
+//!
+//! - version `1`; kind `T` (data as sent, text), `B` (data in base64: it is not text, or not
+//!   ASCII on a server whose encoding is not UTF-8) or `R` (a reference: no epoch, key or data).
+//! - `seq` counts the sending node's notifications. It keeps two equal publications (offset 0)
+//!   distinct: PostgreSQL folds identical notifications of one transaction into one.
+//! - lengths are in bytes; `removed` is `0` or `1`; a key length of `-` means no key.
+//!
+//! A publication whose payload would be too long, or whose key or epoch cannot be sent as text,
+//! goes as a reference: its channel and offset only. The receiver then reads it from the store
+//! (the sequencer's position check). Publications without an offset (ephemeral channels) cannot
+//! be read back, so they cannot travel as references.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+
+use courtside_core::channel::ChannelName;
+use courtside_core::stream::{Epoch, Publication};
+
+const VERSION: char = '1';
+/// Fields of the header line, the version and kind included.
+const HEADER_FIELDS: usize = 9;
+
+/// The PostgreSQL notification channel of `channel`: `{prefix}_{16 hex digits}`.
+pub(crate) fn notification_channel(prefix: &str, channel: &ChannelName) -> String {
+    format!("{prefix}_{:016x}", fnv1a_64(channel.as_str().as_bytes()))
+}
+
+/// FNV-1a, 64 bit: fixed by its definition, so every node and build maps channels alike.
+fn fnv1a_64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// What a notification carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Carried {
+    /// The whole publication.
+    Publication(Publication),
+    /// Only where it is: the receiver reads it from the store.
+    Reference { channel: ChannelName, offset: u64 },
+}
+
+/// A decoded notification and the node that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Received {
+    pub(crate) origin_node: String,
+    pub(crate) carried: Carried,
+}
+
+/// How an encoded publication travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Encoded {
+    Full(String),
+    Reference(String),
+    /// Neither fits: too long or not text, and without an offset to read it back by.
+    Impossible(&'static str),
+}
+
+/// Why a payload could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error("the payload has no header line")]
+    NoHeader,
+    #[error("unknown payload version or kind {0:?}")]
+    UnknownKind(String),
+    #[error("malformed header field {0}")]
+    BadHeader(&'static str),
+    #[error("the payload ends inside its {0}")]
+    Truncated(&'static str),
+    #[error("the {0} is invalid")]
+    Invalid(&'static str),
+}
+
+/// What the server accepts as text: no NUL, and only ASCII unless the server encoding is UTF-8.
+fn is_sendable(text: &str, ascii_only: bool) -> bool {
+    !text.contains('\0') && (!ascii_only || text.is_ascii())
+}
+
+/// Encodes `publication` committed on `origin_node` (printable ASCII) as notification number
+/// `seq`, at most `payload_max` bytes long; `ascii_only` when the server encoding is not UTF-8.
+pub(crate) fn encode(
+    origin_node: &str,
+    seq: u64,
+    publication: &Publication,
+    payload_max: usize,
+    ascii_only: bool,
+) -> Encoded {
+    let epoch = publication.epoch.as_str();
+    let key = publication.key.as_deref();
+    let text_fields_sendable = is_sendable(epoch, ascii_only) && key.is_none_or(|key| is_sendable(key, ascii_only));
+    if text_fields_sendable {
+        let data_as_text = std::str::from_utf8(&publication.data).ok().filter(|data| is_sendable(data, ascii_only));
+        let kind = if data_as_text.is_some() { 'T' } else { 'B' };
+        let encoded_data_len = match data_as_text {
+            Some(text) => text.len(),
+            None => publication.data.len().div_ceil(3) * 4,
+        };
+        let header = header(kind, seq, publication, origin_node, epoch, key);
+        let len = header.len() + origin_node.len() + publication.channel.as_str().len() + epoch.len()
+            + key.map_or(0, str::len)
+            + encoded_data_len;
+        if len <= payload_max {
+            let mut payload = String::with_capacity(len);
+            payload.push_str(&header);
+            payload.push_str(origin_node);
+            payload.push_str(publication.channel.as_str());
+            payload.push_str(epoch);
+            payload.push_str(key.unwrap_or_default());
+            match data_as_text {
+                Some(text) => payload.push_str(text),
+                None => BASE64.encode_string(&publication.data, &mut payload),
+            }
+            return Encoded::Full(payload);
+        }
+    }
+    if publication.offset == 0 {
+        return Encoded::Impossible(if text_fields_sendable {
+            "too long for a notification"
+        } else {
+            "its key or epoch cannot be sent as text"
+        });
+    }
+    let reference = Publication { epoch: Epoch::default(), key: None, data: Bytes::new(), ..publication.clone() };
+    let mut payload = header('R', seq, &reference, origin_node, "", None);
+    payload.push_str(origin_node);
+    payload.push_str(publication.channel.as_str());
+    if payload.len() > payload_max {
+        return Encoded::Impossible("even a reference is too long for a notification");
+    }
+    Encoded::Reference(payload)
+}
+
+fn header(kind: char, seq: u64, publication: &Publication, origin: &str, epoch: &str, key: Option<&str>) -> String {
+    let key_len = key.map_or_else(|| "-".to_string(), |key| key.len().to_string());
+    format!(
+        "{VERSION}{kind} {seq} {} {} {} {} {} {} {key_len}\n",
+        publication.offset,
+        publication.time_ms,
+        u8::from(publication.removed),
+        origin.len(),
+        publication.channel.as_str().len(),
+        epoch.len(),
+    )
+}
+
+/// The parsed header line and the fields after it.
+struct Parts<'a> {
+    kind: char,
+    offset: u64,
+    time_ms: u64,
+    removed: bool,
+    origin: &'a str,
+    channel: &'a str,
+    epoch: &'a str,
+    key: Option<&'a str>,
+    data: &'a str,
+}
+
+fn number<T: std::str::FromStr>(field: Option<&str>, name: &'static str) -> Result<T, DecodeError> {
+    field.and_then(|text| text.parse().ok()).ok_or(DecodeError::BadHeader(name))
+}
+
+fn split(payload: &str) -> Result<Parts<'_>, DecodeError> {
+    let (header, mut rest) = payload.split_once('\n').ok_or(DecodeError::NoHeader)?;
+    let fields: Vec<&str> = header.split(' ').collect();
+    if fields.len() != HEADER_FIELDS {
+        return Err(DecodeError::BadHeader("count"));
+    }
+    let mut chars = fields[0].chars();
+    let (Some(VERSION), Some(kind @ ('T' | 'B' | 'R')), None) = (chars.next(), chars.next(), chars.next()) else {
+        return Err(DecodeError::UnknownKind(fields[0].to_string()));
+    };
+    let _seq: u64 = number(Some(fields[1]), "seq")?;
+    let offset = number(Some(fields[2]), "offset")?;
+    let time_ms = number(Some(fields[3]), "time")?;
+    let removed = match fields[4] {
+        "0" => false,
+        "1" => true,
+        _ => return Err(DecodeError::BadHeader("removed")),
+    };
+    let mut take = |len: usize, name: &'static str| -> Result<&str, DecodeError> {
+        let taken = rest.get(..len).ok_or(DecodeError::Truncated(name))?;
+        rest = &rest[len..];
+        Ok(taken)
+    };
+    let origin = take(number(Some(fields[5]), "origin length")?, "origin")?;
+    let channel = take(number(Some(fields[6]), "channel length")?, "channel")?;
+    let epoch = take(number(Some(fields[7]), "epoch length")?, "epoch")?;
+    let key = match fields[8] {
+        "-" => None,
+        len => Some(take(number(Some(len), "key length")?, "key")?),
+    };
+    Ok(Parts { kind, offset, time_ms, removed, origin, channel, epoch, key, data: rest })
+}
+
+/// The node that sent `payload`, read without decoding the rest.
+pub(crate) fn origin_node(payload: &str) -> Result<&str, DecodeError> {
+    Ok(split(payload)?.origin)
+}
+
+pub(crate) fn decode(payload: &str) -> Result<Received, DecodeError> {
+    let parts = split(payload)?;
+    let channel = ChannelName::parse(parts.channel).map_err(|_| DecodeError::Invalid("channel name"))?;
+    let carried = match parts.kind {
+        'R' => Carried::Reference { channel, offset: parts.offset },
+        kind => {
+            let data = if kind == 'T' {
+                Bytes::copy_from_slice(parts.data.as_bytes())
+            } else {
+                Bytes::from(BASE64.decode(parts.data).map_err(|_| DecodeError::Invalid("base64 data"))?)
+            };
+            Carried::Publication(Publication {
+                channel,
+                epoch: Epoch::from_text(parts.epoch),
+                offset: parts.offset,
+                key: parts.key.map(str::to_string),
+                removed: parts.removed,
+                data,
+                time_ms: parts.time_ms,
+            })
+        }
+    };
+    Ok(Received { origin_node: parts.origin.to_string(), carried })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 7_999;
+
+    fn publication(key: Option<&str>, removed: bool, data: &[u8]) -> Publication {
+        Publication {
+            channel: ChannelName::parse("match:7").unwrap(),
+            epoch: Epoch::from_text("k3v9q2xa"),
+            offset: 42,
+            key: key.map(str::to_string),
+            removed,
+            data: Bytes::copy_from_slice(data),
+            time_ms: 1_700_000_000_123,
+        }
+    }
+
+    fn full(encoded: Encoded) -> String {
+        match encoded {
+            Encoded::Full(payload) => payload,
+            other => panic!("expected a full payload, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn publications_round_trip() {
+        for original in [
+            publication(None, false, b"{\"score\":[1,0]}"),
+            publication(Some("home"), false, "{\"name\":\"Zoë\"}".as_bytes()),
+            publication(Some(""), true, b"null"),
+            publication(Some("k\ney 2"), false, b"line\nbreak \x01"),
+            publication(None, false, b""),
+        ] {
+            let payload = full(encode("node-a", 7, &original, MAX, false));
+            let received = decode(&payload).unwrap();
+            assert_eq!(received.origin_node, "node-a");
+            assert_eq!(received.carried, Carried::Publication(original));
+            assert_eq!(origin_node(&payload), Ok("node-a"));
+        }
+    }
+
+    #[test]
+    fn data_that_is_not_text_goes_as_base64() {
+        for (data, ascii_only) in [(&b"bin\0ary"[..], false), (&[0xff, 0xfe][..], false), ("Zoë".as_bytes(), true)] {
+            let original = publication(None, false, data);
+            let payload = full(encode("node-a", 1, &original, MAX, ascii_only));
+            assert!(payload.starts_with("1B "), "{payload:?}");
+            assert!(!payload.contains('\0') && payload.is_ascii());
+            assert_eq!(decode(&payload).unwrap().carried, Carried::Publication(original));
+        }
+        let text = publication(None, false, "Zoë".as_bytes());
+        assert!(full(encode("node-a", 1, &text, MAX, false)).starts_with("1T "));
+    }
+
+    #[test]
+    fn oversized_or_untextual_publications_go_as_references() {
+        let big = publication(Some("k"), false, &vec![b'x'; MAX]);
+        let Encoded::Reference(payload) = encode("node-a", 3, &big, MAX, false) else { panic!("expected a reference") };
+        assert!(payload.len() < 100);
+        let received = decode(&payload).unwrap();
+        assert_eq!(received.origin_node, "node-a");
+        assert_eq!(received.carried, Carried::Reference { channel: big.channel.clone(), offset: 42 });
+        let nul_key = publication(Some("a\0b"), false, b"1");
+        assert!(matches!(encode("node-a", 3, &nul_key, MAX, false), Encoded::Reference(_)));
+        let accented_key = publication(Some("é"), false, b"1");
+        assert!(matches!(encode("node-a", 3, &accented_key, MAX, true), Encoded::Reference(_)));
+        assert!(matches!(encode("node-a", 3, &accented_key, MAX, false), Encoded::Full(_)));
+
+        let ephemeral = Publication { offset: 0, ..big };
+        assert!(matches!(encode("node-a", 3, &ephemeral, MAX, false), Encoded::Impossible(_)));
+    }
+
+    #[test]
+    fn the_payload_limit_is_exact() {
+        let small = publication(None, false, b"");
+        let overhead = full(encode("n", 1, &small, MAX, false)).len();
+        let fits = publication(None, false, &vec![b'x'; MAX - overhead]);
+        assert_eq!(full(encode("n", 1, &fits, MAX, false)).len(), MAX);
+        let one_more = publication(None, false, &vec![b'x'; MAX - overhead + 1]);
+        assert!(matches!(encode("n", 1, &one_more, MAX, false), Encoded::Reference(_)));
+    }
+
+    #[test]
+    fn equal_publications_get_distinct_payloads() {
+        let ephemeral = Publication { offset: 0, ..publication(None, false, b"1") };
+        assert_ne!(full(encode("n", 1, &ephemeral, MAX, false)), full(encode("n", 2, &ephemeral, MAX, false)));
+    }
+
+    #[test]
+    fn broken_payloads_are_refused() {
+        let payload = full(encode("node-a", 1, &publication(Some("home"), false, b"12345"), MAX, false));
+        let body_start = payload.find('\n').unwrap() + 1;
+        // Cut anywhere inside the header or its sized fields (the data is the rest, any length).
+        for len in 0..body_start + "node-a".len() + "match:7".len() + "k3v9q2xa".len() + "home".len() {
+            assert!(decode(&payload[..len]).is_err(), "cut at {len}");
+        }
+        assert_eq!(decode(&payload.replacen("1T", "2T", 1)), Err(DecodeError::UnknownKind("2T".into())));
+        assert_eq!(decode(&payload.replacen("1T", "1T 0", 1)), Err(DecodeError::BadHeader("count")));
+        assert_eq!(decode(&payload.replacen("match:7", "match 7", 1)), Err(DecodeError::Invalid("channel name")));
+        let base64 = full(encode("node-a", 1, &publication(None, false, b"\0"), MAX, false));
+        assert_eq!(decode(&format!("{base64}!")), Err(DecodeError::Invalid("base64 data")));
+    }
+
+    #[test]
+    fn fnv1a_matches_its_published_test_vectors() {
+        assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn notification_channels_are_short_stable_identifiers() {
+        let long = ChannelName::parse(&format!("match:{}", "x".repeat(190))).unwrap();
+        let name = notification_channel("cs", &long);
+        assert_eq!(name.len(), 19);
+        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        assert_eq!(notification_channel("cs", &ChannelName::parse("match:1").unwrap()), "cs_d327f8825754f62f");
+        assert_ne!(notification_channel("cs", &ChannelName::parse("match:2").unwrap()), "cs_d327f8825754f62f");
+    }
+}
