@@ -11,6 +11,16 @@
 //! Publishers respect the server's per-connection command rate limit (`client.commands_per_sec`,
 //! 50/s by default): the publishing load is spread over `ceil(R × K / --publisher-rate)`
 //! connections, each sending at most `--publisher-rate` commands per second (default 40).
+//!
+//! Cluster mode: `--server` may be given several times (or as a comma-separated list), one URL
+//! per node. Subscriber i follows channel i mod K and connects to node (i mod K + i div K) mod S,
+//! so the subscribers of every channel are spread over all S nodes. Publication i is sent to node
+//! (i mod K + i div K) mod S too (each channel is published from every node in turn), through
+//! that node's share of the publisher connections (at least one per node), so publications are
+//! committed on every node and reach the other nodes' subscribers through the broker. The report
+//! then lists the servers, splits latency into same-node and cross-node deliveries, and gives
+//! per-node figures; `--server-pid`, repeated once per server in the same order, adds per-node
+//! and total memory and CPU.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,7 +35,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ClientArgs, websocket_url};
+use crate::client::websocket_url;
 
 /// Initial read buffer per connection; grows only for a larger WebSocket frame.
 const READ_BUFFER_BYTES: usize = 4096;
@@ -38,8 +48,13 @@ const SPARE_FDS: u64 = 64;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
+    /// The server's base URL. Repeat it (or give a comma-separated list) to spread subscribers
+    /// and publishers round-robin over several nodes of a cluster.
+    #[arg(long = "server", env = "COURTSIDE_SERVER", default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// A token (JWT) from `courtside token`, for the publishers.
+    #[arg(long, env = "COURTSIDE_TOKEN")]
+    pub token: Option<String>,
     /// Subscriber connections (each subscribes to one channel).
     #[arg(long, default_value_t = 1000)]
     pub subscribers: usize,
@@ -55,9 +70,10 @@ pub struct BenchArgs {
     /// Approximate size of each publication's JSON payload, in bytes.
     #[arg(long, default_value_t = 200)]
     pub payload_bytes: usize,
-    /// The server's process id, to read its memory and CPU time from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's process id, to read its memory and CPU time from /proc. With several
+    /// servers, give one per server in the same order (repeated or comma-separated).
+    #[arg(long = "server-pid", value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
     /// Only connect and subscribe, settle, measure memory, and stop (no publishing).
     #[arg(long)]
     pub idle: bool,
@@ -95,9 +111,29 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     if !(args.publisher_rate > 0.0) {
         return Err("--publisher-rate must be positive".into());
     }
-    let target = Target::resolve(&args.client.server).await?;
+    let servers = args.servers.len();
+    if servers == 0 || args.servers.iter().any(|s| s.trim().is_empty()) {
+        return Err("--server must not be empty".into());
+    }
+    if !args.server_pids.is_empty() && args.server_pids.len() != servers {
+        return Err(format!(
+            "--server-pid: give one per --server, in the same order ({} server(s), {} pid(s))",
+            servers,
+            args.server_pids.len()
+        ));
+    }
+    let cluster = servers > 1;
+    let mut targets = Vec::with_capacity(servers);
+    for server in &args.servers {
+        targets.push(Target::resolve(server.trim()).await?);
+    }
     let total_rate = args.rate * args.channels as f64;
-    let publishers = if idle { 0 } else { (total_rate / args.publisher_rate).ceil().max(1.0) as usize };
+    let publishers = if idle {
+        0
+    } else {
+        // In a cluster every node gets the same number of publisher connections (at least one).
+        ((total_rate / args.publisher_rate).ceil().max(1.0) as usize).div_ceil(servers) * servers
+    };
     let fd_limit = raise_fd_limit();
     let fds_needed = (args.subscribers + publishers) as u64 + SPARE_FDS;
     if fds_needed > fd_limit {
@@ -112,21 +148,31 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let run_id = run_id();
     let prefix = format!("{}:bench-{run_id}", args.namespace);
     let channels: Arc<Vec<String>> = Arc::new((0..args.channels).map(|i| format!("{prefix}-{i}")).collect());
-    let shared = Arc::new(Shared::new());
-    let proc_server = args.server_pid.map(Proc::server);
-    let rss_before = proc_server.as_ref().map(|p| p.rss_bytes()).transpose()?;
+    let shared = Arc::new(Shared::new(servers, args.channels));
+    let procs: Vec<Proc> = args.server_pids.iter().map(|&pid| Proc::server(pid)).collect();
+    let rss_before = procs.iter().map(Proc::rss_bytes).collect::<Result<Vec<_>, _>>()?;
 
     // Connect and subscribe, `connect_concurrency` at a time.
-    eprintln!(
-        "courtside bench: {} subscribers on {} channel(s) {prefix}-*, {} publisher(s)",
-        args.subscribers, args.channels, publishers
-    );
+    if cluster {
+        eprintln!(
+            "courtside bench: {} subscribers on {} channel(s) {prefix}-* over {servers} servers, {} publisher(s)",
+            args.subscribers, args.channels, publishers
+        );
+    } else {
+        eprintln!(
+            "courtside bench: {} subscribers on {} channel(s) {prefix}-*, {} publisher(s)",
+            args.subscribers, args.channels, publishers
+        );
+    }
     let connect_started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let mut subscriber_tasks = Vec::with_capacity(args.subscribers);
+    let mut assigned = vec![0usize; servers];
     for i in 0..args.subscribers {
         let channel = i % args.channels;
-        let task = subscriber(shared.clone(), target.clone(), channels.clone(), channel, gate.clone());
+        let node = node_of(i as u64, args.channels, servers);
+        assigned[node] += 1;
+        let task = subscriber(shared.clone(), targets[node].clone(), node, channels.clone(), channel, gate.clone());
         subscriber_tasks.push(tokio::spawn(task));
     }
     let mut last_report = Instant::now();
@@ -149,15 +195,25 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     if connected == 0 {
         return Err(format!("no subscriber could connect: {}", shared.first_errors()));
     }
-    let settle_cpu_before = proc_server.as_ref().map(|p| p.cpu_us()).transpose()?;
+    let settle_cpu_before = procs.iter().map(Proc::cpu_us).collect::<Result<Vec<_>, _>>()?;
     let settle_started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.settle_secs.max(0.0))).await;
-    let rss_after = proc_server.as_ref().map(|p| p.rss_bytes()).transpose()?;
-    let settle_cpu_after = proc_server.as_ref().map(|p| p.cpu_us()).transpose()?;
+    let rss_after = procs.iter().map(Proc::rss_bytes).collect::<Result<Vec<_>, _>>()?;
+    let settle_cpu_after = procs.iter().map(Proc::cpu_us).collect::<Result<Vec<_>, _>>()?;
     let settle_us = settle_started.elapsed().as_micros() as f64;
+    let idle_cpu_pct: Vec<f64> = settle_cpu_after
+        .iter()
+        .zip(&settle_cpu_before)
+        .map(|(a, b)| a.saturating_sub(*b) as f64 * 100.0 / settle_us)
+        .collect();
+    let connected_on: Vec<usize> = shared.connected_per_server.iter().map(|n| n.load(Ordering::Relaxed)).collect();
 
     let mut report = Report::default();
-    report.set("server", json!(args.client.server));
+    if cluster {
+        report.set("servers", json!(args.servers));
+    } else {
+        report.set("server", json!(args.servers[0]));
+    }
     report.set("subscribers", json!(args.subscribers));
     report.set("channels", json!(args.channels));
     if idle {
@@ -174,37 +230,73 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     report.set("connected", json!(connected));
     report.set("connect_failures", json!(connect_failures));
     report.set("connect_secs", json!(round3(connect_secs)));
-    if let (Some(before), Some(after)) = (rss_before, rss_after) {
-        report.set("server_pid", json!(args.server_pid));
+    if !procs.is_empty() {
+        let before: u64 = rss_before.iter().sum();
+        let after: u64 = rss_after.iter().sum();
+        if cluster {
+            report.set("server_pids", json!(args.server_pids));
+        } else {
+            report.set("server_pid", json!(args.server_pids[0]));
+        }
         report.set("server_rss_before_bytes", json!(before));
         report.set("server_rss_after_bytes", json!(after));
         report.set("rss_per_conn_bytes", json!(((after as f64 - before as f64) / connected as f64).round()));
-        if let (Some(b), Some(a)) = (settle_cpu_before, settle_cpu_after) {
-            report.set("server_cpu_pct_while_idle", json!(round3(a.saturating_sub(b) as f64 * 100.0 / settle_us)));
-        }
+        report.set("server_cpu_pct_while_idle", json!(round3(idle_cpu_pct.iter().sum())));
     }
+    // Per-node figures, filled in below (cluster mode only).
+    let mut nodes: Vec<Report> = (0..servers)
+        .map(|s| {
+            let mut node = Report::default();
+            node.set("server", json!(args.servers[s]));
+            if let Some(pid) = args.server_pids.get(s) {
+                node.set("pid", json!(pid));
+            }
+            node.set("subscribers", json!(assigned[s]));
+            node.set("connected", json!(connected_on[s]));
+            if !idle {
+                node.set("publishers", json!(publishers / servers));
+            }
+            if let (Some(before), Some(after)) = (rss_before.get(s), rss_after.get(s)) {
+                node.set("rss_before_bytes", json!(before));
+                node.set("rss_after_bytes", json!(after));
+                node.set(
+                    "rss_per_conn_bytes",
+                    json!(((*after as f64 - *before as f64) / connected_on[s].max(1) as f64).round()),
+                );
+                node.set("cpu_pct_while_idle", json!(round3(idle_cpu_pct[s])));
+            }
+            node
+        })
+        .collect();
 
     if !idle {
-        let outcome =
-            publish_phase(&args, &shared, &target, &channels, publishers, total_rate, proc_server.as_ref()).await?;
+        let outcome = publish_phase(&args, &shared, &targets, &channels, publishers, total_rate, &procs).await?;
         // Stop the subscribers and check every acknowledged offset arrived exactly once.
         shared.cancel.cancel();
         let mut lost = 0u64;
         let mut duplicated = 0u64;
         let mut unacknowledged_received = 0u64;
         let mut disconnected = 0u64;
+        let mut node_lost = vec![0u64; servers];
+        let mut node_duplicated = vec![0u64; servers];
+        let mut node_disconnected = vec![0u64; servers];
         for task in subscriber_tasks {
             let Ok(Some(sub)) = task.await else { continue };
             disconnected += u64::from(sub.disconnected);
+            node_disconnected[sub.node] += u64::from(sub.disconnected);
             let acked = &outcome.acked[sub.channel];
             let mut seen = 0u64;
             for &offset in acked {
                 let count = offset.checked_sub(sub.base).and_then(|i| sub.counts.get(i as usize)).copied().unwrap_or(0);
                 match count {
-                    0 => lost += 1,
+                    0 => {
+                        lost += 1;
+                        node_lost[sub.node] += 1;
+                    }
                     n => {
                         seen += 1;
                         duplicated += u64::from(n) - 1;
+                        node_duplicated[sub.node] += u64::from(n) - 1;
                     }
                 }
             }
@@ -225,31 +317,22 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             "deliveries_per_sec",
             json!(if span_secs > 0.0 { (deliveries as f64 / span_secs).round() } else { 0.0 }),
         );
-        report.set(
-            "latency_ms",
-            json!({
-                "p50": round3(histogram.percentile(0.50) as f64 / 1e3),
-                "p90": round3(histogram.percentile(0.90) as f64 / 1e3),
-                "p99": round3(histogram.percentile(0.99) as f64 / 1e3),
-                "p999": round3(histogram.percentile(0.999) as f64 / 1e3),
-                "max": round3(histogram.max as f64 / 1e3),
-                "samples": histogram.total,
-            }),
-        );
+        report.set("latency_ms", latency_json(&histogram));
+        let node_latency = if cluster {
+            let latency = shared.node_latency.lock().map_err(|_| "histogram lock poisoned")?;
+            report.set("latency_ms_same_node", latency_json(&latency.same));
+            report.set("latency_ms_cross_node", latency_json(&latency.cross));
+            latency.per_node.iter().map(short_latency_json).collect()
+        } else {
+            Vec::new()
+        };
         let messages = shared.push_messages.load(Ordering::Relaxed);
         report.set(
             "deliveries_per_ws_message",
             json!(if messages > 0 { round3(deliveries as f64 / messages as f64) } else { 0.0 }),
         );
         let acks = shared.ack_histogram.lock().map_err(|_| "histogram lock poisoned")?;
-        report.set(
-            "publish_ack_ms",
-            json!({
-                "p50": round3(acks.percentile(0.50) as f64 / 1e3),
-                "p99": round3(acks.percentile(0.99) as f64 / 1e3),
-                "max": round3(acks.max as f64 / 1e3),
-            }),
-        );
+        report.set("publish_ack_ms", short_latency_json(&acks));
         report.set("lost", json!(lost));
         report.set("duplicated", json!(duplicated));
         report.set("unacknowledged_received", json!(unacknowledged_received));
@@ -269,11 +352,35 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         report.set("machine_cpu_busy_pct", json!(round3(outcome.machine_busy_pct)));
         report.set("machine_cpu_pct", json!(outcome.machine_pct));
         report.set("publish_phase_secs", json!(round3(outcome.phase_secs)));
+        for (s, node) in nodes.iter_mut().enumerate() {
+            let delivered = shared.deliveries_per_server[s].load(Ordering::Relaxed);
+            node.set("publishes_acknowledged", json!(outcome.acknowledged_per_server[s]));
+            node.set("deliveries", json!(delivered));
+            if let Some(latency) = node_latency.get(s) {
+                node.set("latency_ms", latency.clone());
+            }
+            node.set("lost", json!(node_lost[s]));
+            node.set("duplicated", json!(node_duplicated[s]));
+            node.set("subscriber_disconnects", json!(node_disconnected[s]));
+            if let (Some(cpu), Some(threads)) = (outcome.server_cpu_us_each.get(s), outcome.server_threads_each.get(s))
+            {
+                node.set("cpu_us", json!(cpu));
+                node.set(
+                    "cpu_us_per_delivery",
+                    json!(if delivered > 0 { round3(*cpu as f64 / delivered as f64) } else { 0.0 }),
+                );
+                node.set("cpu_pct_while_publishing", json!(round3(*cpu as f64 * 100.0 / (outcome.phase_secs * 1e6))));
+                node.set("threads_cpu_us", json!(threads));
+            }
+        }
     } else {
         shared.cancel.cancel();
         for task in subscriber_tasks {
             let _ = task.await;
         }
+    }
+    if cluster {
+        report.set_list("per_server", nodes);
     }
     if let Some(errors) = shared.error_list() {
         report.set("errors", errors);
@@ -283,13 +390,49 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The node (index into the servers) of subscriber `i`, and the node publication `i` is sent to:
+/// consecutive indices rotate over the nodes, and so do the subscribers and publications of each
+/// channel (index i is on channel i mod K). With one server, always 0.
+fn node_of(i: u64, channels: usize, servers: usize) -> usize {
+    let k = channels.max(1) as u64;
+    ((i % k + i / k) % servers.max(1) as u64) as usize
+}
+
+fn latency_json(h: &Histogram) -> Value {
+    json!({
+        "p50": round3(h.percentile(0.50) as f64 / 1e3),
+        "p90": round3(h.percentile(0.90) as f64 / 1e3),
+        "p99": round3(h.percentile(0.99) as f64 / 1e3),
+        "p999": round3(h.percentile(0.999) as f64 / 1e3),
+        "max": round3(h.max as f64 / 1e3),
+        "samples": h.total,
+    })
+}
+
+fn short_latency_json(h: &Histogram) -> Value {
+    json!({
+        "p50": round3(h.percentile(0.50) as f64 / 1e3),
+        "p99": round3(h.percentile(0.99) as f64 / 1e3),
+        "max": round3(h.max as f64 / 1e3),
+    })
+}
+
 /// The JSON report, its keys in the order they were set.
 #[derive(Default)]
-struct Report(Vec<(&'static str, Value)>);
+struct Report(Vec<(&'static str, Field)>);
+
+enum Field {
+    Value(Value),
+    List(Vec<Report>),
+}
 
 impl Report {
     fn set(&mut self, key: &'static str, value: Value) {
-        self.0.push((key, value));
+        self.0.push((key, Field::Value(value)));
+    }
+
+    fn set_list(&mut self, key: &'static str, list: Vec<Report>) {
+        self.0.push((key, Field::List(list)));
     }
 }
 
@@ -299,9 +442,18 @@ impl serde::Serialize for Report {
     }
 }
 
+impl serde::Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Value(value) => value.serialize(s),
+            Field::List(list) => list.serialize(s),
+        }
+    }
+}
+
 impl BenchArgs {
     fn token(&self) -> Option<&str> {
-        self.client.token.as_deref().filter(|t| !t.is_empty())
+        self.token.as_deref().filter(|t| !t.is_empty())
     }
 }
 
@@ -315,8 +467,14 @@ struct PublishOutcome {
     /// Acknowledged offsets per channel, sorted.
     acked: Vec<Vec<u64>>,
     expected: u64,
+    /// Acknowledged publishes per server (by the server of the publisher connection).
+    acknowledged_per_server: Vec<u64>,
+    /// All servers' CPU (when every server's pid is known).
     server_cpu_us: Option<u64>,
     server_threads_cpu_us: BTreeMap<String, u64>,
+    /// Per server, in the order of `--server-pid`.
+    server_cpu_us_each: Vec<u64>,
+    server_threads_each: Vec<BTreeMap<String, u64>>,
     bench_cpu_us: u64,
     machine_busy_pct: f64,
     /// Share of the machine's CPU time by /proc/stat category over the publish phase.
@@ -326,18 +484,21 @@ struct PublishOutcome {
 async fn publish_phase(
     args: &BenchArgs,
     shared: &Arc<Shared>,
-    target: &Target,
+    targets: &[Target],
     channels: &Arc<Vec<String>>,
     publishers: usize,
     total_rate: f64,
-    server: Option<&Proc>,
+    servers: &[Proc],
 ) -> Result<PublishOutcome, String> {
     let token = args.token().unwrap_or_default();
+    // Publishers p·Q … p·Q + Q − 1 connect to server p (Q = publishers per server).
+    let per_server = publishers / targets.len();
     let mut connections = Vec::with_capacity(publishers);
-    for _ in 0..publishers {
-        connections.push(connect_publisher(target, token).await?);
+    for p in 0..publishers {
+        connections.push(connect_publisher(&targets[p / per_server], token).await?);
     }
     let total = (total_rate * args.duration).round() as u64;
+    let schedule = schedule(total, args.channels, targets.len(), publishers);
     let per_channel_subscribers = {
         let counts = shared.subscribed_per_channel.lock().map_err(|_| "lock poisoned")?;
         let mut v = vec![0u64; args.channels];
@@ -346,21 +507,15 @@ async fn publish_phase(
         }
         v
     };
-    let server_cpu_before = server.map(|p| p.cpu_us()).transpose()?;
-    let server_threads_before = server.map(|p| p.threads_cpu_us()).unwrap_or_default();
+    let server_cpu_before = servers.iter().map(Proc::cpu_us).collect::<Result<Vec<_>, _>>()?;
+    let server_threads_before: Vec<_> = servers.iter().map(Proc::threads_cpu_us).collect();
     let bench_cpu_before = Proc::me().cpu_us()?;
     let machine_before = machine_cpu()?;
     let phase_started = Instant::now();
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
     let start_us = shared.micros() + 100_000;
-    let plan = Arc::new(Plan {
-        channels: channels.clone(),
-        publishers,
-        total,
-        total_rate,
-        start,
-        payload_bytes: args.payload_bytes,
-    });
+    let plan =
+        Arc::new(Plan { channels: channels.clone(), schedule, total_rate, start, payload_bytes: args.payload_bytes });
     eprintln!(
         "publishing {total} messages: {} per second on each of {} channel(s) for {}s",
         args.rate, args.channels, args.duration
@@ -404,13 +559,15 @@ async fn publish_phase(
     };
     let mut acked = vec![Vec::new(); args.channels];
     let mut acknowledged = 0u64;
+    let mut acknowledged_per_server = vec![0u64; targets.len()];
     let mut errors = 0u64;
-    for reader in readers {
+    for (p, reader) in readers.into_iter().enumerate() {
         let acks = reader.await.map_err(|e| e.to_string())?;
         for (channel, offset) in acks.acks {
             acked[channel].push(offset);
         }
         acknowledged += acks.acknowledged;
+        acknowledged_per_server[p / per_server] += acks.acknowledged;
         errors += acks.errors;
     }
     ack_timer.abort();
@@ -424,15 +581,23 @@ async fn publish_phase(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     progress.abort();
-    let server_cpu_after = server.map(|p| p.cpu_us()).transpose()?;
-    let server_threads_after = server.map(|p| p.threads_cpu_us()).unwrap_or_default();
+    let server_cpu_after = servers.iter().map(Proc::cpu_us).collect::<Result<Vec<_>, _>>()?;
+    let server_threads_after: Vec<_> = servers.iter().map(Proc::threads_cpu_us).collect();
     let bench_cpu_after = Proc::me().cpu_us()?;
     let machine_after = machine_cpu()?;
     let phase_secs = phase_started.elapsed().as_secs_f64();
+    let server_cpu_us_each: Vec<u64> =
+        server_cpu_after.iter().zip(&server_cpu_before).map(|(a, b)| a.saturating_sub(*b)).collect();
     let mut server_threads_cpu_us = BTreeMap::new();
-    for (name, after) in server_threads_after {
-        let before = server_threads_before.get(&name).copied().unwrap_or(0);
-        server_threads_cpu_us.insert(name, after.saturating_sub(before));
+    let mut server_threads_each = Vec::with_capacity(servers.len());
+    for (after, before) in server_threads_after.into_iter().zip(&server_threads_before) {
+        let mut threads = BTreeMap::new();
+        for (name, after) in after {
+            let used = after.saturating_sub(before.get(&name).copied().unwrap_or(0));
+            *server_threads_cpu_us.entry(name.clone()).or_default() += used;
+            threads.insert(name, used);
+        }
+        server_threads_each.push(threads);
     }
     let jiffies: Vec<u64> = machine_after.iter().zip(&machine_before).map(|(a, b)| a.saturating_sub(*b)).collect();
     let all: u64 = jiffies.iter().sum();
@@ -449,8 +614,11 @@ async fn publish_phase(
         phase_secs,
         acked,
         expected,
-        server_cpu_us: server_cpu_before.zip(server_cpu_after).map(|(b, a)| a.saturating_sub(b)),
+        acknowledged_per_server,
+        server_cpu_us: (!servers.is_empty()).then(|| server_cpu_us_each.iter().sum()),
         server_threads_cpu_us,
+        server_cpu_us_each,
+        server_threads_each,
         bench_cpu_us: bench_cpu_after.saturating_sub(bench_cpu_before),
         machine_busy_pct: if all > 0 { busy as f64 * 100.0 / all as f64 } else { 0.0 },
         machine_pct,
@@ -474,10 +642,28 @@ struct Shared {
     subscribed_per_channel: Mutex<BTreeMap<usize, u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
     cancel: CancellationToken,
+    /// Number of servers (nodes); per-node figures are kept when there are several.
+    servers: usize,
+    /// Channels, to find the node a publication was sent to (`node_of`).
+    channels: usize,
+    connected_per_server: Vec<AtomicUsize>,
+    /// Deliveries to the subscribers of each node.
+    deliveries_per_server: Vec<AtomicU64>,
+    node_latency: Mutex<NodeLatency>,
+}
+
+/// Latency by node: same-node deliveries (published through the subscriber's own node),
+/// cross-node deliveries (published through another node, so carried by the broker), and all
+/// deliveries to each node's subscribers.
+#[derive(Default)]
+struct NodeLatency {
+    same: Histogram,
+    cross: Histogram,
+    per_node: Vec<Histogram>,
 }
 
 impl Shared {
-    fn new() -> Self {
+    fn new(servers: usize, channels: usize) -> Self {
         Self {
             clock: Instant::now(),
             connected: AtomicUsize::new(0),
@@ -490,6 +676,14 @@ impl Shared {
             subscribed_per_channel: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
             cancel: CancellationToken::new(),
+            servers,
+            channels,
+            connected_per_server: (0..servers).map(|_| AtomicUsize::new(0)).collect(),
+            deliveries_per_server: (0..servers).map(|_| AtomicU64::new(0)).collect(),
+            node_latency: Mutex::new(NodeLatency {
+                per_node: (0..servers).map(|_| Histogram::default()).collect(),
+                ..NodeLatency::default()
+            }),
         }
     }
 
@@ -526,6 +720,27 @@ impl Shared {
         }
         samples.clear();
     }
+
+    /// Cluster mode: `samples` are all of one subscriber's (on `node`), `same` and `cross` the
+    /// same samples split by the node the publication was sent to. Empties all three.
+    fn record_node_latencies(&self, node: usize, samples: &mut Vec<u64>, same: &mut Vec<u64>, cross: &mut Vec<u64>) {
+        if !samples.is_empty()
+            && let Ok(mut latency) = self.node_latency.lock()
+        {
+            for &sample in same.iter() {
+                latency.same.record(sample);
+            }
+            for &sample in cross.iter() {
+                latency.cross.record(sample);
+            }
+            for &sample in samples.iter() {
+                latency.per_node[node].record(sample);
+            }
+        }
+        self.record_latencies(samples);
+        same.clear();
+        cross.clear();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,6 +748,8 @@ impl Shared {
 
 struct SubscriberOutcome {
     channel: usize,
+    /// The server (node) this subscriber is connected to.
+    node: usize,
     /// The first offset this subscription can receive live (subscribe reply's offset + 1).
     base: u64,
     /// Times each offset `base + i` arrived.
@@ -545,6 +762,7 @@ struct SubscriberOutcome {
 async fn subscriber(
     shared: Arc<Shared>,
     target: Target,
+    node: usize,
     channels: Arc<Vec<String>>,
     channel: usize,
     gate: Arc<Semaphore>,
@@ -570,8 +788,13 @@ async fn subscriber(
         *counts.entry(channel).or_default() += 1;
     }
     shared.connected.fetch_add(1, Ordering::Relaxed);
-    let mut outcome = SubscriberOutcome { channel, base, counts: Vec::new(), out_of_range: 0, disconnected: false };
+    shared.connected_per_server[node].fetch_add(1, Ordering::Relaxed);
+    let mut outcome =
+        SubscriberOutcome { channel, node, base, counts: Vec::new(), out_of_range: 0, disconnected: false };
     let mut samples = Vec::with_capacity(LOCAL_SAMPLES);
+    let cluster = shared.servers > 1;
+    let (mut same, mut cross) =
+        if cluster { (Vec::with_capacity(LOCAL_SAMPLES), Vec::new()) } else { (Vec::new(), Vec::new()) };
     let cancelled = shared.cancel.cancelled();
     tokio::pin!(cancelled);
     loop {
@@ -592,8 +815,8 @@ async fn subscriber(
         let processed = conn.process(|message| {
             let before = delivered;
             for frame in message.split(|&b| b == b'\n') {
-                match read_publication(frame) {
-                    Some((offset, ts)) => {
+                match read_push(frame, cluster) {
+                    Some((offset, ts, seq)) => {
                         delivered += 1;
                         match offset.checked_sub(outcome.base) {
                             Some(i) if i < 1 << 26 => {
@@ -606,7 +829,15 @@ async fn subscriber(
                             _ => outcome.out_of_range += 1,
                         }
                         if let Some(ts) = ts {
-                            samples.push(now.saturating_sub(ts));
+                            let latency = now.saturating_sub(ts);
+                            samples.push(latency);
+                            if let Some(seq) = seq {
+                                if node_of(seq, shared.channels, shared.servers) == node {
+                                    same.push(latency);
+                                } else {
+                                    cross.push(latency);
+                                }
+                            }
                         }
                     }
                     None if frame.starts_with(br#"{"push":{"disconnect""#) => {
@@ -619,10 +850,17 @@ async fn subscriber(
         });
         if delivered > 0 {
             shared.deliveries.fetch_add(delivered, Ordering::Relaxed);
+            if cluster {
+                shared.deliveries_per_server[node].fetch_add(delivered, Ordering::Relaxed);
+            }
             shared.push_messages.fetch_add(messages, Ordering::Relaxed);
             shared.last_delivery_us.fetch_max(now, Ordering::Relaxed);
             if samples.len() >= LOCAL_SAMPLES {
-                shared.record_latencies(&mut samples);
+                if cluster {
+                    shared.record_node_latencies(node, &mut samples, &mut same, &mut cross);
+                } else {
+                    shared.record_latencies(&mut samples);
+                }
             }
         }
         let written = conn.flush_pending().await;
@@ -632,7 +870,11 @@ async fn subscriber(
             break;
         }
     }
-    shared.record_latencies(&mut samples);
+    if cluster {
+        shared.record_node_latencies(node, &mut samples, &mut same, &mut cross);
+    } else {
+        shared.record_latencies(&mut samples);
+    }
     Some(outcome)
 }
 
@@ -650,7 +892,14 @@ async fn open_subscription(target: &Target, channel: &str) -> Result<(WsConn<Tcp
 /// A publication push → (offset, the payload's `ts`). Written for speed, not generality: it
 /// relies on the server's frame layout `{"push":{"channel":"…","pub":{"epoch":"…","offset":N,
 /// "time":…,"data":{"ts":T,…}}}}`.
+#[cfg(test)]
 fn read_publication(frame: &[u8]) -> Option<(u64, Option<u64>)> {
+    read_push(frame, false).map(|(offset, ts, _)| (offset, ts))
+}
+
+/// [`read_publication`], plus the payload's `seq` (the global publication index, which tells
+/// the node it was sent to) when `with_seq`: `{"ts":T,"seq":I,…}`.
+fn read_push(frame: &[u8], with_seq: bool) -> Option<(u64, Option<u64>, Option<u64>)> {
     const PREFIX: &[u8] = br#"{"push":{"channel":""#;
     let rest = frame.strip_prefix(PREFIX)?;
     let at = find(rest, br#""pub":{"#)?;
@@ -658,10 +907,13 @@ fn read_publication(frame: &[u8]) -> Option<(u64, Option<u64>)> {
     let at = find(rest, br#""offset":"#)? + br#""offset":"#.len();
     let (offset, used) = parse_u64(&rest[at..])?;
     let rest = &rest[at + used..];
-    let ts = find(rest, br#""data":{"ts":"#)
-        .and_then(|at| parse_u64(&rest[at + br#""data":{"ts":"#.len()..]))
-        .map(|(ts, _)| ts);
-    Some((offset, ts))
+    const TS: &[u8] = br#""data":{"ts":"#;
+    const SEQ: &[u8] = br#","seq":"#;
+    let Some(at) = find(rest, TS) else { return Some((offset, None, None)) };
+    let rest = &rest[at + TS.len()..];
+    let Some((ts, used)) = parse_u64(rest) else { return Some((offset, None, None)) };
+    let seq = if with_seq { rest[used..].strip_prefix(SEQ).and_then(parse_u64).map(|(seq, _)| seq) } else { None };
+    Some((offset, Some(ts), seq))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -669,8 +921,8 @@ fn read_publication(frame: &[u8]) -> Option<(u64, Option<u64>)> {
 
 struct Plan {
     channels: Arc<Vec<String>>,
-    publishers: usize,
-    total: u64,
+    /// The global publication indices each publisher sends, in order.
+    schedule: Vec<Vec<u64>>,
     total_rate: f64,
     start: tokio::time::Instant,
     payload_bytes: usize,
@@ -693,8 +945,32 @@ async fn connect_publisher(target: &Target, token: &str) -> Result<WsConn<TcpStr
     Ok(conn)
 }
 
-/// Publisher `p` sends publications p, p+P, p+2P, … (global index i goes to channel i mod K at
-/// start + i / total_rate). Returns the reader (acknowledgements) and writer (count sent) tasks.
+/// Which publications each publisher sends. Global index i goes to channel i mod K at start +
+/// i / total_rate. With one server publisher p sends i = p, p+P, p+2P, …; with S servers
+/// publication i is sent to server `node_of(i)` by that server's publishers in turn.
+fn schedule(total: u64, channels: usize, servers: usize, publishers: usize) -> Vec<Vec<u64>> {
+    let mut out = vec![Vec::new(); publishers];
+    if publishers == 0 {
+        return out;
+    }
+    if servers <= 1 {
+        for i in 0..total {
+            out[(i % publishers as u64) as usize].push(i);
+        }
+        return out;
+    }
+    let per_server = publishers / servers;
+    let mut turn = vec![0usize; servers];
+    for i in 0..total {
+        let node = node_of(i, channels, servers);
+        out[node * per_server + turn[node] % per_server].push(i);
+        turn[node] += 1;
+    }
+    out
+}
+
+/// Publisher `p` sends the publications `plan.schedule[p]`. Returns the reader
+/// (acknowledgements) and writer (count sent) tasks.
 fn spawn_publisher(
     shared: Arc<Shared>,
     plan: Arc<Plan>,
@@ -708,7 +984,7 @@ fn spawn_publisher(
     // Send times of the publishes not yet answered: the server answers a connection's commands
     // in order, so each reply matches the oldest.
     let in_flight = Arc::new(Mutex::new(std::collections::VecDeque::<u64>::new()));
-    let mine = if (p as u64) < plan.total { (plan.total - p as u64 - 1) / plan.publishers as u64 + 1 } else { 0 };
+    let mine = plan.schedule[p].len() as u64;
     let mut reader = WsConn { io: read_half, buf, need, fragments, pending, mask: mask ^ 0x5a5a };
     let channels = plan.channels.len();
     let reader_task = {
@@ -768,8 +1044,7 @@ fn spawn_publisher(
         let mut text = String::with_capacity(plan.payload_bytes + 256);
         let mut sent = 0u64;
         let mut mask = mask;
-        let mut i = p as u64;
-        while i < plan.total {
+        for &i in &plan.schedule[p] {
             let due = plan.start + Duration::from_secs_f64(i as f64 / plan.total_rate);
             tokio::time::sleep_until(due).await;
             let channel = &plan.channels[(i % plan.channels.len() as u64) as usize];
@@ -790,7 +1065,6 @@ fn spawn_publisher(
             }
             writer.lock().await.write_all(&frame).await.map_err(|e| format!("publisher write: {e}"))?;
             sent += 1;
-            i += plan.publishers as u64;
         }
         Ok(sent)
     });
@@ -1246,6 +1520,36 @@ mod tests {
         assert_eq!(read_publication(br#"{"id":2,"result":{"epoch":"ab","offset":0}}"#), None);
         let foreign = br#"{"push":{"channel":"match:x","pub":{"epoch":"ab","offset":3,"time":1,"data":{"home":1}}}}"#;
         assert_eq!(read_publication(foreign), Some((3, None)));
+    }
+
+    #[test]
+    fn reads_the_sequence_number_in_cluster_mode() {
+        let frame = br#"{"push":{"channel":"match:bench-1-0","pub":{"epoch":"ab","offset":42,"time":1700000000000,"data":{"ts":123456,"seq":7,"pad":"xx"}}}}"#;
+        assert_eq!(read_push(frame, true), Some((42, Some(123456), Some(7))));
+        assert_eq!(read_push(frame, false), Some((42, Some(123456), None)));
+        let foreign = br#"{"push":{"channel":"match:x","pub":{"epoch":"ab","offset":3,"time":1,"data":{"home":1}}}}"#;
+        assert_eq!(read_push(foreign, true), Some((3, None, None)));
+    }
+
+    #[test]
+    fn spreads_channels_and_publishers_over_nodes() {
+        // One server: publisher p sends p, p+P, … as before.
+        assert_eq!(schedule(7, 1, 1, 3), vec![vec![0, 3, 6], vec![1, 4], vec![2, 5]]);
+        // Every channel has subscribers and publications on every node.
+        let (channels, servers) = (30, 3);
+        let mut seen = vec![[0u64; 3]; channels];
+        for i in 0..3000u64 {
+            seen[(i % channels as u64) as usize][node_of(i, channels, servers)] += 1;
+        }
+        assert!(seen.iter().all(|nodes| nodes.iter().all(|&n| (33..=34).contains(&n))), "{seen:?}");
+        // 9 publishers, 3 per node: each sends a ninth, to its own node only.
+        let plan = schedule(6000, channels, servers, 9);
+        for (p, mine) in plan.iter().enumerate() {
+            assert!((666..=667).contains(&mine.len()), "{p}: {}", mine.len());
+            assert!(mine.iter().all(|&i| node_of(i, channels, servers) == p / 3));
+        }
+        assert_eq!(plan.iter().map(Vec::len).sum::<usize>(), 6000);
+        assert_eq!(node_of(5, 1, 3), 2, "one channel: round-robin");
     }
 
     #[test]
