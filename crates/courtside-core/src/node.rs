@@ -123,7 +123,8 @@ impl Node {
             history_ttl_secs: options.history_ttl_secs,
             keyed: options.keyed,
         };
-        Ok(self
+        let channel = request.channel.clone();
+        let appended = self
             .store
             .append(AppendRequest {
                 channel: request.channel,
@@ -133,7 +134,14 @@ impl Node {
                 idempotency_key: request.idempotency_key,
                 retention,
             })
-            .await?)
+            .await;
+        if let Err(StoreError::Unavailable(_)) = &appended {
+            // A database that failed during COMMIT may have stored the publication without
+            // telling anyone, and then no broker carries it. Compare the channel with the store
+            // once it answers again, so live subscribers get whatever was stored.
+            self.sequencer.check_when_store_answers(channel);
+        }
+        Ok(appended?)
     }
 
     /// Registers `outbox` for live publications on `channel`, then works out what the client

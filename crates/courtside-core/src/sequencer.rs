@@ -6,7 +6,7 @@
 //! Only channels with local subscribers are tracked; the order of a channel starts at the
 //! position its first subscriber learned from the store ([`Sequencer::observe`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -21,6 +21,8 @@ use crate::stream::{Epoch, Publication, StreamPosition};
 /// Retries of a failed history read before a repair gives up (subscribers' cursors then notice).
 const REPAIR_ATTEMPTS_MAX: u32 = 50;
 const REPAIR_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Pauses between checks after a commit of unknown outcome; the checks stop at the first answer.
+const UNKNOWN_OUTCOME_CHECK_PAUSES_MS: [u64; 6] = [200, 800, 2_000, 5_000, 10_000, 30_000];
 
 #[derive(Default)]
 pub struct SequencerStats {
@@ -45,12 +47,20 @@ pub struct Sequencer {
     hub: Arc<Hub>,
     store: OnceLock<Arc<dyn StreamStore>>,
     channels: Mutex<HashMap<ChannelName, ChannelOrder>>,
+    /// Channels with a [`Sequencer::check_when_store_answers`] task running.
+    checking: Mutex<HashSet<ChannelName>>,
     pub stats: SequencerStats,
 }
 
 impl Sequencer {
     pub fn new(hub: Arc<Hub>) -> Arc<Self> {
-        Arc::new(Self { hub, store: OnceLock::new(), channels: Mutex::new(HashMap::new()), stats: SequencerStats::default() })
+        Arc::new(Self {
+            hub,
+            store: OnceLock::new(),
+            channels: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashSet::new()),
+            stats: SequencerStats::default(),
+        })
     }
 
     /// Gives the sequencer the store it repairs gaps from (the store is built after the broker
@@ -122,14 +132,15 @@ impl Sequencer {
     }
 
     /// Compares a channel with the store and fills any tail the broker never delivered (after
-    /// a broker reconnect, or on a periodic check).
-    pub async fn check(self: &Arc<Self>, channel: &ChannelName) {
-        let Some(store) = self.store.get() else { return };
-        let Ok(top) = store.position(channel).await else { return };
+    /// a broker reconnect, on a periodic check, or after a commit whose outcome was unknown).
+    /// Returns whether the store answered.
+    pub async fn check(self: &Arc<Self>, channel: &ChannelName) -> bool {
+        let Some(store) = self.store.get() else { return false };
+        let Ok(top) = store.position(channel).await else { return false };
         let mut channels = self.channels.lock();
-        let Some(order) = channels.get_mut(channel) else { return };
+        let Some(order) = channels.get_mut(channel) else { return true };
         if order.repairing {
-            return;
+            return true;
         }
         if let Some((epoch, last)) = &order.last {
             if *epoch == top.epoch && top.offset > *last {
@@ -138,6 +149,26 @@ impl Sequencer {
                 self.spawn_repair(channel.clone(), from, top.offset);
             }
         }
+        true
+    }
+
+    /// After a publish failed with the store unavailable (it may have committed unseen): checks
+    /// the channel against the store once the store answers again. Only channels with local
+    /// subscribers are checked, one checker per channel at a time.
+    pub fn check_when_store_answers(self: &Arc<Self>, channel: ChannelName) {
+        if !self.channels.lock().contains_key(&channel) || !self.checking.lock().insert(channel.clone()) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            for pause_ms in UNKNOWN_OUTCOME_CHECK_PAUSES_MS {
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                if this.check(&channel).await {
+                    break;
+                }
+            }
+            this.checking.lock().remove(&channel);
+        });
     }
 
     /// Channels being ordered (those with local subscribers).
