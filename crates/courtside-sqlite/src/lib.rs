@@ -55,6 +55,11 @@ pub enum SqliteError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("cannot start the writer thread: {0}")]
     SpawnWriter(std::io::Error),
+    /// Two writers on one file would hand out the same offsets.
+    #[error("{path} is in use by another process (one store per database file)")]
+    InUse { path: PathBuf },
+    #[error("cannot lock {path}: {source}")]
+    Lock { path: PathBuf, source: std::io::Error },
 }
 
 /// A durable [`StreamStore`] in one SQLite file; see the crate documentation for its invariants.
@@ -63,6 +68,8 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
     closed: AtomicBool,
+    /// An exclusive lock on `<file>.lock`, held while the store is open.
+    file_lock: Mutex<Option<std::fs::File>>,
 }
 
 impl SqliteStore {
@@ -73,6 +80,7 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|source| SqliteError::CreateDirectory { path: parent.to_path_buf(), source })?;
         }
+        let file_lock = lock_exclusively(&path.with_extension("lock"))?;
         let connection = schema::open_writer(path)?;
         let readers = Arc::new(ReaderPool::open(path, READER_CONNECTIONS)?);
         let (commands, received) = mpsc::channel();
@@ -87,6 +95,7 @@ impl SqliteStore {
             writer_thread: Mutex::new(Some(writer_thread)),
             readers,
             closed: AtomicBool::new(false),
+            file_lock: Mutex::new(Some(file_lock)),
         })
     }
 
@@ -191,5 +200,22 @@ impl StreamStore for SqliteStore {
                 Err(error) => tracing::error!(%error, "joining the sqlite writer thread failed"),
             }
         }
+        self.file_lock.lock().take();
+    }
+}
+
+/// Takes an exclusive advisory lock on `path` (created if missing), so a second process (or a
+/// second store in this one) cannot open the same database for writing.
+fn lock_exclusively(path: &Path) -> Result<std::fs::File, SqliteError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|source| SqliteError::Lock { path: path.to_path_buf(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SqliteError::InUse { path: path.with_extension("db") }),
+        Err(std::fs::TryLockError::Error(source)) => Err(SqliteError::Lock { path: path.to_path_buf(), source }),
     }
 }

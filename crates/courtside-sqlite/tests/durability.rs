@@ -149,3 +149,15 @@ async fn close_flushes_what_was_queued_and_then_refuses() {
     assert_eq!(reopened.position(&c).await.expect("position").offset, acknowledged, "every ack is on disk");
     reopened.close().await;
 }
+
+#[tokio::test]
+async fn a_second_store_on_the_same_file_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("courtside.db");
+    let first = SqliteStore::open(&path, Arc::new(courtside_core::store::NoSink)).expect("first opens");
+    let second = SqliteStore::open(&path, Arc::new(courtside_core::store::NoSink));
+    assert!(matches!(second, Err(courtside_sqlite::SqliteError::InUse { .. })), "two writers on one file would share offsets");
+    first.close().await;
+    let third = SqliteStore::open(&path, Arc::new(courtside_core::store::NoSink)).expect("opens once the first closed");
+    third.close().await;
+}
