@@ -4,8 +4,10 @@
 //! - [`store`]: `StreamStore` (memory, SQLite, PostgreSQL).
 //! - [`broker`]: `Broker` (in-process, Redis).
 //! - [`presence`]: `PresenceStore` (memory, Redis).
+//! - [`load`]: the append load behind each store's throughput example.
 
 pub mod broker;
+pub mod load;
 pub mod presence;
 pub mod store;
 
