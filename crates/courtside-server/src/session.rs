@@ -13,7 +13,7 @@ use courtside_core::hub::{ConnectionId, Delivery, Outbound, Outbox, PresenceEven
 use courtside_core::node::{PublishRequest, SubscribeRequest};
 use courtside_core::presence::ClientInfo;
 use courtside_core::store::HistoryQuery;
-use courtside_core::{ChannelName, Publication};
+use courtside_core::ChannelName;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -555,11 +555,6 @@ pub async fn history_checked(
         None => HistoryQuery::Latest { limit },
     };
     Ok(state.node.history(&params.channel, query).await?)
-}
-
-/// Encodes the publications of a catch-up the way live pushes look (used by SSE).
-pub fn push_frames(publications: &[Publication]) -> impl Iterator<Item = Bytes> + '_ {
-    publications.iter().map(encode_publication_push)
 }
 
 #[cfg(test)]

@@ -173,20 +173,17 @@ async fn reconnecting_subscriber_sees_everything_once_in_order_under_concurrent_
     }
     let total = PUBLISHERS * EACH;
     let mut seen: Vec<u64> = Vec::new();
-    let mut position: Option<(Value, u64)> = Some((epoch, 0));
+    let mut position: (Value, u64) = (epoch, 0);
     let mut reconnects = 0;
     while (seen.len() as u64) < total {
         let mut client = server.connected("", &[]).await;
-        let mut params = json!({ "channel": channel });
-        if let Some((epoch, offset)) = &position {
-            params["since"] = json!({ "epoch": epoch, "offset": offset });
-        }
+        let params = json!({ "channel": channel, "since": { "epoch": position.0, "offset": position.1 } });
         let reply = client.request("subscribe", params).await;
         let outcome = result(&reply).clone();
         assert_eq!(outcome["recovered"], true, "history covers the whole run");
         let epoch = outcome["epoch"].clone();
         seen.extend(offsets(&outcome["publications"]));
-        position = Some((epoch.clone(), seen.last().copied().unwrap_or(0)));
+        position = (epoch.clone(), seen.last().copied().unwrap_or(0));
         let stay_for = rng.random_range(5..60);
         for _ in 0..stay_for {
             if seen.len() as u64 >= total {
@@ -194,7 +191,7 @@ async fn reconnecting_subscriber_sees_everything_once_in_order_under_concurrent_
             }
             let publication = client.next_publication().await;
             seen.push(publication["offset"].as_u64().expect("offset"));
-            position = Some((epoch.clone(), *seen.last().expect("one")));
+            position = (epoch.clone(), *seen.last().expect("one"));
         }
         reconnects += 1;
     }
