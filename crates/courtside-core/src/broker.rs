@@ -11,13 +11,24 @@
 //!   between the read and the live stream.
 //! - `follow`/`unfollow` are counted: a channel is followed while follows outnumber unfollows. A
 //!   failed `follow` is not counted (the caller does not `unfollow` it).
+//! - `announce` carries a join or leave to the channel's subscribers on every node that follows
+//!   it (this one included). Joins and leaves have no offset: a lost one is not repaired, the
+//!   presence list stays the truth.
+//!
+//! Brokers that connect nodes share their bookkeeping: [`follow::FollowTable`] (counted follows
+//! and the handshake with the receiving connection) and [`relay`] (dispatcher, position checks,
+//! reconnects, counters).
+
+pub mod follow;
+pub mod relay;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
+use crate::broker::relay::Dispatcher;
 use crate::channel::ChannelName;
+use crate::hub::PresenceEvent;
 use crate::sequencer::Sequencer;
 use crate::store::CommitSink;
 use crate::stream::Publication;
@@ -36,6 +47,8 @@ pub trait Broker: CommitSink {
     async fn unfollow(&self, channel: &ChannelName);
     /// Can the broker carry publications right now?
     async fn ready(&self) -> bool;
+    /// Sends a join or leave to the channel's subscribers on every node, this one included.
+    fn announce(&self, event: PresenceEvent);
 
     /// The broker's own counters for the metrics endpoint (name without prefix, help, value).
     fn counters(&self) -> Vec<BrokerCounter> {
@@ -46,8 +59,8 @@ pub trait Broker: CommitSink {
 /// One counter a broker reports, rendered as `courtside_broker_<name>_total`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerCounter {
-    pub name: &'static str,
-    pub help: &'static str,
+    pub name: String,
+    pub help: String,
     pub value: u64,
 }
 
@@ -57,29 +70,20 @@ pub struct BrokerCounter {
 /// free for the next commit at once, and the subscriber tasks a fan-out wakes are scheduled from
 /// a runtime worker (its local run queue) rather than from a foreign thread.
 pub struct InProcessBroker {
-    dispatch: mpsc::UnboundedSender<Vec<Publication>>,
+    dispatcher: Dispatcher,
 }
 
 impl InProcessBroker {
     /// Starts the dispatcher task; call from within a Tokio runtime. The task ends when the
     /// broker is dropped.
     pub fn new(sequencer: Arc<Sequencer>) -> Self {
-        let (dispatch, mut committed) = mpsc::unbounded_channel::<Vec<Publication>>();
-        tokio::spawn(async move {
-            while let Some(batch) = committed.recv().await {
-                for publication in batch {
-                    sequencer.receive(publication);
-                }
-            }
-        });
-        Self { dispatch }
+        Self { dispatcher: Dispatcher::local(sequencer) }
     }
 }
 
 impl CommitSink for InProcessBroker {
     fn committed(&self, publications: Vec<Publication>) {
-        // If the runtime is gone there is nobody left to deliver to.
-        let _ = self.dispatch.send(publications);
+        self.dispatcher.committed(publications);
     }
 }
 
@@ -92,6 +96,10 @@ impl Broker for InProcessBroker {
     async fn unfollow(&self, _channel: &ChannelName) {}
 
     async fn ready(&self) -> bool {
-        !self.dispatch.is_closed()
+        self.dispatcher.is_running()
+    }
+
+    fn announce(&self, event: PresenceEvent) {
+        self.dispatcher.announce(event);
     }
 }

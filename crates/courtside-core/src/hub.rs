@@ -43,7 +43,7 @@ impl Delivery {
 }
 
 /// A join or leave in a channel with `join_leave` on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceEvent {
     pub channel: ChannelName,
     pub joined: bool,

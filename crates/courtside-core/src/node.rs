@@ -232,7 +232,7 @@ impl Node {
         let announce = options.join_leave;
         self.presence.join(channel, client.clone()).await;
         if announce {
-            self.hub.send_presence(PresenceEvent { channel: channel.clone(), joined: true, client });
+            self.broker.announce(PresenceEvent { channel: channel.clone(), joined: true, client });
         }
     }
 
@@ -244,7 +244,7 @@ impl Node {
         let announce = options.join_leave;
         self.presence.leave(channel, &client.client).await;
         if announce {
-            self.hub.send_presence(PresenceEvent { channel: channel.clone(), joined: false, client });
+            self.broker.announce(PresenceEvent { channel: channel.clone(), joined: false, client });
         }
     }
 

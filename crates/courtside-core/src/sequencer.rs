@@ -14,7 +14,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::channel::ChannelName;
-use crate::hub::Hub;
+use crate::hub::{Hub, PresenceEvent};
 use crate::store::{HistoryQuery, StreamStore};
 use crate::stream::{Epoch, Publication, StreamPosition};
 
@@ -61,6 +61,11 @@ impl Sequencer {
             checking: Mutex::new(HashSet::new()),
             stats: SequencerStats::default(),
         })
+    }
+
+    /// Hands a join or leave to the channel's local subscribers (unnumbered: nothing to order).
+    pub fn announce(&self, event: PresenceEvent) {
+        self.hub.send_presence(event);
     }
 
     /// Gives the sequencer the store it repairs gaps from (the store is built after the broker

@@ -43,22 +43,25 @@
 //! [`PostgresBrokerConfig::position_check_interval`]. Notifications arrive in commit order of
 //! the notifying transactions; the sequencer still orders and deduplicates.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
-use futures_util::StreamExt;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
 
+use courtside_core::broker::follow::{FollowChanges, FollowTable};
+use courtside_core::broker::relay::{
+    Backoff, Dispatcher, PositionCheckConfig, Relayed, RelayStats, count, reconnect, spawn_position_checks,
+};
 use courtside_core::broker::{Broker, BrokerCounter, BrokerError};
 use courtside_core::channel::ChannelName;
+use courtside_core::hub::PresenceEvent;
 use courtside_core::sequencer::Sequencer;
 use courtside_core::store::CommitSink;
 use courtside_core::stream::Publication;
@@ -132,53 +135,26 @@ impl Default for PostgresBrokerConfig {
     }
 }
 
-/// Counters for metrics; each only grows.
+/// Counters for metrics; each only grows. The counters every connecting broker keeps are in
+/// [`RelayStats`] (reachable through `Deref`); these are PostgreSQL's own.
 #[derive(Debug, Default)]
 pub struct PostgresBrokerStats {
-    /// Notifications PostgreSQL accepted from this node (references included).
-    pub published: AtomicU64,
+    pub relay: Arc<RelayStats>,
     /// Of `published`, those sent as references (too long to send whole).
     pub published_as_reference: AtomicU64,
-    /// Publications from other nodes handed to this node's sequencer.
-    pub received: AtomicU64,
     /// References from other nodes, each followed by a position check of its channel.
     pub received_as_reference: AtomicU64,
-    /// This node's own notifications coming back (already delivered locally).
-    pub skipped_own: AtomicU64,
     /// Notifications for channels this node does not follow (they share a notification
     /// channel with one it follows, or arrived just after an unfollow).
     pub ignored: AtomicU64,
-    /// Publications this node could not carry (failed statement, full queue, or an ephemeral
-    /// publication too long for a notification); followers repair those with an offset from
-    /// the store.
-    pub publish_errors: AtomicU64,
-    /// Times the listening connection was re-established after it was lost.
-    pub reconnects: AtomicU64,
-    /// Notifications on a followed notification channel that could not be read.
-    pub malformed: AtomicU64,
-    /// Completed position checks (all followed channels compared with the store).
-    pub position_checks: AtomicU64,
 }
 
-fn count(counter: &AtomicU64, n: usize) {
-    counter.fetch_add(n as u64, Ordering::Relaxed);
-}
+impl std::ops::Deref for PostgresBrokerStats {
+    type Target = RelayStats;
 
-/// Where the `LISTEN` of a followed channel stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum ListenState {
-    /// `LISTEN` requested, not yet answered.
-    Pending,
-    Confirmed,
-    /// The connection failed before PostgreSQL answered; the waiting follows give up.
-    Failed(String),
-}
-
-struct Following {
-    /// Follows not yet matched by an unfollow.
-    follows: usize,
-    notification_channel: String,
-    state: watch::Sender<ListenState>,
+    fn deref(&self) -> &RelayStats {
+        &self.relay
+    }
 }
 
 /// What the broker handle and its tasks share.
@@ -187,12 +163,8 @@ struct Shared {
     sequencer: Arc<Sequencer>,
     config: PostgresBrokerConfig,
     listener_application_name: String,
-    followed: Mutex<HashMap<ChannelName, Following>>,
-    /// Numbered requests to bring the `LISTEN`s in line with `followed`.
-    listen_changes_requested: AtomicU64,
-    /// The highest request number the listener task has carried out.
-    listen_changes_applied: watch::Sender<u64>,
-    listening: AtomicBool,
+    /// Routes are notification channels.
+    follows: Arc<FollowTable<String>>,
     /// Backend process id of the listening connection; 0 while there is none.
     listener_pid: AtomicI32,
     /// The server encoding is not UTF-8: payloads are kept to ASCII.
@@ -205,48 +177,6 @@ struct Shared {
 impl Shared {
     fn notification_channel(&self, channel: &ChannelName) -> String {
         notification::notification_channel(&self.config.channel_prefix, channel)
-    }
-
-    fn followed_channels(&self) -> Vec<ChannelName> {
-        self.followed.lock().keys().cloned().collect()
-    }
-
-    /// Marks the follows whose notification channel PostgreSQL is listening to.
-    fn confirm(&self, listened: &HashSet<String>) {
-        for following in self.followed.lock().values() {
-            if listened.contains(&following.notification_channel) {
-                following.state.send_if_modified(|state| {
-                    let pending = *state == ListenState::Pending;
-                    if pending {
-                        *state = ListenState::Confirmed;
-                    }
-                    pending
-                });
-            }
-        }
-    }
-
-    /// Fails the follows waiting for an answer that will not come on this connection.
-    fn fail_pending(&self, reason: &str) {
-        for following in self.followed.lock().values() {
-            following.state.send_if_modified(|state| {
-                let pending = *state == ListenState::Pending;
-                if pending {
-                    *state = ListenState::Failed(reason.to_string());
-                }
-                pending
-            });
-        }
-    }
-
-    fn mark_applied(&self, request: u64) {
-        self.listen_changes_applied.send_if_modified(|applied| {
-            let newer = request > *applied;
-            if newer {
-                *applied = request;
-            }
-            newer
-        });
     }
 
     /// Has the sequencer compare `channel` with the store, soon, once for a burst of references.
@@ -269,9 +199,7 @@ impl Shared {
 /// The PostgreSQL [`Broker`] of one node; see the module docs.
 pub struct PostgresBroker {
     shared: Arc<Shared>,
-    committed_batches: mpsc::UnboundedSender<Vec<Publication>>,
-    /// Wakes the listener task to apply `LISTEN` changes (capacity 1: wake-ups coalesce).
-    listen_changed: mpsc::Sender<()>,
+    dispatcher: Dispatcher,
 }
 
 impl PostgresBroker {
@@ -304,42 +232,65 @@ impl PostgresBroker {
 
         let (listener, server_encoding) = open_listener(&listener_config, config.postgres_timeout).await?;
         let publisher_pool = build_pool(publisher_config, 1)?;
+        let (follows, changes) = FollowTable::new(config.postgres_timeout, "the PostgreSQL listening connection is down");
+        let follows = Arc::new(follows);
+        let stats = PostgresBrokerStats::default();
+        let relay_stats = stats.relay.clone();
         let shared = Arc::new(Shared {
             node_id: node_id.to_string(),
-            sequencer,
+            sequencer: sequencer.clone(),
             listener_application_name,
-            followed: Mutex::new(HashMap::new()),
-            listen_changes_requested: AtomicU64::new(0),
-            listen_changes_applied: watch::Sender::new(0),
-            listening: AtomicBool::new(true),
+            follows: follows.clone(),
             listener_pid: AtomicI32::new(listener.pid),
             ascii_only: AtomicBool::new(!server_encoding.eq_ignore_ascii_case("UTF8")),
             reference_checks: Mutex::new(HashSet::new()),
-            stats: PostgresBrokerStats::default(),
+            stats,
             config: PostgresBrokerConfig {
                 payload_len_max: config.payload_len_max.min(NOTIFY_PAYLOAD_LEN_MAX),
                 ..config
             },
         });
         let config = &shared.config;
-        let (committed_batches, committed_batches_rx) = mpsc::unbounded_channel();
         let (publish_queue, publish_queue_rx) = mpsc::channel(config.publish_queue_batches_max.max(1));
-        let (listen_changed, listen_changed_rx) = mpsc::channel(1);
-        let (check_requests, check_requests_rx) = mpsc::channel(1);
-
-        tokio::spawn(dispatch_committed(shared.clone(), committed_batches_rx, publish_queue));
+        let encoder = shared.clone();
+        let mut seq: u64 = 0;
+        let dispatcher = Dispatcher::relaying(
+            sequencer.clone(),
+            relay_stats.clone(),
+            "PostgreSQL",
+            move |item: &Relayed| {
+                seq += 1;
+                let ascii_only = encoder.ascii_only.load(Ordering::Relaxed);
+                let max = encoder.config.payload_len_max;
+                let (payload, reference) = match notification::encode(&encoder.node_id, seq, item, max, ascii_only) {
+                    Encoded::Full(payload) => (payload, false),
+                    Encoded::Reference(payload) => (payload, true),
+                    Encoded::Impossible(why) => return Err(why.to_string()),
+                };
+                Ok(OutgoingNotification { channel: encoder.notification_channel(item.channel()), payload, reference })
+            },
+            publish_queue,
+        );
         tokio::spawn(publish_notifications(shared.clone(), publisher_pool, publish_queue_rx));
-        tokio::spawn(check_positions(shared.clone(), check_requests_rx));
+        let check_requests = spawn_position_checks(
+            sequencer,
+            follows,
+            relay_stats,
+            PositionCheckConfig {
+                interval: config.position_check_interval,
+                concurrent_max: config.position_checks_concurrent_max,
+            },
+        );
         let listener_task = ListenerTask {
             shared: shared.clone(),
             config: listener_config,
-            listen_changed: listen_changed_rx,
+            changes,
             check_requests,
             listened: HashSet::new(),
         };
         tokio::spawn(listener_task.run(listener));
         tracing::info!(node_id, %server_encoding, "postgres broker connected");
-        Ok(Arc::new(Self { shared, committed_batches, listen_changed }))
+        Ok(Arc::new(Self { shared, dispatcher }))
     }
 
     pub fn node_id(&self) -> &str {
@@ -352,7 +303,7 @@ impl PostgresBroker {
 
     /// Channels followed on this node right now.
     pub fn followed_channels(&self) -> Vec<ChannelName> {
-        self.shared.followed_channels()
+        self.shared.follows.channels()
     }
 
     /// The PostgreSQL notification channel `channel` travels on.
@@ -371,102 +322,59 @@ impl PostgresBroker {
     pub fn listener_pid(&self) -> Option<i32> {
         Some(self.shared.listener_pid.load(Ordering::SeqCst)).filter(|pid| *pid != 0)
     }
+}
 
-    /// Asks the listener task to bring the `LISTEN`s in line with `followed`; returns the
-    /// request's number. Call after changing `followed`, with its lock released.
-    fn request_listen_change(&self) -> u64 {
-        let request = self.shared.listen_changes_requested.fetch_add(1, Ordering::SeqCst) + 1;
-        // A full queue means a wake-up is already pending, and it will cover this request.
-        let _ = self.listen_changed.try_send(());
-        request
-    }
-
-    /// Matches one follow; the last one makes the channel unfollowed. Returns the number of the
-    /// change to wait for, if any.
-    fn release(&self, channel: &ChannelName) -> Option<u64> {
-        {
-            let mut followed = self.shared.followed.lock();
-            let Entry::Occupied(mut entry) = followed.entry(channel.clone()) else { return None };
-            entry.get_mut().follows -= 1;
-            if entry.get().follows > 0 {
-                return None;
-            }
-            entry.remove();
-        }
-        Some(self.request_listen_change())
+impl Drop for PostgresBroker {
+    /// The tasks hold what they share with the handle; closing the follow table ends the
+    /// receiving task, and dropping the dispatcher ends the publisher.
+    fn drop(&mut self) {
+        self.shared.follows.close();
     }
 }
 
 impl CommitSink for PostgresBroker {
     fn committed(&self, publications: Vec<Publication>) {
-        // If the runtime is gone there is nobody left to deliver to.
-        let _ = self.committed_batches.send(publications);
+        self.dispatcher.committed(publications);
     }
 }
 
 #[async_trait]
 impl Broker for PostgresBroker {
     async fn follow(&self, channel: &ChannelName) -> Result<(), BrokerError> {
-        if !self.shared.listening.load(Ordering::SeqCst) {
-            return Err(BrokerError::Unavailable("the PostgreSQL listening connection is down".into()));
-        }
-        let (mut state, is_first) = {
-            let mut followed = self.shared.followed.lock();
-            match followed.entry(channel.clone()) {
-                Entry::Occupied(mut entry) => {
-                    entry.get_mut().follows += 1;
-                    (entry.get().state.subscribe(), false)
-                }
-                Entry::Vacant(entry) => {
-                    let (state, receiver) = watch::channel(ListenState::Pending);
-                    let notification_channel = self.shared.notification_channel(channel);
-                    entry.insert(Following { follows: 1, notification_channel, state });
-                    (receiver, true)
-                }
-            }
-        };
-        if is_first {
-            self.request_listen_change();
-        }
-        let outcome = state.wait_for(|state| *state != ListenState::Pending).await.map(|state| state.clone());
-        match outcome {
-            Ok(ListenState::Confirmed) => Ok(()),
-            Ok(ListenState::Failed(reason)) => {
-                self.release(channel);
-                Err(BrokerError::Unavailable(reason))
-            }
-            Ok(ListenState::Pending) | Err(_) => {
-                self.release(channel);
-                Err(BrokerError::Unavailable("the broker stopped".into()))
-            }
-        }
+        self.shared.follows.follow(channel, || self.shared.notification_channel(channel)).await
     }
 
     async fn unfollow(&self, channel: &ChannelName) {
-        let Some(request) = self.release(channel) else { return };
-        let mut applied = self.shared.listen_changes_applied.subscribe();
-        // Bounded: the listener task marks requests applied on every path, but a hung server
-        // must not hang an unsubscribing connection.
-        let limit = self.shared.config.postgres_timeout;
-        let _ = tokio::time::timeout(limit, applied.wait_for(|applied| *applied >= request)).await;
+        self.shared.follows.unfollow(channel).await;
     }
 
     async fn ready(&self) -> bool {
-        self.shared.listening.load(Ordering::SeqCst)
+        self.shared.follows.is_connected()
+    }
+
+    fn announce(&self, event: PresenceEvent) {
+        self.dispatcher.announce(event);
     }
 
     fn counters(&self) -> Vec<BrokerCounter> {
         let stats = &self.shared.stats;
-        let counter = |name, help, value: &AtomicU64| BrokerCounter { name, help, value: value.load(Ordering::Relaxed) };
-        vec![
-            counter("postgres_published", "Publications notified from this node.", &stats.published),
-            counter("postgres_published_as_reference", "Publications too large for a notification, sent as a reference to the store.", &stats.published_as_reference),
-            counter("postgres_received", "Publications from other nodes received through notifications.", &stats.received),
-            counter("postgres_publish_errors", "Publications this node could not notify (repaired from the store by followers).", &stats.publish_errors),
-            counter("postgres_reconnects", "Times the listening connection was re-established.", &stats.reconnects),
-            counter("postgres_malformed", "Notifications on a followed channel that could not be read.", &stats.malformed),
-            counter("position_checks", "Completed checks of every followed channel against the store.", &stats.position_checks),
-        ]
+        let mut counters = stats.relay.counters("postgres", "PostgreSQL");
+        let counter = |name: &str, help: &str, value: &AtomicU64| BrokerCounter {
+            name: name.into(),
+            help: help.into(),
+            value: value.load(Ordering::Relaxed),
+        };
+        counters.push(counter(
+            "postgres_published_as_reference",
+            "Publications too large for a notification, sent as a reference to the store.",
+            &stats.published_as_reference,
+        ));
+        counters.push(counter(
+            "postgres_received_as_reference",
+            "References from other nodes, each followed by a check of the channel against the store.",
+            &stats.received_as_reference,
+        ));
+        counters
     }
 }
 
@@ -556,53 +464,6 @@ struct OutgoingNotification {
     reference: bool,
 }
 
-/// Delivers committed batches to this node's sequencer and queues them for PostgreSQL.
-async fn dispatch_committed(
-    shared: Arc<Shared>,
-    mut committed_batches: mpsc::UnboundedReceiver<Vec<Publication>>,
-    publish_queue: mpsc::Sender<Vec<OutgoingNotification>>,
-) {
-    let mut queue_was_full = false;
-    let mut seq: u64 = 0;
-    while let Some(batch) = committed_batches.recv().await {
-        for publication in &batch {
-            shared.sequencer.receive(publication.clone());
-        }
-        let ascii_only = shared.ascii_only.load(Ordering::Relaxed);
-        let mut outgoing = Vec::with_capacity(batch.len());
-        for publication in &batch {
-            seq += 1;
-            let max = shared.config.payload_len_max;
-            let (payload, reference) = match notification::encode(&shared.node_id, seq, publication, max, ascii_only) {
-                Encoded::Full(payload) => (payload, false),
-                Encoded::Reference(payload) => (payload, true),
-                Encoded::Impossible(why) => {
-                    count(&shared.stats.publish_errors, 1);
-                    tracing::warn!(channel = %publication.channel, "publication reaches local subscribers only: {why}");
-                    continue;
-                }
-            };
-            let channel = shared.notification_channel(&publication.channel);
-            outgoing.push(OutgoingNotification { channel, payload, reference });
-        }
-        if outgoing.is_empty() {
-            continue;
-        }
-        let outgoing_count = outgoing.len();
-        match publish_queue.try_send(outgoing) {
-            Ok(()) => queue_was_full = false,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                count(&shared.stats.publish_errors, outgoing_count);
-                if !queue_was_full {
-                    tracing::warn!("PostgreSQL notify queue is full: dropping publications until it drains");
-                }
-                queue_was_full = true;
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
-        }
-    }
-}
-
 /// Sends queued batches in order, as few statements as the batch limit allows.
 async fn publish_notifications(
     shared: Arc<Shared>,
@@ -673,27 +534,6 @@ async fn notify(pool: &Pool, limit: Duration, channels: &[String], payloads: &[S
     }
 }
 
-/// Compares every followed channel with the store, periodically and whenever asked (after a
-/// reconnect). Ends when the listener task ends.
-async fn check_positions(shared: Arc<Shared>, mut check_requests: mpsc::Receiver<()>) {
-    let period = shared.config.position_check_interval;
-    let mut ticks = interval_at(Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            request = check_requests.recv() => if request.is_none() { return },
-        }
-        let sequencer = &shared.sequencer;
-        futures_util::stream::iter(shared.followed_channels())
-            .for_each_concurrent(shared.config.position_checks_concurrent_max.max(1), |channel| async move {
-                sequencer.check(&channel).await;
-            })
-            .await;
-        count(&shared.stats.position_checks, 1);
-    }
-}
-
 /// Why the listener task stopped serving a connection.
 enum ServeEnd {
     BrokerDropped,
@@ -704,7 +544,7 @@ enum ServeEnd {
 struct ListenerTask {
     shared: Arc<Shared>,
     config: Config,
-    listen_changed: mpsc::Receiver<()>,
+    changes: FollowChanges,
     check_requests: mpsc::Sender<()>,
     /// Notification channels PostgreSQL is listening to on the current connection.
     listened: HashSet<String>,
@@ -719,14 +559,16 @@ impl ListenerTask {
                 ServeEnd::BrokerDropped => return,
                 ServeEnd::ConnectionLost(reason) => reason,
             };
-            self.shared.listening.store(false, Ordering::SeqCst);
             self.shared.listener_pid.store(0, Ordering::SeqCst);
             tracing::warn!(%reason, "PostgreSQL listening connection lost; reconnecting");
-            self.shared.fail_pending(&format!("the PostgreSQL listening connection was lost: {reason}"));
-            // A lost connection listens to nothing: pending unlistens are done.
-            self.listened.clear();
-            self.shared.mark_applied(self.shared.listen_changes_requested.load(Ordering::SeqCst));
-            match self.reconnect().await {
+            self.shared.follows.connection_lost(&format!("the PostgreSQL listening connection was lost: {reason}"));
+            let config = &self.shared.config;
+            let backoff = Backoff { min: config.reconnect_delay_min, max: config.reconnect_delay_max };
+            let (listener_config, limit) = (&self.config, config.postgres_timeout);
+            let open = || async move {
+                open_listener(listener_config, limit).await.map(|(connection, _)| connection).map_err(|error| error.to_string())
+            };
+            match reconnect(&self.shared.follows, &mut self.changes, backoff, open).await {
                 Some(next) => connection = next,
                 None => return,
             }
@@ -736,11 +578,11 @@ impl ListenerTask {
 
     async fn serve(&mut self, mut connection: ListenerConnection, reconnected: bool) -> ServeEnd {
         self.listened.clear();
-        if let Err(reason) = self.apply_listen_changes(&connection.client).await {
+        if let Err(reason) = self.apply_follow_changes(&connection.client).await {
             return ServeEnd::ConnectionLost(reason);
         }
         self.shared.listener_pid.store(connection.pid, Ordering::SeqCst);
-        self.shared.listening.store(true, Ordering::SeqCst);
+        self.shared.follows.reconnected();
         if reconnected {
             count(&self.shared.stats.reconnects, 1);
             tracing::info!(channels = self.listened.len(), "PostgreSQL listening connection re-established");
@@ -753,11 +595,11 @@ impl ListenerTask {
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                change = self.listen_changed.recv() => {
+                change = self.changes.next() => {
                     if change.is_none() {
                         return ServeEnd::BrokerDropped;
                     }
-                    if let Err(reason) = self.apply_listen_changes(&connection.client).await {
+                    if let Err(reason) = self.apply_follow_changes(&connection.client).await {
                         return ServeEnd::ConnectionLost(reason);
                     }
                 }
@@ -777,10 +619,8 @@ impl ListenerTask {
 
     /// Listens to the notification channels of followed channels not yet listened to, and
     /// stops listening to the others.
-    async fn apply_listen_changes(&mut self, client: &Client) -> Result<(), String> {
-        let covered = self.shared.listen_changes_requested.load(Ordering::SeqCst);
-        let wanted: HashSet<String> =
-            self.shared.followed.lock().values().map(|following| following.notification_channel.clone()).collect();
+    async fn apply_follow_changes(&mut self, client: &Client) -> Result<(), String> {
+        let (covered, wanted) = self.shared.follows.wanted_routes();
         let to_listen: Vec<String> = wanted.difference(&self.listened).cloned().collect();
         let to_unlisten: Vec<String> = self.listened.difference(&wanted).cloned().collect();
         let limit = self.shared.config.postgres_timeout;
@@ -796,8 +636,7 @@ impl ListenerTask {
                 self.listened.remove(name);
             }
         }
-        self.shared.confirm(&self.listened);
-        self.shared.mark_applied(covered);
+        self.shared.follows.applied(covered, &self.listened);
         Ok(())
     }
 
@@ -827,13 +666,14 @@ impl ListenerTask {
         let channel = match &received.carried {
             Carried::Publication(publication) => &publication.channel,
             Carried::Reference { channel, .. } => channel,
+            Carried::Presence(event) => &event.channel,
         };
         if self.shared.notification_channel(channel) != notification.channel() {
             count(&stats.malformed, 1);
             tracing::debug!(channel = notification.channel(), %channel, "notification on another channel's name");
             return;
         }
-        if !self.shared.followed.lock().contains_key(channel) {
+        if !self.shared.follows.is_followed(channel) {
             count(&stats.ignored, 1);
             return;
         }
@@ -842,37 +682,13 @@ impl ListenerTask {
                 count(&stats.received, 1);
                 self.shared.sequencer.receive(publication);
             }
+            Carried::Presence(event) => {
+                count(&stats.received, 1);
+                self.shared.sequencer.announce(event);
+            }
             Carried::Reference { channel, .. } => {
                 count(&stats.received_as_reference, 1);
                 self.shared.check_for_reference(channel);
-            }
-        }
-    }
-
-    /// Reconnects with exponential backoff; `None` once the broker is dropped. Follows asked
-    /// for meanwhile fail at once.
-    async fn reconnect(&mut self) -> Option<ListenerConnection> {
-        let config = &self.shared.config;
-        let mut delay = config.reconnect_delay_min;
-        loop {
-            let wake = tokio::time::sleep(delay);
-            tokio::pin!(wake);
-            loop {
-                tokio::select! {
-                    _ = &mut wake => break,
-                    change = self.listen_changed.recv() => {
-                        change?;
-                        self.shared.fail_pending("the PostgreSQL listening connection is down");
-                        self.shared.mark_applied(self.shared.listen_changes_requested.load(Ordering::SeqCst));
-                    }
-                }
-            }
-            match open_listener(&self.config, config.postgres_timeout).await {
-                Ok((connection, _)) => return Some(connection),
-                Err(error) => {
-                    tracing::debug!(%error, "PostgreSQL listening connection: reconnect failed");
-                    delay = (delay * 2).min(config.reconnect_delay_max);
-                }
             }
         }
     }

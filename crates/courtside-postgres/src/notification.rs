@@ -18,7 +18,9 @@
 //! ```
 //!
 //! - version `1`; kind `T` (data as sent, text), `B` (data in base64: it is not text, or not
-//!   ASCII on a server whose encoding is not UTF-8) or `R` (a reference: no epoch, key or data).
+//!   ASCII on a server whose encoding is not UTF-8), `R` (a reference: no epoch, key or data) or
+//!   `P` (a join or leave: the epoch field holds the client id, the key field the user, the
+//!   `removed` field is `1` for a join and `0` for a leave; offset and time are `0`, no data).
 //! - `seq` counts the sending node's notifications. It keeps two equal publications (offset 0)
 //!   distinct: PostgreSQL folds identical notifications of one transaction into one.
 //! - lengths are in bytes; `removed` is `0` or `1`; a key length of `-` means no key.
@@ -32,7 +34,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 
+use courtside_core::broker::relay::Relayed;
 use courtside_core::channel::ChannelName;
+use courtside_core::hub::PresenceEvent;
+use courtside_core::presence::ClientInfo;
 use courtside_core::stream::{Epoch, Publication};
 
 const VERSION: char = '1';
@@ -61,6 +66,8 @@ pub(crate) enum Carried {
     Publication(Publication),
     /// Only where it is: the receiver reads it from the store.
     Reference { channel: ChannelName, offset: u64 },
+    /// A join or leave.
+    Presence(PresenceEvent),
 }
 
 /// A decoded notification and the node that sent it.
@@ -99,9 +106,41 @@ fn is_sendable(text: &str, ascii_only: bool) -> bool {
     !text.contains('\0') && (!ascii_only || text.is_ascii())
 }
 
-/// Encodes `publication` committed on `origin_node` (printable ASCII) as notification number
-/// `seq`, at most `payload_max` bytes long; `ascii_only` when the server encoding is not UTF-8.
-pub(crate) fn encode(
+/// Encodes `relayed` sent by `origin_node` (printable ASCII) as notification number `seq`, at
+/// most `payload_max` bytes long; `ascii_only` when the server encoding is not UTF-8.
+pub(crate) fn encode(origin_node: &str, seq: u64, relayed: &Relayed, payload_max: usize, ascii_only: bool) -> Encoded {
+    match relayed {
+        Relayed::Publication(publication) => encode_publication(origin_node, seq, publication, payload_max, ascii_only),
+        Relayed::Presence(event) => encode_presence(origin_node, seq, event, payload_max, ascii_only),
+    }
+}
+
+fn encode_presence(origin_node: &str, seq: u64, event: &PresenceEvent, payload_max: usize, ascii_only: bool) -> Encoded {
+    let (client, user) = (event.client.client.as_str(), event.client.user.as_str());
+    if !is_sendable(client, ascii_only) || !is_sendable(user, ascii_only) {
+        return Encoded::Impossible("its client id or user cannot be sent as text");
+    }
+    // The header's fields, reused: `removed` carries "joined", epoch and key the client and user.
+    let shape = Publication {
+        channel: event.channel.clone(),
+        epoch: Epoch::default(),
+        offset: 0,
+        key: None,
+        removed: event.joined,
+        data: Bytes::new(),
+        time_ms: 0,
+    };
+    let mut payload = header('P', seq, &shape, origin_node, client, Some(user));
+    for field in [origin_node, event.channel.as_str(), client, user] {
+        payload.push_str(field);
+    }
+    if payload.len() > payload_max {
+        return Encoded::Impossible("too long for a notification");
+    }
+    Encoded::Full(payload)
+}
+
+fn encode_publication(
     origin_node: &str,
     seq: u64,
     publication: &Publication,
@@ -190,7 +229,7 @@ fn split(payload: &str) -> Result<Parts<'_>, DecodeError> {
         return Err(DecodeError::BadHeader("count"));
     }
     let mut chars = fields[0].chars();
-    let (Some(VERSION), Some(kind @ ('T' | 'B' | 'R')), None) = (chars.next(), chars.next(), chars.next()) else {
+    let (Some(VERSION), Some(kind @ ('T' | 'B' | 'R' | 'P')), None) = (chars.next(), chars.next(), chars.next()) else {
         return Err(DecodeError::UnknownKind(fields[0].to_string()));
     };
     let _seq: u64 = number(Some(fields[1]), "seq")?;
@@ -226,6 +265,11 @@ pub(crate) fn decode(payload: &str) -> Result<Received, DecodeError> {
     let channel = ChannelName::parse(parts.channel).map_err(|_| DecodeError::Invalid("channel name"))?;
     let carried = match parts.kind {
         'R' => Carried::Reference { channel, offset: parts.offset },
+        'P' => Carried::Presence(PresenceEvent {
+            channel,
+            joined: parts.removed,
+            client: ClientInfo { client: parts.epoch.to_string(), user: parts.key.unwrap_or_default().to_string() },
+        }),
         kind => {
             let data = if kind == 'T' {
                 Bytes::copy_from_slice(parts.data.as_bytes())
@@ -280,7 +324,7 @@ mod tests {
             publication(Some("k\ney 2"), false, b"line\nbreak \x01"),
             publication(None, false, b""),
         ] {
-            let payload = full(encode("node-a", 7, &original, MAX, false));
+            let payload = full(encode("node-a", 7, &Relayed::Publication(original.clone()), MAX, false));
             let received = decode(&payload).unwrap();
             assert_eq!(received.origin_node, "node-a");
             assert_eq!(received.carried, Carried::Publication(original));
@@ -292,52 +336,72 @@ mod tests {
     fn data_that_is_not_text_goes_as_base64() {
         for (data, ascii_only) in [(&b"bin\0ary"[..], false), (&[0xff, 0xfe][..], false), ("Zoë".as_bytes(), true)] {
             let original = publication(None, false, data);
-            let payload = full(encode("node-a", 1, &original, MAX, ascii_only));
+            let payload = full(encode("node-a", 1, &Relayed::Publication(original.clone()), MAX, ascii_only));
             assert!(payload.starts_with("1B "), "{payload:?}");
             assert!(!payload.contains('\0') && payload.is_ascii());
             assert_eq!(decode(&payload).unwrap().carried, Carried::Publication(original));
         }
         let text = publication(None, false, "Zoë".as_bytes());
-        assert!(full(encode("node-a", 1, &text, MAX, false)).starts_with("1T "));
+        assert!(full(encode("node-a", 1, &Relayed::Publication(text.clone()), MAX, false)).starts_with("1T "));
     }
 
     #[test]
     fn oversized_or_untextual_publications_go_as_references() {
         let big = publication(Some("k"), false, &vec![b'x'; MAX]);
-        let Encoded::Reference(payload) = encode("node-a", 3, &big, MAX, false) else { panic!("expected a reference") };
+        let Encoded::Reference(payload) = encode("node-a", 3, &Relayed::Publication(big.clone()), MAX, false) else { panic!("expected a reference") };
         assert!(payload.len() < 100);
         let received = decode(&payload).unwrap();
         assert_eq!(received.origin_node, "node-a");
         assert_eq!(received.carried, Carried::Reference { channel: big.channel.clone(), offset: 42 });
         let nul_key = publication(Some("a\0b"), false, b"1");
-        assert!(matches!(encode("node-a", 3, &nul_key, MAX, false), Encoded::Reference(_)));
+        assert!(matches!(encode("node-a", 3, &Relayed::Publication(nul_key.clone()), MAX, false), Encoded::Reference(_)));
         let accented_key = publication(Some("é"), false, b"1");
-        assert!(matches!(encode("node-a", 3, &accented_key, MAX, true), Encoded::Reference(_)));
-        assert!(matches!(encode("node-a", 3, &accented_key, MAX, false), Encoded::Full(_)));
+        assert!(matches!(encode("node-a", 3, &Relayed::Publication(accented_key.clone()), MAX, true), Encoded::Reference(_)));
+        assert!(matches!(encode("node-a", 3, &Relayed::Publication(accented_key.clone()), MAX, false), Encoded::Full(_)));
 
         let ephemeral = Publication { offset: 0, ..big };
-        assert!(matches!(encode("node-a", 3, &ephemeral, MAX, false), Encoded::Impossible(_)));
+        assert!(matches!(encode("node-a", 3, &Relayed::Publication(ephemeral.clone()), MAX, false), Encoded::Impossible(_)));
     }
 
     #[test]
     fn the_payload_limit_is_exact() {
         let small = publication(None, false, b"");
-        let overhead = full(encode("n", 1, &small, MAX, false)).len();
+        let overhead = full(encode("n", 1, &Relayed::Publication(small.clone()), MAX, false)).len();
         let fits = publication(None, false, &vec![b'x'; MAX - overhead]);
-        assert_eq!(full(encode("n", 1, &fits, MAX, false)).len(), MAX);
+        assert_eq!(full(encode("n", 1, &Relayed::Publication(fits.clone()), MAX, false)).len(), MAX);
         let one_more = publication(None, false, &vec![b'x'; MAX - overhead + 1]);
-        assert!(matches!(encode("n", 1, &one_more, MAX, false), Encoded::Reference(_)));
+        assert!(matches!(encode("n", 1, &Relayed::Publication(one_more.clone()), MAX, false), Encoded::Reference(_)));
+    }
+
+    #[test]
+    fn joins_and_leaves_round_trip() {
+        let channel = ChannelName::parse("court:3").unwrap();
+        for (joined, user) in [(true, "zoë"), (false, "")] {
+            let client = ClientInfo { client: "n1-17".into(), user: user.into() };
+            let event = PresenceEvent { channel: channel.clone(), joined, client };
+            let payload = full(encode("node-b", 4, &Relayed::Presence(event), MAX, false));
+            assert_eq!(origin_node(&payload), Ok("node-b"));
+            let Carried::Presence(decoded) = decode(&payload).unwrap().carried else { panic!("not a presence event") };
+            assert_eq!((decoded.channel, decoded.joined), (channel.clone(), joined));
+            assert_eq!((decoded.client.client.as_str(), decoded.client.user.as_str()), ("n1-17", user));
+        }
+        let accented = PresenceEvent {
+            channel,
+            joined: true,
+            client: ClientInfo { client: "n1-17".into(), user: "zoë".into() },
+        };
+        assert!(matches!(encode("n", 1, &Relayed::Presence(accented), MAX, true), Encoded::Impossible(_)));
     }
 
     #[test]
     fn equal_publications_get_distinct_payloads() {
         let ephemeral = Publication { offset: 0, ..publication(None, false, b"1") };
-        assert_ne!(full(encode("n", 1, &ephemeral, MAX, false)), full(encode("n", 2, &ephemeral, MAX, false)));
+        assert_ne!(full(encode("n", 1, &Relayed::Publication(ephemeral.clone()), MAX, false)), full(encode("n", 2, &Relayed::Publication(ephemeral.clone()), MAX, false)));
     }
 
     #[test]
     fn broken_payloads_are_refused() {
-        let payload = full(encode("node-a", 1, &publication(Some("home"), false, b"12345"), MAX, false));
+        let payload = full(encode("node-a", 1, &Relayed::Publication(publication(Some("home"), false, b"12345")), MAX, false));
         let body_start = payload.find('\n').unwrap() + 1;
         // Cut anywhere inside the header or its sized fields (the data is the rest, any length).
         for len in 0..body_start + "node-a".len() + "match:7".len() + "k3v9q2xa".len() + "home".len() {
@@ -346,7 +410,7 @@ mod tests {
         assert_eq!(decode(&payload.replacen("1T", "2T", 1)), Err(DecodeError::UnknownKind("2T".into())));
         assert_eq!(decode(&payload.replacen("1T", "1T 0", 1)), Err(DecodeError::BadHeader("count")));
         assert_eq!(decode(&payload.replacen("match:7", "match 7", 1)), Err(DecodeError::Invalid("channel name")));
-        let base64 = full(encode("node-a", 1, &publication(None, false, b"\0"), MAX, false));
+        let base64 = full(encode("node-a", 1, &Relayed::Publication(publication(None, false, b"\0")), MAX, false));
         assert_eq!(decode(&format!("{base64}!")), Err(DecodeError::Invalid("base64 data")));
     }
 

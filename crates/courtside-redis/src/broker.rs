@@ -1,54 +1,54 @@
-//! [`RedisBroker`]: the [`Broker`] that connects nodes through Redis pub/sub.
+//! [`RedisBroker`]: the [`Broker`] that connects nodes through Redis pub/sub — sharded
+//! (`SPUBLISH`/`SSUBSCRIBE`) on Redis ≥ 7, plain (`PUBLISH`/`SUBSCRIBE`) before.
 //!
 //! # How a publication travels
-//! 1. The store's writer calls [`CommitSink::committed`] in commit order. The batch is queued to
-//!    a dispatcher task (the writer never waits, not even for a lock held by a subscriber).
-//! 2. The dispatcher hands each publication to this node's sequencer at once (local subscribers
-//!    never wait for Redis), encodes it ([`crate::codec`]) and queues the encoded batch to the
+//! 1. The store's writer calls [`CommitSink::committed`] in commit order; a joining or leaving
+//!    connection calls [`Broker::announce`]. Both only queue to the [`Dispatcher`].
+//! 2. The dispatcher hands each item to this node's sequencer at once (local subscribers never
+//!    wait for Redis), encodes it ([`crate::codec`]) and queues the encoded batch to the
 //!    publisher task. When that bounded queue is full the batch is dropped and counted.
-//! 3. The publisher `PUBLISH`es to `{prefix}:ch:{channel}`, pipelining everything queued (up
-//!    to [`RedisBrokerConfig::publish_batch_max`]) into one round trip, in commit order. A
-//!    failed pipeline is dropped and counted: followers repair it from the store.
-//! 4. On every node, the pub/sub task hands messages from other nodes to the sequencer; its own
-//!    node's messages (already delivered in step 2) are skipped.
+//! 3. The publisher `SPUBLISH`es (or `PUBLISH`es) to `{prefix}:ch:{channel}`, pipelining
+//!    everything queued (up to [`RedisBrokerConfig::publish_batch_max`]) into one round trip, in
+//!    commit order. A failed pipeline is dropped and counted: followers repair it from the store.
+//! 4. On every node, the receiving task hands messages from other nodes to the sequencer; its own
+//!    node's messages (already delivered in step 2) are skipped by their origin node id.
 //!
 //! # Following
-//! Follows are counted per channel. The first follow of a channel asks the pub/sub task to
-//! `SUBSCRIBE` and resolves once Redis confirmed it; the last unfollow asks it to
-//! `UNSUBSCRIBE` and resolves once that was sent and confirmed (or the connection is gone, which
-//! drops every subscription anyway). While the pub/sub connection is down, `follow` fails at
-//! once with [`BrokerError::Unavailable`] and is not counted.
+//! Follows are counted per channel ([`FollowTable`]). The first follow of a channel has the
+//! receiving task subscribe and resolves once Redis confirmed it; the last unfollow has it
+//! unsubscribe. While the receiving connection is down, `follow` fails at once with
+//! [`BrokerError::Unavailable`] and is not counted.
 //!
 //! # Losses
-//! Pub/sub is at-most-once. The pub/sub task reconnects with exponential backoff, re-subscribes
-//! every followed channel, then asks for a position check of all of them: the sequencer
+//! Pub/sub is at-most-once. The receiving task reconnects with exponential backoff, subscribes
+//! to every followed channel again, then asks for a position check of all of them: the sequencer
 //! compares each with the store and repairs the tail Redis dropped. The same check also runs
-//! every [`RedisBrokerConfig::position_check_interval`], because messages can be lost without
-//! a disconnect (a publisher whose connection failed, a slow subscriber Redis cut off).
-//!
-//! Sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`) is not used: the `redis` crate's async `PubSub`
-//! has no `ssubscribe` for standalone servers, and on one server it is the same as plain pub/sub.
+//! every [`RedisBrokerConfig::position_check_interval`], because messages can be lost without a
+//! disconnect (a publisher whose connection failed, a slow subscriber Redis cut off). Joins and
+//! leaves are not repaired: the presence list stays the truth.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
-use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub, PubSubSink};
-use tokio::sync::{mpsc, watch};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::ConnectionInfo;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
+use courtside_core::broker::follow::{FollowChanges, FollowTable};
+use courtside_core::broker::relay::{
+    Backoff, Dispatcher, PositionCheckConfig, RelayStats, count, reconnect, spawn_position_checks,
+};
 use courtside_core::broker::{Broker, BrokerCounter, BrokerError};
 use courtside_core::channel::ChannelName;
+use courtside_core::hub::PresenceEvent;
 use courtside_core::sequencer::Sequencer;
 use courtside_core::store::CommitSink;
 use courtside_core::stream::Publication;
 
+use crate::pubsub::{PubSubConnection, PubSubMode, Push};
 use crate::{RedisError, codec, open_client, redacted_url};
 
 /// Longest accepted node id, in bytes.
@@ -56,31 +56,43 @@ pub const NODE_ID_LEN_MAX: usize = 255;
 /// Channels per `SUBSCRIBE`/`UNSUBSCRIBE` command when many change at once (after a reconnect).
 const CHANNELS_PER_SUBSCRIBE_MAX: usize = 1_000;
 
+/// Which pub/sub to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PubSubChoice {
+    /// Sharded on Redis ≥ 7, plain before (nodes sharing a server choose alike).
+    #[default]
+    Auto,
+    Plain,
+    Sharded,
+}
+
 /// Tuning of a [`RedisBroker`]; `Default` suits production.
 #[derive(Debug, Clone)]
 pub struct RedisBrokerConfig {
+    pub pubsub: PubSubChoice,
     /// How often every followed channel is compared with the store, to repair what pub/sub
     /// dropped without a disconnect.
     pub position_check_interval: Duration,
     /// Channels checked at the same time during a position check.
     pub position_checks_concurrent_max: usize,
-    /// How often the pub/sub connection is pinged, so a silently dead one is noticed.
+    /// How often the receiving connection is pinged; a ping unanswered by the next one ends it.
     pub ping_interval: Duration,
     /// First delay before reconnecting; it doubles up to `reconnect_delay_max`.
     pub reconnect_delay_min: Duration,
     pub reconnect_delay_max: Duration,
     /// Limit for connecting, for a (un)subscribe to be confirmed, and for a command's answer.
     pub redis_timeout: Duration,
-    /// Most publications `PUBLISH`ed in one pipeline.
+    /// Most publications sent in one pipeline.
     pub publish_batch_max: usize,
     /// Committed batches waiting for the publisher before new ones are dropped (and counted in
-    /// [`RedisBrokerStats::publish_errors`]).
+    /// [`RelayStats::publish_errors`]).
     pub publish_queue_batches_max: usize,
 }
 
 impl Default for RedisBrokerConfig {
     fn default() -> Self {
         Self {
+            pubsub: PubSubChoice::Auto,
             position_check_interval: Duration::from_secs(5),
             position_checks_concurrent_max: 16,
             ping_interval: Duration::from_secs(5),
@@ -93,46 +105,6 @@ impl Default for RedisBrokerConfig {
     }
 }
 
-/// Counters for metrics; each only grows.
-#[derive(Debug, Default)]
-pub struct RedisBrokerStats {
-    /// Publications Redis accepted from this node.
-    pub published: AtomicU64,
-    /// Publications from other nodes handed to this node's sequencer.
-    pub received: AtomicU64,
-    /// This node's own publications coming back from Redis (already delivered locally).
-    pub skipped_own: AtomicU64,
-    /// Publications this node could not carry to Redis (failed pipeline, full queue, or a field
-    /// too long to encode); followers repair them from the store.
-    pub publish_errors: AtomicU64,
-    /// Times the pub/sub connection was re-established after it was lost.
-    pub reconnects: AtomicU64,
-    /// Messages on a followed channel that could not be read as a publication.
-    pub malformed: AtomicU64,
-    /// Completed position checks (all followed channels compared with the store).
-    pub position_checks: AtomicU64,
-}
-
-fn count(counter: &AtomicU64, n: usize) {
-    counter.fetch_add(n as u64, Ordering::Relaxed);
-}
-
-/// Where the subscription of a followed channel stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum SubscriptionState {
-    /// `SUBSCRIBE` requested, not yet confirmed.
-    Pending,
-    Confirmed,
-    /// The connection failed before Redis confirmed; the waiting follows give up.
-    Failed(String),
-}
-
-struct Following {
-    /// Follows not yet matched by an unfollow.
-    follows: usize,
-    state: watch::Sender<SubscriptionState>,
-}
-
 /// What the broker handle and its tasks share.
 struct Shared {
     node_id: String,
@@ -140,13 +112,9 @@ struct Shared {
     redis_channel_prefix: String,
     sequencer: Arc<Sequencer>,
     config: RedisBrokerConfig,
-    followed: Mutex<HashMap<ChannelName, Following>>,
-    /// Numbered requests to bring Redis subscriptions in line with `followed`.
-    subscription_changes_requested: AtomicU64,
-    /// The highest request number the pub/sub task has carried out.
-    subscription_changes_applied: watch::Sender<u64>,
-    pubsub_connected: AtomicBool,
-    stats: RedisBrokerStats,
+    mode: PubSubMode,
+    follows: Arc<FollowTable<String>>,
+    stats: Arc<RelayStats>,
 }
 
 impl Shared {
@@ -154,59 +122,16 @@ impl Shared {
         format!("{}{}", self.redis_channel_prefix, channel)
     }
 
-    fn courtside_channel(&self, redis_channel: &str) -> Option<ChannelName> {
-        ChannelName::parse(redis_channel.strip_prefix(&self.redis_channel_prefix)?).ok()
-    }
-
-    fn followed_channels(&self) -> Vec<ChannelName> {
-        self.followed.lock().keys().cloned().collect()
-    }
-
-    /// Marks the subscriptions Redis confirmed.
-    fn confirm(&self, subscribed: &HashSet<ChannelName>) {
-        for (channel, following) in self.followed.lock().iter() {
-            if subscribed.contains(channel) {
-                following.state.send_if_modified(|state| {
-                    let pending = *state == SubscriptionState::Pending;
-                    if pending {
-                        *state = SubscriptionState::Confirmed;
-                    }
-                    pending
-                });
-            }
-        }
-    }
-
-    /// Fails the follows waiting for a confirmation that will not come on this connection.
-    fn fail_pending(&self, reason: &str) {
-        for following in self.followed.lock().values() {
-            following.state.send_if_modified(|state| {
-                let pending = *state == SubscriptionState::Pending;
-                if pending {
-                    *state = SubscriptionState::Failed(reason.to_string());
-                }
-                pending
-            });
-        }
-    }
-
-    fn mark_applied(&self, request: u64) {
-        self.subscription_changes_applied.send_if_modified(|applied| {
-            let newer = request > *applied;
-            if newer {
-                *applied = request;
-            }
-            newer
-        });
+    fn courtside_channel(&self, redis_channel: &[u8]) -> Option<ChannelName> {
+        let name = std::str::from_utf8(redis_channel).ok()?;
+        ChannelName::parse(name.strip_prefix(&self.redis_channel_prefix)?).ok()
     }
 }
 
 /// The Redis [`Broker`] of one node; see the module docs.
 pub struct RedisBroker {
     shared: Arc<Shared>,
-    committed_batches: mpsc::UnboundedSender<Vec<Publication>>,
-    /// Wakes the pub/sub task to apply subscription changes (capacity 1: wake-ups coalesce).
-    subscription_changed: mpsc::Sender<()>,
+    dispatcher: Dispatcher,
 }
 
 impl RedisBroker {
@@ -220,10 +145,10 @@ impl RedisBroker {
         Self::connect_with_config(url, key_prefix, node_id, sequencer, RedisBrokerConfig::default()).await
     }
 
-    /// Opens the pub/sub and the publishing connection and starts the broker's tasks; call from
-    /// within a Tokio runtime. Fails if Redis cannot be reached now; later outages are ridden
-    /// out. `node_id` must be unique among the nodes sharing `key_prefix`. The tasks end when the
-    /// broker is dropped.
+    /// Opens the receiving and the publishing connection and starts the broker's tasks; call
+    /// from within a Tokio runtime. Fails if Redis cannot be reached now (or sharded pub/sub was
+    /// asked of a server without it); later outages are ridden out. `node_id` must be unique
+    /// among the nodes sharing `key_prefix`. The tasks end when the broker is dropped.
     pub async fn connect_with_config(
         url: &str,
         key_prefix: &str,
@@ -236,166 +161,113 @@ impl RedisBroker {
         }
         let client = open_client(url)?;
         let url = redacted_url(url);
-        let pubsub = open_pubsub(&client, &url, config.redis_timeout).await?;
-        let publisher_connection = open_publisher_connection(&client, &url, &config).await?;
+        let mut publisher_connection = open_publisher_connection(&client, &url, &config).await?;
+        let mode = choose_pubsub(&mut publisher_connection, &url, config.pubsub, config.redis_timeout).await?;
+        let connection_info = client.get_connection_info().clone();
+        let receiving = PubSubConnection::open(&connection_info, mode, config.redis_timeout)
+            .await
+            .map_err(|reason| RedisError::PubSub { url: url.clone(), reason })?;
 
+        let (follows, changes) = FollowTable::new(config.redis_timeout, "the Redis pub/sub connection is down");
+        let follows = Arc::new(follows);
+        let stats = Arc::new(RelayStats::default());
         let shared = Arc::new(Shared {
             node_id: node_id.to_string(),
             redis_channel_prefix: format!("{key_prefix}:ch:"),
-            sequencer,
-            followed: Mutex::new(HashMap::new()),
-            subscription_changes_requested: AtomicU64::new(0),
-            subscription_changes_applied: watch::Sender::new(0),
-            pubsub_connected: AtomicBool::new(true),
-            stats: RedisBrokerStats::default(),
+            sequencer: sequencer.clone(),
+            mode,
+            follows: follows.clone(),
+            stats: stats.clone(),
             config: config.clone(),
         });
-        let (committed_batches, committed_batches_rx) = mpsc::unbounded_channel();
         let (publish_queue, publish_queue_rx) = mpsc::channel(config.publish_queue_batches_max.max(1));
-        let (subscription_changed, subscription_changed_rx) = mpsc::channel(1);
-        let (check_requests, check_requests_rx) = mpsc::channel(1);
-
-        tokio::spawn(dispatch_committed(shared.clone(), committed_batches_rx, publish_queue));
+        let encoder = shared.clone();
+        let dispatcher = Dispatcher::relaying(
+            sequencer.clone(),
+            stats.clone(),
+            "Redis",
+            move |item| {
+                let payload = codec::encode(&encoder.node_id, item).map_err(|error| error.to_string())?;
+                Ok(OutgoingMessage { redis_channel: encoder.redis_channel(item.channel()), payload })
+            },
+            publish_queue,
+        );
         tokio::spawn(publish_to_redis(shared.clone(), publisher_connection, publish_queue_rx));
-        tokio::spawn(check_positions(shared.clone(), check_requests_rx));
-        let pubsub_task = PubSubTask {
+        let check_requests = spawn_position_checks(
+            sequencer,
+            follows,
+            stats,
+            PositionCheckConfig {
+                interval: config.position_check_interval,
+                concurrent_max: config.position_checks_concurrent_max,
+            },
+        );
+        let receiver = ReceivingTask {
             shared: shared.clone(),
-            client,
-            url,
-            subscription_changed: subscription_changed_rx,
+            connection_info,
+            url: url.clone(),
+            changes,
             check_requests,
             subscribed: HashSet::new(),
         };
-        tokio::spawn(pubsub_task.run(pubsub));
-        Ok(Arc::new(Self { shared, committed_batches, subscription_changed }))
+        tokio::spawn(receiver.run(receiving));
+        tracing::info!(node_id, url, pubsub = %mode, "redis broker connected");
+        Ok(Arc::new(Self { shared, dispatcher }))
     }
 
     pub fn node_id(&self) -> &str {
         &self.shared.node_id
     }
 
-    pub fn stats(&self) -> &RedisBrokerStats {
+    pub fn stats(&self) -> &RelayStats {
         &self.shared.stats
+    }
+
+    /// The pub/sub in use.
+    pub fn pubsub_mode(&self) -> PubSubMode {
+        self.shared.mode
     }
 
     /// Channels followed on this node right now.
     pub fn followed_channels(&self) -> Vec<ChannelName> {
-        self.shared.followed_channels()
+        self.shared.follows.channels()
     }
+}
 
-    /// Asks the pub/sub task to bring Redis subscriptions in line with `followed`; returns the
-    /// request's number. Call after changing `followed`, with its lock released.
-    fn request_subscription_change(&self) -> u64 {
-        let request = self.shared.subscription_changes_requested.fetch_add(1, Ordering::SeqCst) + 1;
-        // A full queue means a wake-up is already pending, and it will cover this request.
-        let _ = self.subscription_changed.try_send(());
-        request
-    }
-
-    /// Matches one follow; the last one makes the channel unfollowed. Returns the number of the
-    /// subscription change to wait for, if any.
-    fn release(&self, channel: &ChannelName) -> Option<u64> {
-        {
-            let mut followed = self.shared.followed.lock();
-            let Entry::Occupied(mut entry) = followed.entry(channel.clone()) else { return None };
-            entry.get_mut().follows -= 1;
-            if entry.get().follows > 0 {
-                return None;
-            }
-            entry.remove();
-        }
-        Some(self.request_subscription_change())
+impl Drop for RedisBroker {
+    /// The tasks hold what they share with the handle; closing the follow table ends the
+    /// receiving task, and dropping the dispatcher ends the publisher.
+    fn drop(&mut self) {
+        self.shared.follows.close();
     }
 }
 
 impl CommitSink for RedisBroker {
     fn committed(&self, publications: Vec<Publication>) {
-        // If the runtime is gone there is nobody left to deliver to.
-        let _ = self.committed_batches.send(publications);
+        self.dispatcher.committed(publications);
     }
 }
 
 #[async_trait]
 impl Broker for RedisBroker {
     async fn follow(&self, channel: &ChannelName) -> Result<(), BrokerError> {
-        if !self.shared.pubsub_connected.load(Ordering::SeqCst) {
-            return Err(BrokerError::Unavailable("the Redis pub/sub connection is down".into()));
-        }
-        let (mut state, is_first) = {
-            let mut followed = self.shared.followed.lock();
-            match followed.entry(channel.clone()) {
-                Entry::Occupied(mut entry) => {
-                    entry.get_mut().follows += 1;
-                    (entry.get().state.subscribe(), false)
-                }
-                Entry::Vacant(entry) => {
-                    let (state, receiver) = watch::channel(SubscriptionState::Pending);
-                    entry.insert(Following { follows: 1, state });
-                    (receiver, true)
-                }
-            }
-        };
-        if is_first {
-            self.request_subscription_change();
-        }
-        let outcome = state.wait_for(|state| *state != SubscriptionState::Pending).await.map(|state| state.clone());
-        match outcome {
-            Ok(SubscriptionState::Confirmed) => Ok(()),
-            Ok(SubscriptionState::Failed(reason)) => {
-                self.release(channel);
-                Err(BrokerError::Unavailable(reason))
-            }
-            Ok(SubscriptionState::Pending) | Err(_) => {
-                self.release(channel);
-                Err(BrokerError::Unavailable("the broker stopped".into()))
-            }
-        }
+        self.shared.follows.follow(channel, || self.shared.redis_channel(channel)).await
     }
 
     async fn unfollow(&self, channel: &ChannelName) {
-        let Some(request) = self.release(channel) else { return };
-        let mut applied = self.shared.subscription_changes_applied.subscribe();
-        // Bounded: the pub/sub task marks requests applied on every path, but a hung Redis must
-        // not hang an unsubscribing connection.
-        let _ = tokio::time::timeout(self.shared.config.redis_timeout, applied.wait_for(|applied| *applied >= request))
-            .await;
+        self.shared.follows.unfollow(channel).await;
     }
 
     async fn ready(&self) -> bool {
-        self.shared.pubsub_connected.load(Ordering::SeqCst)
+        self.shared.follows.is_connected()
+    }
+
+    fn announce(&self, event: PresenceEvent) {
+        self.dispatcher.announce(event);
     }
 
     fn counters(&self) -> Vec<BrokerCounter> {
-        let stats = &self.shared.stats;
-        let counter = |name, help, value: &AtomicU64| BrokerCounter { name, help, value: value.load(Ordering::Relaxed) };
-        vec![
-            counter("redis_published", "Publications Redis accepted from this node.", &stats.published),
-            counter("redis_received", "Publications from other nodes received through Redis.", &stats.received),
-            counter("redis_publish_errors", "Publications this node could not carry to Redis (repaired from the store by followers).", &stats.publish_errors),
-            counter("redis_reconnects", "Times the Redis pub/sub connection was re-established.", &stats.reconnects),
-            counter("redis_malformed", "Messages on a followed Redis channel that could not be read.", &stats.malformed),
-            counter("position_checks", "Completed checks of every followed channel against the store.", &stats.position_checks),
-        ]
-    }
-}
-
-async fn with_timeout<T>(
-    limit: Duration,
-    what: &str,
-    future: impl Future<Output = Result<T, redis::RedisError>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(limit, future).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(format!("{what} failed: {error}")),
-        Err(_) => Err(format!("{what} timed out after {limit:?}")),
-    }
-}
-
-async fn open_pubsub(client: &redis::Client, url: &str, limit: Duration) -> Result<PubSub, RedisError> {
-    match tokio::time::timeout(limit, client.get_async_pubsub()).await {
-        Ok(Ok(pubsub)) => Ok(pubsub),
-        Ok(Err(source)) => Err(RedisError::Unreachable { url: url.to_string(), source }),
-        Err(_) => Err(RedisError::ConnectTimeout { url: url.to_string(), timeout: limit }),
+        self.shared.stats.counters("redis", "Redis")
     }
 }
 
@@ -418,48 +290,47 @@ async fn open_publisher_connection(
     }
 }
 
-/// One encoded publication on its way to Redis.
+/// Resolves [`PubSubChoice`] against the server's version (`INFO server`).
+async fn choose_pubsub(
+    connection: &mut ConnectionManager,
+    url: &str,
+    choice: PubSubChoice,
+    limit: Duration,
+) -> Result<PubSubMode, RedisError> {
+    if choice == PubSubChoice::Plain {
+        return Ok(PubSubMode::Plain);
+    }
+    let info: String = match tokio::time::timeout(limit, redis::cmd("INFO").arg("server").query_async(connection)).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(source)) => return Err(RedisError::Unreachable { url: url.to_string(), source }),
+        Err(_) => return Err(RedisError::ConnectTimeout { url: url.to_string(), timeout: limit }),
+    };
+    let version = server_major_version(&info);
+    let sharded_available = version.is_some_and(|major| major >= 7);
+    match choice {
+        PubSubChoice::Sharded if !sharded_available => Err(RedisError::PubSub {
+            url: url.to_string(),
+            reason: format!("sharded pub/sub needs Redis 7 or later, the server reports {}", version_text(version)),
+        }),
+        _ if sharded_available => Ok(PubSubMode::Sharded),
+        _ => Ok(PubSubMode::Plain),
+    }
+}
+
+fn version_text(major: Option<u32>) -> String {
+    major.map_or_else(|| "no version".to_string(), |major| format!("major version {major}"))
+}
+
+/// The major version in an `INFO server` answer (`redis_version:7.2.4`).
+fn server_major_version(info: &str) -> Option<u32> {
+    let version = info.lines().find_map(|line| line.strip_prefix("redis_version:"))?;
+    version.trim().split('.').next()?.parse().ok()
+}
+
+/// One encoded item on its way to Redis.
 struct OutgoingMessage {
     redis_channel: String,
     payload: bytes::Bytes,
-}
-
-/// Delivers committed batches to this node's sequencer and queues them for Redis.
-async fn dispatch_committed(
-    shared: Arc<Shared>,
-    mut committed_batches: mpsc::UnboundedReceiver<Vec<Publication>>,
-    publish_queue: mpsc::Sender<Vec<OutgoingMessage>>,
-) {
-    let mut queue_was_full = false;
-    while let Some(batch) = committed_batches.recv().await {
-        let mut outgoing = Vec::with_capacity(batch.len());
-        for publication in batch {
-            match codec::encode(&shared.node_id, &publication) {
-                Ok(payload) => outgoing
-                    .push(OutgoingMessage { redis_channel: shared.redis_channel(&publication.channel), payload }),
-                Err(error) => {
-                    count(&shared.stats.publish_errors, 1);
-                    tracing::warn!(channel = %publication.channel, %error, "publication not sent to Redis");
-                }
-            }
-            shared.sequencer.receive(publication);
-        }
-        if outgoing.is_empty() {
-            continue;
-        }
-        let outgoing_count = outgoing.len();
-        match publish_queue.try_send(outgoing) {
-            Ok(()) => queue_was_full = false,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                count(&shared.stats.publish_errors, outgoing_count);
-                if !queue_was_full {
-                    tracing::warn!("Redis publish queue is full: dropping publications until it drains");
-                }
-                queue_was_full = true;
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
-        }
-    }
 }
 
 /// Publishes queued batches in order, pipelining whatever has accumulated.
@@ -469,6 +340,7 @@ async fn publish_to_redis(
     mut publish_queue: mpsc::Receiver<Vec<OutgoingMessage>>,
 ) {
     let batch_max = shared.config.publish_batch_max.max(1);
+    let command = shared.mode.publish_command();
     let mut failing = false;
     while let Some(first) = publish_queue.recv().await {
         let mut pipeline = redis::pipe();
@@ -476,7 +348,7 @@ async fn publish_to_redis(
         let mut next = Some(first);
         while let Some(batch) = next.take() {
             for message in batch {
-                pipeline.cmd("PUBLISH").arg(message.redis_channel).arg(message.payload.as_ref()).ignore();
+                pipeline.cmd(command).arg(message.redis_channel).arg(message.payload.as_ref()).ignore();
                 message_count += 1;
             }
             if message_count < batch_max {
@@ -502,74 +374,53 @@ async fn publish_to_redis(
     }
 }
 
-/// Compares every followed channel with the store, periodically and whenever asked (after a
-/// reconnect). Ends when the pub/sub task ends.
-async fn check_positions(shared: Arc<Shared>, mut check_requests: mpsc::Receiver<()>) {
-    let period = shared.config.position_check_interval;
-    let mut ticks = interval_at(Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            request = check_requests.recv() => if request.is_none() { return },
-        }
-        let sequencer = &shared.sequencer;
-        futures_util::stream::iter(shared.followed_channels())
-            .for_each_concurrent(shared.config.position_checks_concurrent_max.max(1), |channel| async move {
-                sequencer.check(&channel).await;
-            })
-            .await;
-        count(&shared.stats.position_checks, 1);
-    }
-}
-
-/// Why the pub/sub task stopped serving a connection.
+/// Why the receiving task stopped serving a connection.
 enum ServeEnd {
     BrokerDropped,
     ConnectionLost(String),
 }
 
-/// Owns the pub/sub connection: subscriptions, incoming messages, reconnects.
-struct PubSubTask {
+/// Owns the receiving connection: subscriptions, incoming messages, pings, reconnects.
+struct ReceivingTask {
     shared: Arc<Shared>,
-    client: redis::Client,
+    connection_info: ConnectionInfo,
     url: String,
-    subscription_changed: mpsc::Receiver<()>,
+    changes: FollowChanges,
     check_requests: mpsc::Sender<()>,
-    /// What Redis has confirmed on the current connection.
-    subscribed: HashSet<ChannelName>,
+    /// Redis channels subscribed on the current connection (confirmed or not).
+    subscribed: HashSet<String>,
 }
 
-impl PubSubTask {
-    async fn run(mut self, first: PubSub) {
-        let mut pubsub = first;
+impl ReceivingTask {
+    async fn run(mut self, first: PubSubConnection) {
+        let mut connection = first;
         let mut reconnected = false;
         loop {
-            let reason = match self.serve(pubsub, reconnected).await {
+            let reason = match self.serve(connection, reconnected).await {
                 ServeEnd::BrokerDropped => return,
                 ServeEnd::ConnectionLost(reason) => reason,
             };
-            self.shared.pubsub_connected.store(false, Ordering::SeqCst);
             tracing::warn!(url = %self.url, %reason, "Redis pub/sub connection lost; reconnecting");
-            self.shared.fail_pending(&format!("the Redis pub/sub connection was lost: {reason}"));
-            // A lost connection holds no subscriptions: pending unsubscribes are done.
-            self.subscribed.clear();
-            self.shared.mark_applied(self.shared.subscription_changes_requested.load(Ordering::SeqCst));
-            match self.reconnect().await {
-                Some(next) => pubsub = next,
+            self.shared.follows.connection_lost(&format!("the Redis pub/sub connection was lost: {reason}"));
+            let config = &self.shared.config;
+            let backoff = Backoff { min: config.reconnect_delay_min, max: config.reconnect_delay_max };
+            let (info, mode, limit) = (&self.connection_info, self.shared.mode, config.redis_timeout);
+            match reconnect(&self.shared.follows, &mut self.changes, backoff, || PubSubConnection::open(info, mode, limit))
+                .await
+            {
+                Some(next) => connection = next,
                 None => return,
             }
             reconnected = true;
         }
     }
 
-    async fn serve(&mut self, pubsub: PubSub, reconnected: bool) -> ServeEnd {
-        let (mut sink, mut messages) = pubsub.split();
+    async fn serve(&mut self, mut connection: PubSubConnection, reconnected: bool) -> ServeEnd {
         self.subscribed.clear();
-        if let Err(reason) = self.apply_subscription_changes(&mut sink).await {
+        if let Err(reason) = self.apply_follow_changes(&mut connection).await {
             return ServeEnd::ConnectionLost(reason);
         }
-        self.shared.pubsub_connected.store(true, Ordering::SeqCst);
+        self.shared.follows.reconnected();
         if reconnected {
             count(&self.shared.stats.reconnects, 1);
             tracing::info!(url = %self.url, channels = self.subscribed.len(), "Redis pub/sub reconnected");
@@ -579,56 +430,94 @@ impl PubSubTask {
         let ping_interval = self.shared.config.ping_interval;
         let mut pings = interval_at(Instant::now() + ping_interval, ping_interval);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut pong_awaited = false;
         loop {
             tokio::select! {
-                change = self.subscription_changed.recv() => {
+                change = self.changes.next() => {
                     if change.is_none() {
                         return ServeEnd::BrokerDropped;
                     }
-                    if let Err(reason) = self.apply_subscription_changes(&mut sink).await {
+                    if let Err(reason) = self.apply_follow_changes(&mut connection).await {
                         return ServeEnd::ConnectionLost(reason);
                     }
                 }
-                message = messages.next() => match message {
-                    Some(message) => self.deliver(&message),
-                    None => return ServeEnd::ConnectionLost("the connection closed".into()),
+                push = connection.next_push() => match push {
+                    Ok(Push::Pong) => pong_awaited = false,
+                    Ok(push) => if let Err(reason) = self.handle(push) {
+                        return ServeEnd::ConnectionLost(reason);
+                    },
+                    Err(reason) => return ServeEnd::ConnectionLost(reason),
                 },
                 _ = pings.tick() => {
-                    if let Err(reason) = with_timeout(self.shared.config.redis_timeout, "PING", sink.ping::<redis::Value>()).await {
+                    if pong_awaited {
+                        return ServeEnd::ConnectionLost(format!("PING unanswered for {ping_interval:?}"));
+                    }
+                    if let Err(reason) = connection.ping().await {
                         return ServeEnd::ConnectionLost(reason);
                     }
+                    pong_awaited = true;
                 }
             }
         }
     }
 
-    /// Subscribes to followed channels not yet subscribed and unsubscribes from the others.
-    async fn apply_subscription_changes(&mut self, sink: &mut PubSubSink) -> Result<(), String> {
-        let covered = self.shared.subscription_changes_requested.load(Ordering::SeqCst);
-        let wanted: HashSet<ChannelName> = self.shared.followed_channels().into_iter().collect();
-        let to_subscribe: Vec<ChannelName> = wanted.difference(&self.subscribed).cloned().collect();
-        let to_unsubscribe: Vec<ChannelName> = self.subscribed.difference(&wanted).cloned().collect();
-        let limit = self.shared.config.redis_timeout;
+    /// Subscribes to followed channels not yet subscribed and unsubscribes from the others,
+    /// reading (and delivering) what arrives until Redis confirmed every change.
+    async fn apply_follow_changes(&mut self, connection: &mut PubSubConnection) -> Result<(), String> {
+        let (covered, wanted) = self.shared.follows.wanted_routes();
+        let to_subscribe: Vec<String> = wanted.difference(&self.subscribed).cloned().collect();
+        let to_unsubscribe: Vec<String> = self.subscribed.difference(&wanted).cloned().collect();
+        let mut awaited: HashSet<Vec<u8>> = HashSet::new();
         for channels in to_subscribe.chunks(CHANNELS_PER_SUBSCRIBE_MAX) {
-            let names: Vec<String> = channels.iter().map(|c| self.shared.redis_channel(c)).collect();
-            with_timeout(limit, "SUBSCRIBE", sink.subscribe(names)).await?;
+            connection.subscribe(channels).await?;
+            awaited.extend(channels.iter().map(|channel| channel.as_bytes().to_vec()));
             self.subscribed.extend(channels.iter().cloned());
         }
         for channels in to_unsubscribe.chunks(CHANNELS_PER_SUBSCRIBE_MAX) {
-            let names: Vec<String> = channels.iter().map(|c| self.shared.redis_channel(c)).collect();
-            with_timeout(limit, "UNSUBSCRIBE", sink.unsubscribe(names)).await?;
+            connection.unsubscribe(channels).await?;
+            awaited.extend(channels.iter().map(|channel| channel.as_bytes().to_vec()));
             for channel in channels {
                 self.subscribed.remove(channel);
             }
         }
-        self.shared.confirm(&self.subscribed);
-        self.shared.mark_applied(covered);
+        let limit = self.shared.config.redis_timeout;
+        let deadline = Instant::now() + limit;
+        while !awaited.is_empty() {
+            let push = match tokio::time::timeout_at(deadline, connection.next_push()).await {
+                Ok(push) => push?,
+                Err(_) => return Err(format!("(un)subscribe not confirmed within {limit:?}")),
+            };
+            match push {
+                Push::Subscribed { channel } | Push::Unsubscribed { channel } => {
+                    awaited.remove(channel.as_ref());
+                }
+                Push::Pong => {}
+                Push::Error(error) => return Err(format!("Redis refused a subscription change: {error}")),
+                message @ Push::Message { .. } => self.handle(message)?,
+            }
+        }
+        self.shared.follows.applied(covered, &self.subscribed);
         Ok(())
     }
 
-    fn deliver(&self, message: &redis::Msg) {
+    /// Handles what arrived outside a subscription change.
+    fn handle(&self, push: Push) -> Result<(), String> {
+        match push {
+            Push::Message { channel, payload } => self.deliver(&channel, &payload),
+            // Redis drops a sharded subscription when its slot moves: start over on a new
+            // connection, which subscribes again and checks every channel.
+            Push::Unsubscribed { channel } if self.subscribed.contains(String::from_utf8_lossy(&channel).as_ref()) => {
+                return Err(format!("Redis ended the subscription to {}", String::from_utf8_lossy(&channel)));
+            }
+            Push::Error(error) => return Err(format!("Redis reported an error: {error}")),
+            Push::Subscribed { .. } | Push::Unsubscribed { .. } | Push::Pong => {}
+        }
+        Ok(())
+    }
+
+    fn deliver(&self, redis_channel: &[u8], payload: &[u8]) {
         let stats = &self.shared.stats;
-        let payload = message.get_payload_bytes();
+        let describe = || String::from_utf8_lossy(redis_channel).into_owned();
         match codec::origin_node(payload) {
             Ok(origin) if origin == self.shared.node_id => {
                 count(&stats.skipped_own, 1);
@@ -637,52 +526,37 @@ impl PubSubTask {
             Ok(_) => {}
             Err(error) => {
                 count(&stats.malformed, 1);
-                tracing::debug!(channel = message.get_channel_name(), %error, "unreadable message from Redis");
+                tracing::debug!(channel = describe(), %error, "unreadable message from Redis");
                 return;
             }
         }
-        let Some(channel) = self.shared.courtside_channel(message.get_channel_name()) else {
+        let Some(channel) = self.shared.courtside_channel(redis_channel) else {
             count(&stats.malformed, 1);
-            tracing::debug!(channel = message.get_channel_name(), "message on a channel this broker does not use");
+            tracing::debug!(channel = describe(), "message on a channel this broker does not use");
             return;
         };
         match codec::decode(channel, payload) {
             Ok(received) => {
                 count(&stats.received, 1);
-                self.shared.sequencer.receive(received.publication);
+                received.relayed.deliver_to(&self.shared.sequencer);
             }
             Err(error) => {
                 count(&stats.malformed, 1);
-                tracing::debug!(channel = message.get_channel_name(), %error, "unreadable message from Redis");
+                tracing::debug!(channel = describe(), %error, "unreadable message from Redis");
             }
         }
     }
+}
 
-    /// Reconnects with exponential backoff; `None` once the broker is dropped. Follows asked
-    /// for meanwhile fail at once.
-    async fn reconnect(&mut self) -> Option<PubSub> {
-        let config = &self.shared.config;
-        let mut delay = config.reconnect_delay_min;
-        loop {
-            let wake = tokio::time::sleep(delay);
-            tokio::pin!(wake);
-            loop {
-                tokio::select! {
-                    _ = &mut wake => break,
-                    change = self.subscription_changed.recv() => {
-                        change?;
-                        self.shared.fail_pending("the Redis pub/sub connection is down");
-                        self.shared.mark_applied(self.shared.subscription_changes_requested.load(Ordering::SeqCst));
-                    }
-                }
-            }
-            match open_pubsub(&self.client, &self.url, config.redis_timeout).await {
-                Ok(pubsub) => return Some(pubsub),
-                Err(error) => {
-                    tracing::debug!(%error, "Redis pub/sub reconnect failed");
-                    delay = (delay * 2).min(config.reconnect_delay_max);
-                }
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_version_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(server_major_version(info), Some(7));
+        assert_eq!(server_major_version("redis_version:6.2.14\n"), Some(6));
+        assert_eq!(server_major_version("# Server\r\n"), None);
     }
 }

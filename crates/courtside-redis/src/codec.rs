@@ -1,8 +1,8 @@
-//! How one publication travels over Redis pub/sub: a compact binary header, then the payload
-//! bytes as the publisher sent them (no re-encoding of the JSON).
+//! How a publication or a join/leave travels over Redis pub/sub. A publication is a compact
+//! binary header, then the payload bytes as the publisher sent them (no re-encoding of the JSON):
 //!
 //! ```text
-//! u8  version (1)
+//! u8  kind (1: publication)
 //! u8  flags: bit 0 = removed, bit 1 = has key
 //! u64 offset          (big-endian)
 //! u64 time_ms         (big-endian)
@@ -12,14 +12,28 @@
 //! ..  data (the rest of the message)
 //! ```
 //!
+//! A join or leave:
+//!
+//! ```text
+//! u8  kind (2: presence)
+//! u8  joined (1) or left (0)
+//! u16 origin length, origin node id (UTF-8)
+//! u16 client length, client id (UTF-8)
+//! u16 user length,   user (UTF-8)
+//! ```
+//!
 //! The channel is not in the message: it is the Redis channel the message arrived on.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use courtside_core::broker::relay::Relayed;
 use courtside_core::channel::ChannelName;
+use courtside_core::hub::PresenceEvent;
+use courtside_core::presence::ClientInfo;
 use courtside_core::stream::{Epoch, Publication};
 
-const VERSION: u8 = 1;
+const KIND_PUBLICATION: u8 = 1;
+const KIND_PRESENCE: u8 = 2;
 const FLAG_REMOVED: u8 = 0b01;
 const FLAG_HAS_KEY: u8 = 0b10;
 /// Bytes of the header before the variable-length fields.
@@ -30,8 +44,8 @@ const FIXED_HEADER_LEN: usize = 1 + 1 + 8 + 8;
 pub enum DecodeError {
     #[error("message ends inside its header")]
     Truncated,
-    #[error("unknown message version {0}")]
-    UnknownVersion(u8),
+    #[error("unknown message kind {0}")]
+    UnknownKind(u8),
     #[error("{0} is not valid UTF-8")]
     NotUtf8(&'static str),
 }
@@ -43,19 +57,46 @@ pub enum EncodeError {
     FieldTooLong(&'static str),
 }
 
-/// A publication as received, with the node that committed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceivedPublication {
+/// A message as received, with the node that sent it.
+#[derive(Debug, Clone)]
+pub struct Received {
     pub origin_node: String,
-    pub publication: Publication,
+    pub relayed: Relayed,
 }
 
-/// Encodes `publication` as committed on `origin_node`. Fails only for fields longer than the
-/// header can describe (an epoch or node id over 64 KiB, a key over 4 GiB).
-pub fn encode(origin_node: &str, publication: &Publication) -> Result<Bytes, EncodeError> {
-    let origin_len = u16::try_from(origin_node.len()).map_err(|_| EncodeError::FieldTooLong("origin node id"))?;
+/// Encodes `relayed` as sent by `origin_node`. Fails only for fields longer than the header can
+/// describe (an epoch, node id, client id or user over 64 KiB, a key over 4 GiB).
+pub fn encode(origin_node: &str, relayed: &Relayed) -> Result<Bytes, EncodeError> {
+    match relayed {
+        Relayed::Publication(publication) => encode_publication(origin_node, publication),
+        Relayed::Presence(event) => encode_presence(origin_node, event),
+    }
+}
+
+fn short_len(text: &str, field: &'static str) -> Result<u16, EncodeError> {
+    u16::try_from(text.len()).map_err(|_| EncodeError::FieldTooLong(field))
+}
+
+fn encode_presence(origin_node: &str, event: &PresenceEvent) -> Result<Bytes, EncodeError> {
+    let fields = [
+        (origin_node, short_len(origin_node, "origin node id")?),
+        (event.client.client.as_str(), short_len(&event.client.client, "client id")?),
+        (event.client.user.as_str(), short_len(&event.client.user, "user")?),
+    ];
+    let mut message = BytesMut::with_capacity(2 + fields.iter().map(|(text, _)| 2 + text.len()).sum::<usize>());
+    message.put_u8(KIND_PRESENCE);
+    message.put_u8(u8::from(event.joined));
+    for (text, len) in fields {
+        message.put_u16(len);
+        message.put_slice(text.as_bytes());
+    }
+    Ok(message.freeze())
+}
+
+fn encode_publication(origin_node: &str, publication: &Publication) -> Result<Bytes, EncodeError> {
+    let origin_len = short_len(origin_node, "origin node id")?;
     let epoch = publication.epoch.as_str();
-    let epoch_len = u16::try_from(epoch.len()).map_err(|_| EncodeError::FieldTooLong("epoch"))?;
+    let epoch_len = short_len(epoch, "epoch")?;
     let key_len = match &publication.key {
         Some(key) => Some(u32::try_from(key.len()).map_err(|_| EncodeError::FieldTooLong("key"))?),
         None => None,
@@ -75,7 +116,7 @@ pub fn encode(origin_node: &str, publication: &Publication) -> Result<Bytes, Enc
         + key_len.map_or(0, |len| 4 + len as usize)
         + publication.data.len();
     let mut message = BytesMut::with_capacity(capacity);
-    message.put_u8(VERSION);
+    message.put_u8(KIND_PUBLICATION);
     message.put_u8(flags);
     message.put_u64(publication.offset);
     message.put_u64(publication.time_ms);
@@ -91,32 +132,40 @@ pub fn encode(origin_node: &str, publication: &Publication) -> Result<Bytes, Enc
     Ok(message.freeze())
 }
 
-/// The node that committed the publication in `message`, read without copying the payload.
+/// The node that sent `message`, read without copying the payload.
 pub fn origin_node(message: &[u8]) -> Result<&str, DecodeError> {
     let mut reader = Reader { rest: message };
-    let version = reader.u8()?;
-    if version != VERSION {
-        return Err(DecodeError::UnknownVersion(version));
-    }
-    reader.take(FIXED_HEADER_LEN - 1)?;
-    let origin_len = reader.u16()? as usize;
-    reader.text(origin_len, "origin node id")
+    match reader.u8()? {
+        KIND_PUBLICATION => reader.take(FIXED_HEADER_LEN - 1)?,
+        KIND_PRESENCE => reader.take(1)?,
+        kind => return Err(DecodeError::UnknownKind(kind)),
+    };
+    reader.short_text("origin node id")
 }
 
 /// Reads a message that arrived on `channel`'s Redis channel.
-pub fn decode(channel: ChannelName, message: &[u8]) -> Result<ReceivedPublication, DecodeError> {
+pub fn decode(channel: ChannelName, message: &[u8]) -> Result<Received, DecodeError> {
     let mut reader = Reader { rest: message };
-    let version = reader.u8()?;
-    if version != VERSION {
-        return Err(DecodeError::UnknownVersion(version));
+    match reader.u8()? {
+        KIND_PUBLICATION => decode_publication(channel, reader),
+        KIND_PRESENCE => {
+            let joined = reader.u8()? != 0;
+            let origin_node = reader.short_text("origin node id")?.to_string();
+            let client = reader.short_text("client id")?.to_string();
+            let user = reader.short_text("user")?.to_string();
+            let event = PresenceEvent { channel, joined, client: ClientInfo { client, user } };
+            Ok(Received { origin_node, relayed: Relayed::Presence(event) })
+        }
+        kind => Err(DecodeError::UnknownKind(kind)),
     }
+}
+
+fn decode_publication(channel: ChannelName, mut reader: Reader<'_>) -> Result<Received, DecodeError> {
     let flags = reader.u8()?;
     let offset = reader.u64()?;
     let time_ms = reader.u64()?;
-    let origin_len = reader.u16()? as usize;
-    let origin_node = reader.text(origin_len, "origin node id")?.to_string();
-    let epoch_len = reader.u16()? as usize;
-    let epoch = Epoch::from_text(reader.text(epoch_len, "epoch")?);
+    let origin_node = reader.short_text("origin node id")?.to_string();
+    let epoch = Epoch::from_text(reader.short_text("epoch")?);
     let key = if flags & FLAG_HAS_KEY != 0 {
         let key_len = reader.u32()? as usize;
         Some(reader.text(key_len, "key")?.to_string())
@@ -132,7 +181,7 @@ pub fn decode(channel: ChannelName, message: &[u8]) -> Result<ReceivedPublicatio
         data: Bytes::copy_from_slice(reader.rest),
         time_ms,
     };
-    Ok(ReceivedPublication { origin_node, publication })
+    Ok(Received { origin_node, relayed: Relayed::Publication(publication) })
 }
 
 struct Reader<'a> {
@@ -174,6 +223,12 @@ impl<'a> Reader<'a> {
     fn text(&mut self, len: usize, field: &'static str) -> Result<&'a str, DecodeError> {
         std::str::from_utf8(self.take(len)?).map_err(|_| DecodeError::NotUtf8(field))
     }
+
+    /// A text field behind a `u16` length.
+    fn short_text(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let len = self.u16()? as usize;
+        self.text(len, field)
+    }
 }
 
 #[cfg(test)]
@@ -192,36 +247,62 @@ mod tests {
         }
     }
 
+    fn decoded_publication(channel: ChannelName, message: &[u8]) -> Result<(String, Publication), DecodeError> {
+        let received = decode(channel, message)?;
+        match received.relayed {
+            Relayed::Publication(publication) => Ok((received.origin_node, publication)),
+            Relayed::Presence(event) => panic!("a publication came back as {event:?}"),
+        }
+    }
+
     #[test]
     fn publications_round_trip() {
         for original in [publication(None, false), publication(Some("home"), false), publication(Some(""), true)] {
-            let message = encode("node-a", &original).unwrap();
-            let received = decode(original.channel.clone(), &message).unwrap();
-            assert_eq!(received.origin_node, "node-a");
-            assert_eq!(received.publication, original);
+            let message = encode("node-a", &Relayed::Publication(original.clone())).unwrap();
+            let (origin, decoded) = decoded_publication(original.channel.clone(), &message).unwrap();
+            assert_eq!(origin, "node-a");
+            assert_eq!(decoded, original);
             assert_eq!(origin_node(&message), Ok("node-a"));
+        }
+    }
+
+    #[test]
+    fn joins_and_leaves_round_trip() {
+        let channel = ChannelName::parse("court:3").unwrap();
+        for joined in [true, false] {
+            let client = ClientInfo { client: "n1-17".into(), user: "zoë".into() };
+            let event = PresenceEvent { channel: channel.clone(), joined, client };
+            let message = encode("node-b", &Relayed::Presence(event)).unwrap();
+            assert_eq!(origin_node(&message), Ok("node-b"));
+            let received = decode(channel.clone(), &message).unwrap();
+            assert_eq!(received.origin_node, "node-b");
+            let Relayed::Presence(decoded) = received.relayed else { panic!("not a presence event") };
+            assert_eq!((decoded.joined, decoded.client.client.as_str(), decoded.client.user.as_str()), (joined, "n1-17", "zoë"));
+            for len in 0..message.len() {
+                assert_eq!(decode(channel.clone(), &message[..len]).err(), Some(DecodeError::Truncated), "cut at {len}");
+            }
         }
     }
 
     #[test]
     fn the_header_is_small() {
         let original = publication(None, false);
-        let message = encode("node-a", &original).unwrap();
+        let message = encode("node-a", &Relayed::Publication(original.clone())).unwrap();
         assert_eq!(message.len() - original.data.len(), FIXED_HEADER_LEN + 2 + 6 + 2 + 8);
     }
 
     #[test]
     fn broken_messages_are_refused() {
         let channel = ChannelName::parse("match:7").unwrap();
-        let message = encode("node-a", &publication(Some("home"), false)).unwrap();
+        let message = encode("node-a", &Relayed::Publication(publication(Some("home"), false))).unwrap();
         for len in 0..FIXED_HEADER_LEN + 2 + 6 + 2 + 8 + 4 + 4 {
-            assert_eq!(decode(channel.clone(), &message[..len]), Err(DecodeError::Truncated), "cut at {len}");
+            assert_eq!(decoded_publication(channel.clone(), &message[..len]), Err(DecodeError::Truncated), "cut at {len}");
         }
         let mut future = message.to_vec();
         future[0] = 9;
-        assert_eq!(decode(channel.clone(), &future), Err(DecodeError::UnknownVersion(9)));
+        assert_eq!(decoded_publication(channel.clone(), &future), Err(DecodeError::UnknownKind(9)));
         let mut bad_origin = message.to_vec();
         bad_origin[FIXED_HEADER_LEN + 2] = 0xff;
-        assert_eq!(decode(channel, &bad_origin), Err(DecodeError::NotUtf8("origin node id")));
+        assert_eq!(decoded_publication(channel, &bad_origin), Err(DecodeError::NotUtf8("origin node id")));
     }
 }

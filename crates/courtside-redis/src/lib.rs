@@ -4,7 +4,7 @@
 //!
 //! # What this crate owns
 //! - Keys and channels under one key prefix: `{prefix}:ch:{channel}` (pub/sub channel of a
-//!   Courtside channel), `{prefix}:presence:{channel}` (ZSET client id → expiry, ms) and
+//!   Courtside channel: its publications and joins/leaves), `{prefix}:presence:{channel}` (ZSET client id → expiry, ms) and
 //!   `{prefix}:presence-clients:{channel}` (HASH client id → JSON `ClientInfo`). Nothing else in
 //!   Redis is touched, so deployments (and test runs) with different prefixes never meet.
 //! - The wire format of a publication on Redis ([`codec`]): a small binary header (version,
@@ -25,17 +25,21 @@
 //!   clocks may disagree.
 //!
 //! # Redis requirements
-//! Standalone Redis ≥ 5 (scripts call `TIME`), or a single primary. Plain `PUBLISH`/`SUBSCRIBE`
-//! is used, not sharded pub/sub: the `redis` crate's async `PubSub` offers `SSUBSCRIBE` only on
-//! its cluster connection, and on a standalone server sharded pub/sub behaves exactly like the
-//! plain one. Redis Cluster is not supported (the presence scripts touch two keys that carry no
-//! common hash tag).
+//! Standalone Redis ≥ 5 (scripts call `TIME`), or a single primary. On Redis ≥ 7 the broker
+//! uses sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`), before that plain `PUBLISH`/`SUBSCRIBE`
+//! ([`PubSubChoice`] forces either). The receiving connection speaks RESP2 itself
+//! ([`pubsub`], [`resp`]): the `redis` crate's async pub/sub offers `SSUBSCRIBE` only through its
+//! cluster client. Redis Cluster itself is not supported yet: publishing would have to follow
+//! slot ownership, and the presence scripts touch two keys that carry no common hash tag.
 
 pub mod broker;
 pub mod codec;
 pub mod presence;
+pub mod pubsub;
+pub mod resp;
 
-pub use broker::{RedisBroker, RedisBrokerConfig, RedisBrokerStats};
+pub use broker::{PubSubChoice, RedisBroker, RedisBrokerConfig};
+pub use pubsub::PubSubMode;
 pub use presence::RedisPresence;
 
 use std::time::Duration;
@@ -51,6 +55,8 @@ pub enum RedisError {
     ConnectTimeout { url: String, timeout: Duration },
     #[error("node id must be 1 to {max} bytes long, got {len} bytes")]
     InvalidNodeId { len: usize, max: usize },
+    #[error("Redis pub/sub at {url}: {reason}")]
+    PubSub { url: String, reason: String },
     #[error("presence TTL must be at least {min:?}, got {ttl:?}")]
     TtlTooShort { ttl: Duration, min: Duration },
 }

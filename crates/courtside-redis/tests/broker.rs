@@ -16,7 +16,7 @@ use courtside_core::sequencer::Sequencer;
 use courtside_core::store::memory::MemoryStore;
 use courtside_core::store::{CommitSink, StreamStore};
 use courtside_core::stream::{Epoch, Publication};
-use courtside_redis::{RedisBroker, RedisBrokerConfig};
+use courtside_redis::{PubSubChoice, PubSubMode, RedisBroker, RedisBrokerConfig};
 
 use common::{PrivateRedis, reachable_redis, unique_key_prefix};
 
@@ -81,22 +81,46 @@ async fn origin_broker(url: &str, prefix: &str, config: RedisBrokerConfig) -> Ar
     RedisBroker::connect_with_config(url, prefix, "origin", sequencer, config).await.expect("connect")
 }
 
-#[tokio::test]
-async fn redis_broker_conforms_with_nodes_on_one_bus() {
-    let Some(url) = reachable_redis().await else { return };
+/// The conformance suite with every node on `pubsub`; returns the mode the nodes resolved.
+async fn conforms_with(url: &str, pubsub: PubSubChoice) -> PubSubMode {
     let prefix = unique_key_prefix();
     let nodes_opened = AtomicUsize::new(0);
+    let modes = Arc::new(parking_lot::Mutex::new(HashSet::new()));
     conformance::broker::broker(
         |sequencer| {
-            let (url, prefix) = (url.clone(), prefix.clone());
+            let (url, prefix, modes) = (url.to_string(), prefix.clone(), modes.clone());
             let node_id = format!("node-{}", nodes_opened.fetch_add(1, Ordering::Relaxed));
+            let config = RedisBrokerConfig { pubsub, ..Default::default() };
             Box::pin(async move {
-                RedisBroker::connect(&url, &prefix, &node_id, sequencer).await.expect("connect") as Arc<dyn Broker>
+                let broker =
+                    RedisBroker::connect_with_config(&url, &prefix, &node_id, sequencer, config).await.expect("connect");
+                modes.lock().insert(broker.pubsub_mode());
+                broker as Arc<dyn Broker>
             })
         },
         true,
     )
     .await;
+    let modes = modes.lock();
+    assert_eq!(modes.len(), 1, "nodes on one server choose alike");
+    *modes.iter().next().expect("a node")
+}
+
+#[tokio::test]
+async fn redis_broker_conforms_with_nodes_on_one_bus() {
+    let Some(url) = reachable_redis().await else { return };
+    let auto = conforms_with(&url, PubSubChoice::Auto).await;
+    assert_eq!(conforms_with(&url, PubSubChoice::Plain).await, PubSubMode::Plain);
+    if common::redis_major_version(&url).await >= 7 {
+        assert_eq!(auto, PubSubMode::Sharded, "Redis 7 or later: sharded pub/sub by default");
+        assert_eq!(conforms_with(&url, PubSubChoice::Sharded).await, PubSubMode::Sharded);
+    } else {
+        assert_eq!(auto, PubSubMode::Plain);
+        let sequencer = Sequencer::new(Arc::new(Hub::new()));
+        let config = RedisBrokerConfig { pubsub: PubSubChoice::Sharded, ..Default::default() };
+        let refused = RedisBroker::connect_with_config(&url, &unique_key_prefix(), "n", sequencer, config).await;
+        assert!(refused.is_err(), "sharded pub/sub asked of a server without it is refused at start");
+    }
 }
 
 #[tokio::test]

@@ -100,7 +100,7 @@ impl Metrics {
         counter(&mut out, "courtside_broker_duplicates_dropped_total", "Publications the broker delivered more than once.", load(&sequencer.duplicates_dropped));
         counter(&mut out, "courtside_broker_repairs_abandoned_total", "Gap repairs given up because the store could not be read.", load(&sequencer.repairs_abandoned));
         for broker_counter in node.broker.counters() {
-            counter(&mut out, &format!("courtside_broker_{}_total", broker_counter.name), broker_counter.help, broker_counter.value);
+            counter(&mut out, &format!("courtside_broker_{}_total", broker_counter.name), &broker_counter.help, broker_counter.value);
         }
         let _ = writeln!(out, "# HELP courtside_disconnects_total Connections closed by the server, by code.\n# TYPE courtside_disconnects_total counter");
         for (reason, count) in Disconnect::ALL.iter().zip(&self.disconnects) {

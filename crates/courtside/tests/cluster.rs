@@ -1096,3 +1096,97 @@ async fn a_publication_whose_commit_answer_was_lost_still_reaches_live_subscribe
     let offsets: Vec<u64> = seen.received[0].iter().map(|(offset, _)| *offset).collect();
     assert_eq!(offsets, (1..=top).collect::<Vec<_>>(), "the store holds {top} publications; live subscribers must get them all");
 }
+
+// =============================================================================================
+// Joins and leaves across nodes
+
+/// The next `join`/`leave` push on `client` as (kind, user), waiting at most `limit`.
+async fn next_presence_push(client: &mut WsClient, limit: Duration) -> Option<(&'static str, String)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.read(left).await {
+            Incoming::Frame(frame) => {
+                for kind in ["join", "leave"] {
+                    if let Some(user) = frame["push"][kind]["user"].as_str() {
+                        return Some((kind, user.to_string()));
+                    }
+                }
+            }
+            Incoming::Idle | Incoming::Ended(_) => return None,
+        }
+    }
+}
+
+/// Two nodes on one store and `broker`; a subscriber on each. Each sees the other's join,
+/// and the leave when it goes.
+async fn joins_and_leaves_cross_nodes(broker: &str, label: &str) {
+    let Some(database) = fresh_database().await else { return };
+    let dir = temp_dir(label);
+    let redis = if broker == "redis" {
+        match PrivateRedis::start_or_skip(dir.join("redis.log")) {
+            Some(redis) => Some(redis),
+            None => return,
+        }
+    } else {
+        None
+    };
+    let broker_url = redis.as_ref().map_or_else(|| "postgres".to_string(), PrivateRedis::url);
+    let secret = dir.join("jwt-secret");
+    write_secret(&secret);
+    let coach = mint_token(&secret, &dir.join("token"), "coach-on-0", "coach");
+    let fan = mint_token(&secret, &dir.join("token"), "fan-on-1", "spectator");
+    let args = vec![
+        "--store".to_string(),
+        database.url.clone(),
+        "--broker".to_string(),
+        broker_url,
+        "--jwt-secret-file".to_string(),
+        secret.to_string_lossy().into_owned(),
+    ];
+    let env = vec![
+        ("COURTSIDE_NAMESPACES__MATCH__JOIN_LEAVE".to_string(), "true".to_string()),
+        ("COURTSIDE_REDIS_PREFIX".to_string(), format!("courtside-presence-test:{label}:{}", std::process::id())),
+        ("NO_COLOR".to_string(), "1".to_string()),
+    ];
+    let nodes: Vec<ServeProcess> =
+        (0..2).map(|i| ServeProcess::spawn(&format!("node{i}"), &dir, args.clone(), env.clone())).collect();
+    let mut cluster = Cluster { nodes, redis, database: Some(database), dir: dir.clone(), seed: 0 };
+    for node in &mut cluster.nodes {
+        node.wait_ready(Duration::from_secs(30)).await;
+    }
+    let channel = format!("match:presence-{:08x}", rand::rng().random::<u32>());
+    let subscribe = json!({ "channel": channel });
+
+    let mut first = connect_publisher(&cluster.nodes[0].ws_url(), &coach).await.expect("connect to node 0");
+    let reply = first.request("subscribe", subscribe.clone(), FAST).await.expect("subscribed on node 0");
+    assert!(reply.get("result").is_some(), "{reply}");
+    assert_eq!(next_presence_push(&mut first, FAST).await, Some(("join", "coach-on-0".into())), "its own join");
+
+    let mut second = connect_publisher(&cluster.nodes[1].ws_url(), &fan).await.expect("connect to node 1");
+    let reply = second.request("subscribe", subscribe, FAST).await.expect("subscribed on node 1");
+    assert!(reply.get("result").is_some(), "{reply}");
+    assert_eq!(
+        next_presence_push(&mut first, Duration::from_secs(5)).await,
+        Some(("join", "fan-on-1".into())),
+        "{broker}: a join on node 1 reaches node 0; {}",
+        cluster.diagnostics()
+    );
+    drop(second);
+    assert_eq!(
+        next_presence_push(&mut first, Duration::from_secs(5)).await,
+        Some(("leave", "fan-on-1".into())),
+        "{broker}: the leave on node 1 reaches node 0"
+    );
+    assert_eq!(next_presence_push(&mut first, Duration::from_millis(300)).await, None, "each once");
+}
+
+#[tokio::test]
+async fn joins_and_leaves_reach_subscribers_on_other_nodes_through_redis() {
+    joins_and_leaves_cross_nodes("redis", "presence-redis").await;
+}
+
+#[tokio::test]
+async fn joins_and_leaves_reach_subscribers_on_other_nodes_through_postgres() {
+    joins_and_leaves_cross_nodes("postgres", "presence-postgres").await;
+}

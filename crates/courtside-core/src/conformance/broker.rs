@@ -11,7 +11,8 @@ use bytes::Bytes;
 
 use crate::broker::Broker;
 use crate::channel::ChannelName;
-use crate::hub::{outbox, Hub, Inbox, Outbound};
+use crate::hub::{outbox, Hub, Inbox, Outbound, PresenceEvent};
+use crate::presence::ClientInfo;
 use crate::sequencer::Sequencer;
 use crate::stream::{Epoch, Publication};
 
@@ -69,6 +70,7 @@ where
 {
     delivers_in_order_once_to_a_following_node(&open, nodes_share_a_bus).await;
     delivers_unnumbered_publications(&open, nodes_share_a_bus).await;
+    carries_joins_and_leaves(&open, nodes_share_a_bus).await;
     if nodes_share_a_bus {
         follows_are_counted_and_unfollowed_channels_stay_quiet(&open).await;
     }
@@ -101,6 +103,57 @@ async fn delivers_unnumbered_publications<F: Fn(Arc<Sequencer>) -> OpenedBroker>
     origin.broker.committed(vec![publication(&channel, &Epoch::default(), 0), publication(&channel, &Epoch::default(), 0)]);
     assert_eq!(received(&mut inbox, 2, Duration::from_secs(10)).await.len(), 2, "ephemeral publications pass through");
     follower.broker.unfollow(&channel).await;
+}
+
+async fn carries_joins_and_leaves<F: Fn(Arc<Sequencer>) -> OpenedBroker>(open: &F, shared: bool) {
+    let origin = node(open).await;
+    let follower = if shared { node(open).await } else { TestNode { hub: origin.hub.clone(), broker: origin.broker.clone() } };
+    let channel = ChannelName::parse(&format!("court:presence-{}", Epoch::new_random())).expect("channel");
+    let mut remote = watch(&follower, &channel);
+    // One node alone: the follower is the origin, and its one watcher is both.
+    let mut local = if shared { Some(watch(&origin, &channel)) } else { None };
+    follower.broker.follow(&channel).await.expect("follow");
+    if shared {
+        origin.broker.follow(&channel).await.expect("follow on the origin");
+    }
+    let client = ClientInfo { client: "c-1".into(), user: "zoë".into() };
+    origin.broker.announce(PresenceEvent { channel: channel.clone(), joined: true, client: client.clone() });
+    origin.broker.announce(PresenceEvent { channel: channel.clone(), joined: false, client: client.clone() });
+    let inboxes = [Some((&mut remote, "the following node's")), local.as_mut().map(|inbox| (inbox, "the origin's own"))];
+    for (inbox, whose) in inboxes.into_iter().flatten() {
+        let events = presence_events(inbox, 2, Duration::from_secs(10)).await;
+        let seen: Vec<(bool, &str, &str)> =
+            events.iter().map(|e| (e.joined, e.client.client.as_str(), e.client.user.as_str())).collect();
+        assert_eq!(seen, [(true, "c-1", "zoë"), (false, "c-1", "zoë")], "{whose} subscribers see the join, then the leave, once");
+        assert!(events.iter().all(|event| event.channel == channel));
+    }
+    follower.broker.unfollow(&channel).await;
+    if shared {
+        origin.broker.unfollow(&channel).await;
+    }
+}
+
+async fn presence_events(inbox: &mut Inbox, count: usize, wait: Duration) -> Vec<PresenceEvent> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        match inbox.try_recv() {
+            Some(Outbound::Presence(event)) => got.push((*event).clone()),
+            Some(_) => {}
+            // Wait a little past the expected count: a repeat would show up here.
+            None if got.len() >= count => break,
+            None => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    if got.len() >= count {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while let Some(item) = inbox.try_recv() {
+            if let Outbound::Presence(event) = item {
+                got.push((*event).clone());
+            }
+        }
+    }
+    got
 }
 
 async fn follows_are_counted_and_unfollowed_channels_stay_quiet<F: Fn(Arc<Sequencer>) -> OpenedBroker>(open: &F) {

@@ -57,6 +57,22 @@ pub async fn reachable_redis() -> Option<String> {
     }
 }
 
+/// The server's major version (`INFO server`); 0 if it cannot be read.
+pub async fn redis_major_version(url: &str) -> u32 {
+    let info: Result<String, String> = async {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let mut connection = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        redis::cmd("INFO").arg("server").query_async(&mut connection).await.map_err(|e| e.to_string())
+    }
+    .await;
+    info.ok()
+        .and_then(|info| {
+            let version = info.lines().find_map(|line| line.strip_prefix("redis_version:"))?.to_string();
+            version.split('.').next()?.trim().parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// A `redis-server` child process on a free port, killed when dropped.
 pub struct PrivateRedis {
     pub port: u16,
