@@ -12,6 +12,13 @@
 //! - `read`, `snapshot` and `position` see a consistent view: the returned top matches the
 //!   returned publications or state.
 //! - The epoch of a channel changes only when its history is reset.
+//! - `append_group` stores several publications (on one or more channels) in one transaction:
+//!   all of them or none. It first checks the group's expected positions: if any channel's top
+//!   is not where the caller read it, nothing is stored and the answer is
+//!   [`StoreError::Conflict`] (compare-and-append, the basis of optimistic concurrency and of
+//!   fencing tokens). The group's idempotency key is its first request's; a seen key stores
+//!   nothing and answers that request's original publication alone, `duplicate: true`.
+//!   `append` is a group of one.
 
 pub mod memory;
 
@@ -44,6 +51,38 @@ pub struct AppendRequest {
     pub retention: Retention,
 }
 
+/// Publications stored together, all or none, if every expected position still holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppendGroup {
+    /// Stored in this order; offsets are assigned per channel. Only the first request's
+    /// `idempotency_key` is used (it covers the group); the others' are ignored.
+    pub requests: Vec<AppendRequest>,
+    /// Channel positions that must be current for the group to be stored.
+    pub expected: Vec<ExpectedPosition>,
+}
+
+impl AppendGroup {
+    pub fn single(request: AppendRequest) -> Self {
+        Self { requests: vec![request], expected: Vec::new() }
+    }
+}
+
+/// "The top of `channel` is still `position`", epoch and offset, as the caller read it
+/// (`position`, `read` and `snapshot` create a channel never seen, so there is always one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedPosition {
+    pub channel: ChannelName,
+    pub position: StreamPosition,
+}
+
+/// Why a group was not stored: a channel moved since the caller read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionConflict {
+    pub channel: ChannelName,
+    pub expected: StreamPosition,
+    pub actual: StreamPosition,
+}
+
 /// The stored publication, or the original one when the idempotency key was seen before.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -68,6 +107,26 @@ pub enum StoreError {
     /// The store has been shut down.
     #[error("store closed")]
     Closed,
+    /// An expected position of an [`AppendGroup`] did not hold; nothing was stored.
+    #[error("channel {} moved: expected offset {}, now at {}", .0.channel, .0.expected.offset, .0.actual.offset)]
+    Conflict(Box<PositionConflict>),
+    /// The group has no requests.
+    #[error("an append group needs at least one publication")]
+    EmptyGroup,
+}
+
+impl PositionConflict {
+    /// Checks one expectation against the channel's current position.
+    pub fn check(expected: &ExpectedPosition, actual: &StreamPosition) -> Result<(), StoreError> {
+        if expected.position == *actual {
+            return Ok(());
+        }
+        Err(StoreError::Conflict(Box::new(PositionConflict {
+            channel: expected.channel.clone(),
+            expected: expected.position.clone(),
+            actual: actual.clone(),
+        })))
+    }
 }
 
 /// Receives committed publications in commit order (the broker, in a running node).
@@ -85,7 +144,14 @@ impl CommitSink for NoSink {
 #[async_trait]
 pub trait StreamStore: Send + Sync + 'static {
     /// Stores one publication; see the module contract.
-    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError>;
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+        let mut appended = self.append_group(AppendGroup::single(request)).await?;
+        appended.pop().ok_or_else(|| StoreError::Unavailable("the store answered a group of one with nothing".into()))
+    }
+
+    /// Stores a group atomically after checking its expected positions; one answer per request
+    /// in order (or one, the original, for a seen idempotency key). See the module contract.
+    async fn append_group(&self, group: AppendGroup) -> Result<Vec<Appended>, StoreError>;
 
     /// The channel's top, creating its epoch if the channel has never been seen.
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError>;

@@ -58,7 +58,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use courtside_core::ChannelName;
-use courtside_core::store::{AppendRequest, Appended, CommitSink, HistoryQuery, StoreError, StreamStore};
+use courtside_core::store::{AppendGroup, Appended, CommitSink, HistoryQuery, StoreError, StreamStore};
 use courtside_core::stream::{HistoryPage, Snapshot, StreamPosition};
 use deadpool_postgres::{
     BuildError, ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts,
@@ -241,10 +241,13 @@ impl PostgresStore {
 
 #[async_trait]
 impl StreamStore for PostgresStore {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+    async fn append_group(&self, group: AppendGroup) -> Result<Vec<Appended>, StoreError> {
         self.refuse_if_closed()?;
+        if group.requests.is_empty() {
+            return Err(StoreError::EmptyGroup);
+        }
         let (reply, answer) = oneshot::channel();
-        self.commands.send(WriterCommand::Append { request, reply }).map_err(|_| self.writer_gone())?;
+        self.commands.send(WriterCommand::Append { group, reply }).map_err(|_| self.writer_gone())?;
         answer.await.map_err(|_| self.writer_gone())?
     }
 

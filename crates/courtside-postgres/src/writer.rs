@@ -11,7 +11,9 @@
 //!    channel's current `top`, so offsets continue gap-free from whatever any node committed.
 //! 3. Idempotency keys are looked up only after the locks are held, so a key committed by another
 //!    node is seen, and of two nodes racing one key exactly one stores it.
-//! 4. Offsets are assigned in request order; the publications, keyed state, idempotency records,
+//! 4. Each group's expected positions are checked against the locked rows (a moved one answers
+//!    that group with a conflict and writes nothing of it; the rest of the batch goes on).
+//! 5. Offsets are assigned in request order; the publications, keyed state, idempotency records,
 //!    history trims and channel rows are written with one bulk statement each (`unnest` arrays),
 //!    and the transaction commits.
 //!
@@ -28,8 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courtside_core::ChannelName;
-use courtside_core::store::{AppendRequest, Appended, CommitSink, IDEMPOTENCY_WINDOW_SECS, StoreError};
-use courtside_core::stream::{Epoch, Publication, now_ms};
+use courtside_core::store::{AppendGroup, Appended, CommitSink, IDEMPOTENCY_WINDOW_SECS, PositionConflict, StoreError};
+use courtside_core::stream::{Epoch, Publication, StreamPosition, now_ms};
 use deadpool_postgres::{ClientWrapper, Object, Pool, PoolError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
@@ -102,9 +104,10 @@ const UPDATE_CHANNELS: &str = "\
 
 /// What the store asks of the writer task.
 pub(crate) enum WriterCommand {
+    /// A group of publications, stored whole or (on a moved position) not at all.
     Append {
-        request: AppendRequest,
-        reply: oneshot::Sender<Result<Appended, StoreError>>,
+        group: AppendGroup,
+        reply: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
     },
     /// Write everything queued before this command, then stop and answer.
     Shutdown {
@@ -112,10 +115,10 @@ pub(crate) enum WriterCommand {
     },
 }
 
-/// An append waiting for its batch to commit.
+/// A group waiting for its batch to commit.
 struct PendingAppend {
-    request: AppendRequest,
-    reply: oneshot::Sender<Result<Appended, StoreError>>,
+    group: AppendGroup,
+    reply: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
 }
 
 /// Why a batch wrote nothing.
@@ -142,9 +145,10 @@ impl BatchError {
     }
 }
 
-/// A committed batch: one answer per request, and the new publications in commit order.
+/// A committed batch: one answer per group (stored, a seen key, or a conflict that wrote
+/// nothing), and the new publications in commit order.
 struct CommittedBatch {
-    answers: Vec<Appended>,
+    answers: Vec<Result<Vec<Appended>, StoreError>>,
     publications: Vec<Publication>,
 }
 
@@ -173,8 +177,8 @@ impl Writer {
             for command in received.drain(..) {
                 match command {
                     // Appends queued behind the shutdown are dropped unanswered: they see `Closed`.
-                    WriterCommand::Append { request, reply } if shutdown.is_none() => {
-                        batch.push(PendingAppend { request, reply });
+                    WriterCommand::Append { group, reply } if shutdown.is_none() => {
+                        batch.push(PendingAppend { group, reply });
                     }
                     WriterCommand::Append { .. } => {}
                     WriterCommand::Shutdown { done } => shutdown = shutdown.or(Some(done)),
@@ -200,8 +204,8 @@ impl Writer {
                     self.sink.committed(committed.publications);
                 }
                 // A requester that stopped waiting (its future was dropped) is not an error.
-                for (pending, appended) in batch.drain(..).zip(committed.answers) {
-                    let _ = pending.reply.send(Ok(appended));
+                for (pending, answer) in batch.drain(..).zip(committed.answers) {
+                    let _ = pending.reply.send(answer);
                 }
             }
             Err(error) => {
@@ -303,7 +307,13 @@ async fn write_transaction(
     batch: &[PendingAppend],
 ) -> Result<CommittedBatch, BatchError> {
     let statements = WriterStatements::prepare(client).await?;
-    let mut touched: Vec<&ChannelName> = batch.iter().map(|pending| &pending.request.channel).collect();
+    let mut touched: Vec<&ChannelName> = batch
+        .iter()
+        .flat_map(|pending| {
+            let group = &pending.group;
+            group.requests.iter().map(|request| &request.channel).chain(group.expected.iter().map(|e| &e.channel))
+        })
+        .collect();
     touched.sort_unstable();
     touched.dedup();
     create_unknown_channels(client, known_channels, &touched).await?;
@@ -313,7 +323,7 @@ async fn write_transaction(
     let (key_channels, keys): (Vec<&str>, Vec<&str>) = batch
         .iter()
         .filter_map(|pending| {
-            let request = &pending.request;
+            let request = pending.group.requests.first()?;
             request.idempotency_key.as_deref().map(|key| (request.channel.as_str(), key))
         })
         .unzip();
@@ -341,20 +351,24 @@ async fn write_transaction(
     // of the publication that sets it, or `None` for a removal), both by (channel, key).
     let mut batch_keys: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     let mut keyed_changes: BTreeMap<(&str, &str), Option<usize>> = BTreeMap::new();
-    for pending in batch {
-        let request = &pending.request;
-        let channel_name = request.channel.as_str();
+    'groups: for pending in batch {
+        let group = &pending.group;
+        let Some(first) = group.requests.first() else {
+            answers.push(Err(StoreError::EmptyGroup));
+            continue;
+        };
+        let first_channel = first.channel.as_str();
         let channel =
-            channels.get_mut(channel_name).ok_or_else(|| BatchError::ChannelMissing(channel_name.to_string()))?;
-        if let Some(idempotency_key) = request.idempotency_key.as_deref() {
-            if let Some(&index) = batch_keys.get(&(channel_name, idempotency_key)) {
-                answers.push(Appended { publication: publications[index].clone(), duplicate: true });
+            channels.get(first_channel).ok_or_else(|| BatchError::ChannelMissing(first_channel.to_string()))?;
+        if let Some(idempotency_key) = first.idempotency_key.as_deref() {
+            if let Some(&index) = batch_keys.get(&(first_channel, idempotency_key)) {
+                answers.push(Ok(vec![Appended { publication: publications[index].clone(), duplicate: true }]));
                 continue;
             }
             // Looked up, not taken: a second retry of the key in this batch is answered too.
-            if let Some(original) = originals.get(&(channel_name.to_string(), idempotency_key.to_string())) {
+            if let Some(original) = originals.get(&(first_channel.to_string(), idempotency_key.to_string())) {
                 let publication = Publication {
-                    channel: request.channel.clone(),
+                    channel: first.channel.clone(),
                     epoch: channel.epoch.clone(),
                     offset: original.offset,
                     key: original.key.clone(),
@@ -362,32 +376,50 @@ async fn write_transaction(
                     data: original.data.clone(),
                     time_ms: original.time_ms,
                 };
-                answers.push(Appended { publication, duplicate: true });
+                answers.push(Ok(vec![Appended { publication, duplicate: true }]));
                 continue;
             }
         }
-        let offset = channel.top + 1;
-        channel.top = offset;
-        channel.history_ttl_secs = Some(request.retention.history_ttl_secs);
-        channel.earliest = channel.earliest.max((offset + 1).saturating_sub(request.retention.history_size));
-        let publication = Publication {
-            channel: request.channel.clone(),
-            epoch: channel.epoch.clone(),
-            offset,
-            key: request.key.clone(),
-            removed: request.remove_key,
-            data: request.data.clone(),
-            time_ms: now,
-        };
-        let index = publications.len();
-        if let (true, Some(key)) = (request.retention.keyed, request.key.as_deref()) {
-            keyed_changes.insert((channel_name, key), (!request.remove_key).then_some(index));
+        // The rows are locked and `top` includes this batch's earlier groups: the check holds
+        // until commit.
+        for expected in &group.expected {
+            let name = expected.channel.as_str();
+            let channel = channels.get(name).ok_or_else(|| BatchError::ChannelMissing(name.to_string()))?;
+            let actual = StreamPosition { epoch: channel.epoch.clone(), offset: channel.top };
+            if let Err(conflict) = PositionConflict::check(expected, &actual) {
+                answers.push(Err(conflict));
+                continue 'groups;
+            }
         }
-        if let Some(idempotency_key) = request.idempotency_key.as_deref() {
-            batch_keys.insert((channel_name, idempotency_key), index);
+        let mut stored = Vec::with_capacity(group.requests.len());
+        for (position_in_group, request) in group.requests.iter().enumerate() {
+            let channel_name = request.channel.as_str();
+            let channel =
+                channels.get_mut(channel_name).ok_or_else(|| BatchError::ChannelMissing(channel_name.to_string()))?;
+            let offset = channel.top + 1;
+            channel.top = offset;
+            channel.history_ttl_secs = Some(request.retention.history_ttl_secs);
+            channel.earliest = channel.earliest.max((offset + 1).saturating_sub(request.retention.history_size));
+            let publication = Publication {
+                channel: request.channel.clone(),
+                epoch: channel.epoch.clone(),
+                offset,
+                key: request.key.clone(),
+                removed: request.remove_key,
+                data: request.data.clone(),
+                time_ms: now,
+            };
+            let index = publications.len();
+            if let (true, Some(key)) = (request.retention.keyed, request.key.as_deref()) {
+                keyed_changes.insert((channel_name, key), (!request.remove_key).then_some(index));
+            }
+            if let (0, Some(idempotency_key)) = (position_in_group, request.idempotency_key.as_deref()) {
+                batch_keys.insert((channel_name, idempotency_key), index);
+            }
+            stored.push(Appended { publication: publication.clone(), duplicate: false });
+            publications.push(publication);
         }
-        answers.push(Appended { publication: publication.clone(), duplicate: false });
-        publications.push(publication);
+        answers.push(Ok(stored));
     }
 
     write_rows_and_commit(client, &statements, &channels, &publications, &batch_keys, &keyed_changes).await?;

@@ -24,7 +24,7 @@ async fn postgres_store_conforms() {
         }
     })
     .await;
-    assert_eq!(opened.load(Ordering::Relaxed), 8, "every conformance check opened its own store");
+    assert_eq!(opened.load(Ordering::Relaxed), conformance::store::STORE_CHECKS, "every conformance check opened its own store");
 }
 
 #[tokio::test]

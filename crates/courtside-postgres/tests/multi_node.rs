@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use courtside_core::conformance::store::race_groups;
 use courtside_core::conformance::{RecordingSink, request};
 use courtside_core::store::{HistoryQuery, IDEMPOTENCY_WINDOW_SECS, StreamStore};
 use courtside_core::stream::now_ms;
@@ -191,5 +192,19 @@ async fn a_sweep_on_one_node_expires_history_and_idempotency_keys_for_all() {
     assert_eq!(reused.publication.offset, 3);
     for (store, _) in &nodes {
         store.close().await;
+    }
+}
+
+/// Scorekeepers on different nodes claim one match at once, each expecting the claim channel
+/// where they read it: the channel row lock makes exactly one of them win, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_racing_groups_on_one_expected_position_store_exactly_one() {
+    let Some(database) = support::fresh_database().await else { return };
+    let nodes = nodes(&database.url).await;
+    let stores: Vec<Arc<dyn StreamStore>> = nodes.iter().map(|(store, _)| store.clone() as Arc<dyn StreamStore>).collect();
+    for round in 0..10 {
+        let claim = channel(&format!("claim:race-{round}"));
+        assert_eq!(race_groups(&stores, &claim, 8).await, 1, "round {round}: exactly one claim is stored");
+        assert_eq!(stores[1].position(&claim).await.expect("position").offset, 1);
     }
 }

@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use courtside_core::ChannelName;
-use courtside_core::store::{AppendRequest, Appended, CommitSink, HistoryQuery, StoreError, StreamStore};
+use courtside_core::store::{AppendGroup, Appended, CommitSink, HistoryQuery, StoreError, StreamStore};
 use courtside_core::stream::{HistoryPage, Snapshot, StreamPosition};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -154,8 +154,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl StreamStore for SqliteStore {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
-        self.ask_writer(|reply| WriterCommand::Append { request, reply }).await
+    async fn append_group(&self, group: AppendGroup) -> Result<Vec<Appended>, StoreError> {
+        if group.requests.is_empty() {
+            return Err(StoreError::EmptyGroup);
+        }
+        self.ask_writer(|reply| WriterCommand::Append { group, reply }).await
     }
 
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {

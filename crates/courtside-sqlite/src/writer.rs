@@ -3,7 +3,8 @@
 //! Requests arrive over a channel. The thread takes everything queued (up to
 //! [`WRITER_BATCH_MAX`] commands), applies it in one transaction, and only after that transaction
 //! committed hands the new publications to the sink (once per batch, in commit order) and answers
-//! each request. A failed transaction answers every request of the batch with
+//! each request. A group whose expected position moved is answered with a conflict and writes
+//! nothing; the rest of the batch goes on. A failed transaction answers every request of the batch with
 //! [`StoreError::Unavailable`], hands nothing to the sink and forgets the cached channel cursors,
 //! which are then reloaded from the database, so offsets stay gap-free.
 
@@ -13,7 +14,9 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use courtside_core::ChannelName;
-use courtside_core::store::{AppendRequest, Appended, CommitSink, IDEMPOTENCY_WINDOW_SECS, StoreError};
+use courtside_core::store::{
+    AppendGroup, AppendRequest, Appended, CommitSink, IDEMPOTENCY_WINDOW_SECS, PositionConflict, StoreError,
+};
 use courtside_core::stream::{Epoch, Publication, StreamPosition, now_ms};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
@@ -27,9 +30,10 @@ const CURSOR_CACHE_MAX: usize = 65_536;
 
 /// What the store asks of the writer thread.
 pub(crate) enum WriterCommand {
+    /// A group of publications, stored whole or (on a moved position) not at all.
     Append {
-        request: AppendRequest,
-        reply: oneshot::Sender<Result<Appended, StoreError>>,
+        group: AppendGroup,
+        reply: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
     },
     /// The channel's position, creating the channel (and its epoch) if it was never seen.
     Position {
@@ -60,7 +64,8 @@ struct ChannelCursor {
 
 /// What a command produced inside a transaction, answered only once the transaction committed.
 enum Outcome {
-    Appended(Appended),
+    /// The group's answer: stored, a seen key, or a conflict (which wrote nothing).
+    Appended(Result<Vec<Appended>, StoreError>),
     Position(StreamPosition),
     Swept(u64),
 }
@@ -157,7 +162,7 @@ fn answer(command: WriterCommand, outcome: Outcome) {
     // A requester that stopped waiting (its future was dropped) is not an error.
     match (command, outcome) {
         (WriterCommand::Append { reply, .. }, Outcome::Appended(appended)) => {
-            let _ = reply.send(Ok(appended));
+            let _ = reply.send(appended);
         }
         (WriterCommand::Position { reply, .. }, Outcome::Position(position)) => {
             let _ = reply.send(Ok(position));
@@ -201,10 +206,10 @@ fn write_batch(
     let mut has_sweep = false;
     for command in batch {
         let outcome = match command {
-            WriterCommand::Append { request, .. } => {
-                let appended = append(&transaction, cursors, dirty_channels, request, now)?;
-                if !appended.duplicate {
-                    committed.push(appended.publication.clone());
+            WriterCommand::Append { group, .. } => {
+                let appended = append_group(&transaction, cursors, dirty_channels, group, now)?;
+                if let Ok(appended) = &appended {
+                    committed.extend(appended.iter().filter(|a| !a.duplicate).map(|a| a.publication.clone()));
                 }
                 Outcome::Appended(appended)
             }
@@ -271,13 +276,42 @@ fn cursor<'c>(
     }
 }
 
-fn append(
+/// Stores a group: its key seen before → the original; a moved expected position → a conflict,
+/// nothing written; otherwise every request in order. The cursors are the truth for every top
+/// (this thread is the database's only writer), so checking them first leaves nothing to undo.
+fn append_group(
     transaction: &Transaction<'_>,
     cursors: &mut HashMap<ChannelName, ChannelCursor>,
     dirty_channels: &mut Vec<ChannelName>,
+    group: &AppendGroup,
+    now: u64,
+) -> rusqlite::Result<Result<Vec<Appended>, StoreError>> {
+    let Some(first) = group.requests.first() else { return Ok(Err(StoreError::EmptyGroup)) };
+    if let Some(original) = seen_idempotency_key(transaction, cursors, first, now)? {
+        return Ok(Ok(vec![Appended { publication: original, duplicate: true }]));
+    }
+    for expected in &group.expected {
+        let cursor = cursor(transaction, cursors, &expected.channel)?;
+        let actual = StreamPosition { epoch: cursor.epoch.clone(), offset: cursor.top };
+        if let Err(conflict) = PositionConflict::check(expected, &actual) {
+            return Ok(Err(conflict));
+        }
+    }
+    let mut appended = Vec::with_capacity(group.requests.len());
+    for (index, request) in group.requests.iter().enumerate() {
+        let idempotency_key = if index == 0 { request.idempotency_key.as_deref() } else { None };
+        appended.push(append(transaction, cursors, dirty_channels, request, idempotency_key, now)?);
+    }
+    Ok(Ok(appended))
+}
+
+/// The original publication of `request`'s idempotency key, if it was stored within the window.
+fn seen_idempotency_key(
+    transaction: &Transaction<'_>,
+    cursors: &mut HashMap<ChannelName, ChannelCursor>,
     request: &AppendRequest,
     now: u64,
-) -> rusqlite::Result<Appended> {
+) -> rusqlite::Result<Option<Publication>> {
     let channel = &request.channel;
     let cursor = cursor(transaction, cursors, channel)?;
     if let Some(idempotency_key) = &request.idempotency_key {
@@ -299,11 +333,22 @@ fn append(
                 })
             })
             .optional()?;
-        if let Some(publication) = original {
-            return Ok(Appended { publication, duplicate: true });
-        }
+        return Ok(original);
     }
+    Ok(None)
+}
 
+/// Stores one publication at the channel's next offset, recording `idempotency_key` with it.
+fn append(
+    transaction: &Transaction<'_>,
+    cursors: &mut HashMap<ChannelName, ChannelCursor>,
+    dirty_channels: &mut Vec<ChannelName>,
+    request: &AppendRequest,
+    idempotency_key: Option<&str>,
+    now: u64,
+) -> rusqlite::Result<Appended> {
+    let channel = &request.channel;
+    let cursor = cursor(transaction, cursors, channel)?;
     let offset = cursor.top + 1;
     cursor.top = offset;
     cursor.history_ttl_secs = request.retention.history_ttl_secs;
@@ -332,7 +377,7 @@ fn append(
                 .execute(params![channel.as_str(), key, offset, data, now])?;
         }
     }
-    if let Some(idempotency_key) = &request.idempotency_key {
+    if let Some(idempotency_key) = idempotency_key {
         transaction
             .prepare_cached(
                 "INSERT OR REPLACE INTO idempotency (channel, key, offset, publication_key, removed, data, time_ms) \

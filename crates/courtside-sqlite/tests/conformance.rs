@@ -18,5 +18,5 @@ async fn sqlite_store_conforms() {
         async move { Arc::new(SqliteStore::open(&path, sink).expect("open store")) as Arc<dyn StreamStore> }
     })
     .await;
-    assert_eq!(opened.load(Ordering::Relaxed), 8, "every conformance check opened its own store");
+    assert_eq!(opened.load(Ordering::Relaxed), conformance::store::STORE_CHECKS, "every conformance check opened its own store");
 }

@@ -11,8 +11,10 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::channel::ChannelName;
-use crate::store::{AppendRequest, CommitSink, HistoryQuery, Retention, StreamStore};
-use crate::stream::Publication;
+use crate::store::{
+    AppendGroup, AppendRequest, CommitSink, ExpectedPosition, HistoryQuery, Retention, StoreError, StreamStore,
+};
+use crate::stream::{Epoch, Publication, StreamPosition};
 
 /// A sink that remembers what it was handed, in order.
 #[derive(Default)]
@@ -47,6 +49,9 @@ type OpenedStore = Pin<Box<dyn Future<Output = Arc<dyn StreamStore>>>>;
 /// Opens a fresh, empty store around a sink.
 type Opener<'a> = &'a dyn Fn(Arc<dyn CommitSink>) -> OpenedStore;
 
+/// How many checks [`stream_store`] runs; each opens one fresh store.
+pub const STORE_CHECKS: usize = 12;
+
 /// Runs every check against fresh stores made by `open`.
 pub async fn stream_store<F, Fut>(open: F)
 where
@@ -62,6 +67,10 @@ where
     keyed_state_keeps_the_latest_per_key(open).await;
     expired_history_is_swept_but_offsets_continue(open).await;
     channels_are_independent(open).await;
+    groups_are_stored_whole_in_order(open).await;
+    a_moved_position_stores_nothing(open).await;
+    racing_groups_on_one_expected_position_store_exactly_one(open).await;
+    a_group_retried_with_its_key_stores_nothing(open).await;
     closed_store_refuses_work(open).await;
 }
 
@@ -224,6 +233,117 @@ async fn channels_are_independent(open: Opener<'_>) {
     assert_eq!(store.append(request(&b, "1")).await.expect("append").publication.offset, 1);
     assert_ne!(store.position(&a).await.expect("a").epoch, store.position(&b).await.expect("b").epoch);
     store.close().await;
+}
+
+fn keyed(channel: &ChannelName, key: &str, data: &str) -> AppendRequest {
+    AppendRequest { key: Some(key.to_string()), ..request(channel, data) }
+}
+
+async fn groups_are_stored_whole_in_order(open: Opener<'_>) {
+    let (store, sink) = fresh(open).await;
+    let (scores, court) = (channel("match:group-1"), channel("court:group-1"));
+    store.append(request(&court, "0")).await.expect("append");
+    let before = store.position(&scores).await.expect("position");
+    let group = AppendGroup {
+        requests: vec![keyed(&scores, "score", "\"15-12\""), request(&court, "1"), request(&scores, "2")],
+        expected: vec![ExpectedPosition { channel: scores.clone(), position: before.clone() }],
+    };
+    let appended = store.append_group(group).await.expect("group");
+    let placed: Vec<(String, u64, bool)> =
+        appended.iter().map(|a| (a.publication.channel.to_string(), a.publication.offset, a.duplicate)).collect();
+    assert_eq!(
+        placed,
+        [("match:group-1".to_string(), 1, false), ("court:group-1".to_string(), 2, false), ("match:group-1".to_string(), 2, false)],
+        "offsets continue per channel, in the group's order"
+    );
+    assert_eq!(appended[0].publication.epoch, before.epoch);
+    let seen: Vec<(String, u64)> = sink.seen.lock().iter().map(|p| (p.channel.to_string(), p.offset)).collect();
+    assert_eq!(seen[1..], [("match:group-1".to_string(), 1), ("court:group-1".to_string(), 2), ("match:group-1".to_string(), 2)]);
+    let snapshot = store.snapshot(&scores).await.expect("snapshot");
+    assert_eq!(snapshot.entries.len(), 1, "keyed state of a group is kept like any other");
+    assert_eq!(store.append_group(AppendGroup::default()).await, Err(StoreError::EmptyGroup));
+}
+
+async fn a_moved_position_stores_nothing(open: Opener<'_>) {
+    let (store, sink) = fresh(open).await;
+    let (scores, claim) = (channel("match:group-2"), channel("claim:group-2"));
+    let stale = store.position(&claim).await.expect("position");
+    store.append(request(&claim, "\"taken by another\"")).await.expect("append");
+    let seen_before = sink.seen.lock().len();
+    let group = AppendGroup {
+        requests: vec![request(&scores, "1")],
+        expected: vec![ExpectedPosition { channel: claim.clone(), position: stale.clone() }],
+    };
+    match store.append_group(group).await {
+        Err(StoreError::Conflict(conflict)) => {
+            assert_eq!((conflict.channel, conflict.expected.offset, conflict.actual.offset), (claim.clone(), 0, 1));
+            assert_eq!(conflict.actual.epoch, stale.epoch);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(store.position(&scores).await.expect("position").offset, 0, "nothing stored");
+    assert_eq!(sink.seen.lock().len(), seen_before, "nothing reached the sink");
+    let other_epoch = ExpectedPosition {
+        channel: claim.clone(),
+        position: StreamPosition { epoch: Epoch::new_random(), offset: 1 },
+    };
+    let group = AppendGroup { requests: vec![request(&scores, "1")], expected: vec![other_epoch] };
+    assert!(matches!(store.append_group(group).await, Err(StoreError::Conflict(_))), "the epoch must match too");
+}
+
+async fn racing_groups_on_one_expected_position_store_exactly_one(open: Opener<'_>) {
+    let (store, _sink) = fresh(open).await;
+    let claim = channel("claim:group-3");
+    assert_eq!(race_groups(&[store.clone()], &claim, 8).await, 1, "exactly one of the racers stores its claim");
+    assert_eq!(store.position(&claim).await.expect("position").offset, 1);
+}
+
+/// `racers` tasks, spread over `stores` (nodes on one database), each append a group to
+/// `channel` expecting its current position; returns how many were stored (any error other
+/// than a conflict fails the test).
+pub async fn race_groups(stores: &[Arc<dyn StreamStore>], channel: &ChannelName, racers: usize) -> usize {
+    let claim = channel.clone();
+    let free = stores[0].position(&claim).await.expect("position");
+    let racers: Vec<_> = (0..racers)
+        .map(|n| {
+            let (store, claim, free) = (stores[n % stores.len()].clone(), claim.clone(), free.clone());
+            tokio::spawn(async move {
+                let group = AppendGroup {
+                    requests: vec![request(&claim, &format!("\"keeper-{n}\""))],
+                    expected: vec![ExpectedPosition { channel: claim.clone(), position: free }],
+                };
+                store.append_group(group).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        match racer.await.expect("task") {
+            Ok(_) => won += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    won
+}
+
+async fn a_group_retried_with_its_key_stores_nothing(open: Opener<'_>) {
+    let (store, _sink) = fresh(open).await;
+    let (scores, division) = (channel("match:group-4"), channel("division:group-4"));
+    let start = store.position(&scores).await.expect("position");
+    let group = AppendGroup {
+        requests: vec![
+            AppendRequest { idempotency_key: Some("op-1".into()), ..request(&scores, "1") },
+            request(&division, "1"),
+        ],
+        expected: vec![ExpectedPosition { channel: scores.clone(), position: start }],
+    };
+    let first = store.append_group(group.clone()).await.expect("first");
+    let retried = store.append_group(group).await.expect("a retry after success is not a conflict");
+    assert_eq!(retried.len(), 1);
+    assert!(retried[0].duplicate);
+    assert_eq!(retried[0].publication, first[0].publication, "the original of the key's request");
+    assert_eq!(store.position(&division).await.expect("position").offset, 1, "nothing stored twice");
 }
 
 async fn closed_store_refuses_work(open: Opener<'_>) {

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{Appended, AppendRequest, CommitSink, HistoryQuery, StoreError, StreamStore, IDEMPOTENCY_WINDOW_SECS};
+use super::{
+    AppendGroup, AppendRequest, Appended, CommitSink, HistoryQuery, PositionConflict, StoreError, StreamStore,
+    IDEMPOTENCY_WINDOW_SECS,
+};
 use crate::channel::ChannelName;
 use crate::stream::{now_ms, Epoch, HistoryPage, Publication, Snapshot, StreamPosition};
 
@@ -39,6 +42,33 @@ impl MemoryChannel {
     fn earliest_offset(&self) -> u64 {
         self.history.front().map_or(self.top + 1, |p| p.offset)
     }
+
+    /// Stores one publication at the next offset (the caller checked idempotency).
+    fn append(&mut self, request: AppendRequest, now: u64) -> Publication {
+        self.top += 1;
+        self.history_ttl_secs = request.retention.history_ttl_secs;
+        let publication = Publication {
+            channel: request.channel,
+            epoch: self.epoch.clone(),
+            offset: self.top,
+            key: request.key,
+            removed: request.remove_key,
+            data: request.data,
+            time_ms: now,
+        };
+        self.history.push_back(publication.clone());
+        while self.history.len() as u64 > request.retention.history_size {
+            self.history.pop_front();
+        }
+        if let (true, Some(key)) = (request.retention.keyed, &publication.key) {
+            if request.remove_key {
+                self.state.remove(key);
+            } else {
+                self.state.insert(key.clone(), publication.clone());
+            }
+        }
+        publication
+    }
 }
 
 impl MemoryStore {
@@ -49,46 +79,32 @@ impl MemoryStore {
 
 #[async_trait]
 impl StreamStore for MemoryStore {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+    async fn append_group(&self, group: AppendGroup) -> Result<Vec<Appended>, StoreError> {
         let mut guard = self.channels.lock();
         let channels = guard.as_mut().ok_or(StoreError::Closed)?;
-        let channel = channels.entry(request.channel.clone()).or_insert_with(MemoryChannel::new);
+        let first = group.requests.first().ok_or(StoreError::EmptyGroup)?;
         let now = now_ms();
-        channel
-            .idempotency
-            .retain(|_, p| p.time_ms + IDEMPOTENCY_WINDOW_SECS * 1000 > now);
-        if let Some(original) = request.idempotency_key.as_ref().and_then(|k| channel.idempotency.get(k)) {
-            return Ok(Appended { publication: original.clone(), duplicate: true });
+        let channel = channels.entry(first.channel.clone()).or_insert_with(MemoryChannel::new);
+        channel.idempotency.retain(|_, p| p.time_ms + IDEMPOTENCY_WINDOW_SECS * 1000 > now);
+        if let Some(original) = first.idempotency_key.as_ref().and_then(|k| channel.idempotency.get(k)) {
+            return Ok(vec![Appended { publication: original.clone(), duplicate: true }]);
         }
-        channel.top += 1;
-        channel.history_ttl_secs = request.retention.history_ttl_secs;
-        let publication = Publication {
-            channel: request.channel.clone(),
-            epoch: channel.epoch.clone(),
-            offset: channel.top,
-            key: request.key.clone(),
-            removed: request.remove_key,
-            data: request.data,
-            time_ms: now,
-        };
-        channel.history.push_back(publication.clone());
-        while channel.history.len() as u64 > request.retention.history_size {
-            channel.history.pop_front();
+        for expected in &group.expected {
+            let channel = channels.entry(expected.channel.clone()).or_insert_with(MemoryChannel::new);
+            PositionConflict::check(expected, &channel.position())?;
         }
-        if request.retention.keyed {
-            if let Some(key) = &request.key {
-                if request.remove_key {
-                    channel.state.remove(key);
-                } else {
-                    channel.state.insert(key.clone(), publication.clone());
-                }
+        let group_key = first.idempotency_key.clone();
+        let mut appended = Vec::with_capacity(group.requests.len());
+        for (index, request) in group.requests.into_iter().enumerate() {
+            let channel = channels.entry(request.channel.clone()).or_insert_with(MemoryChannel::new);
+            let publication = channel.append(request, now);
+            if let (0, Some(key)) = (index, &group_key) {
+                channel.idempotency.insert(key.clone(), publication.clone());
             }
+            appended.push(publication);
         }
-        if let Some(key) = request.idempotency_key {
-            channel.idempotency.insert(key, publication.clone());
-        }
-        self.sink.committed(vec![publication.clone()]);
-        Ok(Appended { publication, duplicate: false })
+        self.sink.committed(appended.clone());
+        Ok(appended.into_iter().map(|publication| Appended { publication, duplicate: false }).collect())
     }
 
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {
