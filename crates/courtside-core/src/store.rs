@@ -153,6 +153,11 @@ pub trait StreamStore: Send + Sync + 'static {
     /// in order (or one, the original, for a seen idempotency key). See the module contract.
     async fn append_group(&self, group: AppendGroup) -> Result<Vec<Appended>, StoreError>;
 
+    /// The publication stored with idempotency key `key` on `channel` within the window, if any:
+    /// what a retry of that key would be answered with. Lets a caller recognise a retry before
+    /// judging it again (a retried edit must get its first answer, not a "stale" one).
+    async fn find_idempotent(&self, channel: &ChannelName, key: &str) -> Result<Option<Publication>, StoreError>;
+
     /// The channel's top, creating its epoch if the channel has never been seen.
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError>;
 

@@ -58,8 +58,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use courtside_core::ChannelName;
-use courtside_core::store::{AppendGroup, Appended, CommitSink, HistoryQuery, StoreError, StreamStore};
-use courtside_core::stream::{HistoryPage, Snapshot, StreamPosition};
+use courtside_core::store::{
+    AppendGroup, Appended, CommitSink, HistoryQuery, IDEMPOTENCY_WINDOW_SECS, StoreError, StreamStore,
+};
+use courtside_core::stream::{HistoryPage, Publication, Snapshot, StreamPosition, now_ms};
 use deadpool_postgres::{
     BuildError, ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts,
 };
@@ -249,6 +251,14 @@ impl StreamStore for PostgresStore {
         let (reply, answer) = oneshot::channel();
         self.commands.send(WriterCommand::Append { group, reply }).map_err(|_| self.writer_gone())?;
         answer.await.map_err(|_| self.writer_gone())?
+    }
+
+    async fn find_idempotent(&self, channel: &ChannelName, key: &str) -> Result<Option<Publication>, StoreError> {
+        let window_start_ms = now_ms().saturating_sub(IDEMPOTENCY_WINDOW_SECS * 1000);
+        self.on_pooled_connection(READ_TIMEOUT, async |client| {
+            reader::idempotent_original(client, channel, key, window_start_ms).await
+        })
+        .await
     }
 
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {

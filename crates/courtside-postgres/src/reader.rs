@@ -154,6 +154,35 @@ pub(crate) async fn snapshot(
     Ok(Some(Snapshot { entries, position }))
 }
 
+/// The publication stored with idempotency key `key` on `channel` since `window_start_ms`.
+pub(crate) async fn idempotent_original(
+    client: &ClientWrapper,
+    channel: &ChannelName,
+    key: &str,
+    window_start_ms: u64,
+) -> Result<Option<Publication>, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached(
+            "SELECT c.epoch, i.stream_offset, i.publication_key, i.removed, i.data, i.time_ms \
+             FROM courtside_idempotency i JOIN courtside_channels c ON c.name = i.channel \
+             WHERE i.channel = $1 AND i.key = $2 AND i.time_ms > $3",
+        )
+        .await?;
+    let Some(row) = client.query_opt(&statement, &[&channel.as_str(), &key, &to_sql_int(window_start_ms)]).await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Publication {
+        channel: channel.clone(),
+        epoch: Epoch::from_text(row.try_get::<_, &str>(0)?),
+        offset: from_sql_int(row.try_get(1)?),
+        key: row.try_get(2)?,
+        removed: row.try_get(3)?,
+        data: Bytes::copy_from_slice(row.try_get::<_, &[u8]>(4)?),
+        time_ms: from_sql_int(row.try_get(5)?),
+    }))
+}
+
 /// PostgreSQL's LIMIT is a signed 64-bit integer.
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

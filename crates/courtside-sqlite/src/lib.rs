@@ -31,8 +31,10 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use courtside_core::ChannelName;
-use courtside_core::store::{AppendGroup, Appended, CommitSink, HistoryQuery, StoreError, StreamStore};
-use courtside_core::stream::{HistoryPage, Snapshot, StreamPosition};
+use courtside_core::store::{
+    AppendGroup, Appended, CommitSink, HistoryQuery, IDEMPOTENCY_WINDOW_SECS, StoreError, StreamStore,
+};
+use courtside_core::stream::{HistoryPage, Publication, Snapshot, StreamPosition, now_ms};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -159,6 +161,13 @@ impl StreamStore for SqliteStore {
             return Err(StoreError::EmptyGroup);
         }
         self.ask_writer(|reply| WriterCommand::Append { group, reply }).await
+    }
+
+    async fn find_idempotent(&self, channel: &ChannelName, key: &str) -> Result<Option<Publication>, StoreError> {
+        self.refuse_if_closed()?;
+        let (channel, key) = (channel.clone(), key.to_string());
+        let window_start_ms = now_ms().saturating_sub(IDEMPOTENCY_WINDOW_SECS * 1000);
+        self.readers.run(move |connection| reader::idempotent_original(connection, &channel, &key, window_start_ms)).await
     }
 
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {

@@ -152,6 +152,33 @@ pub(crate) fn snapshot(connection: &mut Connection, channel: &ChannelName) -> ru
     Ok(Some(Snapshot { entries, position: head.position() }))
 }
 
+/// The publication stored with idempotency key `key` on `channel` since `window_start_ms`.
+pub(crate) fn idempotent_original(
+    connection: &Connection,
+    channel: &ChannelName,
+    key: &str,
+    window_start_ms: u64,
+) -> rusqlite::Result<Option<Publication>> {
+    let Some(head) = channel_head(connection, channel)? else { return Ok(None) };
+    connection
+        .prepare_cached(
+            "SELECT offset, publication_key, removed, data, time_ms FROM idempotency \
+             WHERE channel = ?1 AND key = ?2 AND time_ms > ?3",
+        )?
+        .query_row(params![channel.as_str(), key, window_start_ms], |row| {
+            Ok(Publication {
+                channel: channel.clone(),
+                epoch: head.epoch.clone(),
+                offset: row.get(0)?,
+                key: row.get(1)?,
+                removed: row.get(2)?,
+                data: Bytes::from(row.get::<_, Vec<u8>>(3)?),
+                time_ms: row.get(4)?,
+            })
+        })
+        .optional()
+}
+
 /// SQLite's LIMIT is a signed 64-bit integer.
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

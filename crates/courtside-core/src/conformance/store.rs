@@ -156,6 +156,10 @@ async fn idempotency_keys_return_the_original(open: Opener<'_>) {
     assert!(!store.append(elsewhere).await.expect("append").duplicate, "keys are per channel");
     assert_eq!(store.position(&c).await.expect("position").offset, 2);
     assert_eq!(sink.seen.lock().len(), 3, "a duplicate is not delivered again");
+    let found = store.find_idempotent(&c, "op-1").await.expect("find");
+    assert_eq!(found, Some(original.publication), "the key's publication can be looked up");
+    assert_eq!(store.find_idempotent(&c, "op-2").await.expect("find"), None);
+    assert_eq!(store.find_idempotent(&channel("match:never-seen"), "op-1").await.expect("find"), None);
     store.close().await;
 }
 

@@ -107,6 +107,17 @@ impl StreamStore for MemoryStore {
         Ok(appended.into_iter().map(|publication| Appended { publication, duplicate: false }).collect())
     }
 
+    async fn find_idempotent(&self, channel: &ChannelName, key: &str) -> Result<Option<Publication>, StoreError> {
+        let guard = self.channels.lock();
+        let channels = guard.as_ref().ok_or(StoreError::Closed)?;
+        let now = now_ms();
+        Ok(channels
+            .get(channel)
+            .and_then(|channel| channel.idempotency.get(key))
+            .filter(|original| original.time_ms + IDEMPOTENCY_WINDOW_SECS * 1000 > now)
+            .cloned())
+    }
+
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {
         let mut guard = self.channels.lock();
         let channels = guard.as_mut().ok_or(StoreError::Closed)?;
