@@ -298,7 +298,7 @@ async fn a_moved_position_stores_nothing(open: Opener<'_>) {
 async fn racing_groups_on_one_expected_position_store_exactly_one(open: Opener<'_>) {
     let (store, _sink) = fresh(open).await;
     let claim = channel("claim:group-3");
-    assert_eq!(race_groups(&[store.clone()], &claim, 8).await, 1, "exactly one of the racers stores its claim");
+    assert_eq!(race_groups(std::slice::from_ref(&store), &claim, 8).await, 1, "exactly one of the racers stores its claim");
     assert_eq!(store.position(&claim).await.expect("position").offset, 1);
 }
 

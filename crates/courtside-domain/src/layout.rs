@@ -1,0 +1,112 @@
+//! Where a tournament lives in the stream store: one place that names every channel the sports
+//! service reads and writes, and how long each keeps its history.
+//!
+//! Public channels (seed 000's names; clients subscribe to them, the namespace options decide
+//! who may):
+//! - `tournament:{t}:scores` — keyed by match id: every match's current score (a snapshot is the
+//!   scoreboard as of an offset).
+//! - `match:{t}:{m}` — one match: key `score` (current score), key `claim` (who keeps it).
+//! - `division:{t}:{d}`, `court:{t}:{c}` — score changes of the division's or court's matches.
+//! - `tournament:{t}:schedule` (keyed by match id), `tournament:{t}:brackets`,
+//!   `tournament:{t}:announcements`.
+//!
+//! Internal channels (namespaces starting with `_`: no client can subscribe or publish):
+//! - `_events:all` — keyed by tournament id: the tournament records.
+//! - `_registry:{t}` — keyed `division/{id}`, `team/{id}`, `court/{id}`, `match/{id}`.
+//! - `_match:{t}:{m}` — keyed `record` (the match) and `score`: the match's truth. Its position
+//!   is what a score write expects, so two writes never interleave.
+//! - `_claim:{t}:{m}` — keyed `state`: the claim and the highest fencing token issued. A score
+//!   write expects its position too: a claim taken or released meanwhile stops the write.
+//! - `_claims:{t}` — keyed by match id: live claims, for listing.
+//! - `_history:{t}:{m}` — every accepted score change, never trimmed.
+//! - `_conflicts:{t}` — every crossing of edits, never trimmed.
+//! - `_coverage:{t}` — keyed by user: coverage plans.
+
+use courtside_core::channel::ChannelName;
+use courtside_core::store::Retention;
+
+/// Internal channels keep everything: they are the tournament's records.
+pub const KEEP_ALL: Retention = Retention { history_size: u64::MAX, history_ttl_secs: 0, keyed: true };
+
+fn name(text: String) -> ChannelName {
+    // Ids are checked (`model::check_id`: letters, digits, `_`, `-`, at most 64 bytes), so the
+    // names are valid; a bug here must not become a client-visible panic.
+    ChannelName::parse(&text).unwrap_or_else(|error| {
+        tracing::error!(%error, text, "sports channel name invalid; using a quarantine channel");
+        ChannelName::parse("_invalid:name").expect("a literal valid name")
+    })
+}
+
+pub fn events() -> ChannelName {
+    name("_events:all".into())
+}
+
+pub fn registry(t: &str) -> ChannelName {
+    name(format!("_registry:{t}"))
+}
+
+pub fn match_state(t: &str, m: &str) -> ChannelName {
+    name(format!("_match:{t}:{m}"))
+}
+
+pub fn claim(t: &str, m: &str) -> ChannelName {
+    name(format!("_claim:{t}:{m}"))
+}
+
+pub fn claims(t: &str) -> ChannelName {
+    name(format!("_claims:{t}"))
+}
+
+pub fn score_history(t: &str, m: &str) -> ChannelName {
+    name(format!("_history:{t}:{m}"))
+}
+
+pub fn conflicts(t: &str) -> ChannelName {
+    name(format!("_conflicts:{t}"))
+}
+
+pub fn coverage(t: &str) -> ChannelName {
+    name(format!("_coverage:{t}"))
+}
+
+pub fn scores(t: &str) -> ChannelName {
+    name(format!("tournament:{t}:scores"))
+}
+
+pub fn match_channel(t: &str, m: &str) -> ChannelName {
+    name(format!("match:{t}:{m}"))
+}
+
+pub fn division(t: &str, d: &str) -> ChannelName {
+    name(format!("division:{t}:{d}"))
+}
+
+pub fn court(t: &str, c: &str) -> ChannelName {
+    name(format!("court:{t}:{c}"))
+}
+
+pub fn schedule(t: &str) -> ChannelName {
+    name(format!("tournament:{t}:schedule"))
+}
+
+pub fn brackets(t: &str) -> ChannelName {
+    name(format!("tournament:{t}:brackets"))
+}
+
+pub fn announcements(t: &str) -> ChannelName {
+    name(format!("tournament:{t}:announcements"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_ids_still_make_valid_names() {
+        let long = "x".repeat(crate::model::ID_LEN_MAX);
+        for channel in [match_state(&long, &long), score_history(&long, &long), scores(&long), match_channel(&long, &long)] {
+            assert_ne!(channel.as_str(), "_invalid:name");
+        }
+        assert_eq!(match_channel("cup-2026", "m7").as_str(), "match:cup-2026:m7");
+    }
+}

@@ -1,0 +1,769 @@
+//! [`SportsService`]: tournaments, matches, claims and scores kept in the stream store, every
+//! change stored and published to its channels in one atomic group ([`AppendGroup`]).
+//!
+//! # How a score update is decided
+//! 1. A retried operation id is recognised first ([`StreamStore::find_idempotent`]) and answered
+//!    with its first result, changing nothing.
+//! 2. The match (`_match:{t}:{m}`) and its claim (`_claim:{t}:{m}`) are read, each with its
+//!    position.
+//! 3. The pure rules judge the edit: the claim and fencing token ([`crate::claim`]), a finished
+//!    match is a director's to correct, the scoring format ([`crate::scoring`]), and the base
+//!    version or the client's time ([`crate::conflict`]). An edit with neither (seed 001's
+//!    `{ matchId, sets, status }`) is an online write on whatever is stored.
+//! 4. The new score, its history entry and the public copies (`match:`, `tournament:…:scores`,
+//!    `division:`, `court:`, `schedule` when the status changed) are appended as one group that
+//!    expects both positions from step 2. Had anything changed meanwhile — another score, a claim
+//!    taken or released — nothing is stored and the update is decided again from step 2.
+//!
+//! So the store serialises writers (on one node or many) and the rules stay pure. The channel
+//! layout is in [`crate::layout`].
+//!
+//! This module has no I/O of its own: the store is handed in, and so is the clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use courtside_core::channel::{ChannelName, Role};
+use courtside_core::store::{AppendGroup, AppendRequest, ExpectedPosition, HistoryQuery, Retention, StoreError, StreamStore};
+use courtside_core::stream::{Publication, StreamPosition};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::claim::{self, Claim, ClaimError, ClaimPolicy, FenceError, Release, ReleaseError};
+use crate::conflict::{self, Decision, ScoreEdit};
+use crate::layout::{self, KEEP_ALL};
+use crate::model::{
+    Announcement, ClaimState, ConflictEntry, Court, Division, InvalidId, Match, Priority, ScoreChange, ScoreRecord, Team,
+    Tournament, check_id,
+};
+use crate::scoring::{self, FormatError, MatchStatus, ScoreViolation, ScoringFormat, SetScore};
+
+/// How often a write is decided again after the store reported that what it read has moved.
+const ATTEMPTS_MAX: usize = 16;
+/// Most history entries one page returns.
+pub const HISTORY_PAGE_MAX: usize = 1_000;
+
+/// Who is asking: the token's subject and roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user: String,
+    pub roles: Vec<Role>,
+}
+
+impl Actor {
+    pub fn is_director(&self) -> bool {
+        self.roles.contains(&Role::Director)
+    }
+
+    fn is_official(&self) -> bool {
+        self.roles.iter().any(|role| matches!(role, Role::Staff | Role::Director))
+    }
+
+    fn may_keep_score(&self) -> bool {
+        self.roles.iter().any(|role| matches!(role, Role::Scorekeeper | Role::Staff | Role::Director))
+    }
+}
+
+/// Why a request was refused or could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum SportsError {
+    #[error(transparent)]
+    InvalidId(#[from] InvalidId),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{what} {id} already exists")]
+    AlreadyExists { what: &'static str, id: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    #[error("the score breaks the match's rules: {}", .0.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; "))]
+    ScoreRejected(Vec<ScoreViolation>),
+    #[error("invalid scoring format: {0}")]
+    Format(#[from] FormatError),
+    #[error("match {match_id} is completed; only a director may correct its score")]
+    MatchFinished { match_id: String },
+    #[error("the score was based on version {base_version}, but version {} is stored", (**.current).as_ref().map_or(0, |c| c.version))]
+    Stale { base_version: u64, current: Box<Option<ScoreRecord>> },
+    #[error("a score at least as recent is stored (version {}); the offline edit was recorded as a conflict", .current.version)]
+    KeptServer { current: Box<ScoreRecord> },
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    #[error(transparent)]
+    Fence(#[from] FenceError),
+    #[error("the match changed {ATTEMPTS_MAX} times while this request was decided; retry")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a stored record cannot be read: {0}")]
+    Corrupt(String),
+}
+
+/// A score update as a client sends it (seed 001: `{ matchId, sets, status }`, plus what
+/// concurrency and retries need).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScoreUpdate {
+    pub match_id: String,
+    pub sets: Vec<SetScore>,
+    pub status: MatchStatus,
+    /// The version the edit was made on; a different stored version refuses it.
+    #[serde(default)]
+    pub base_version: Option<u64>,
+    /// When the client made an offline edit (no base version): the later edit wins.
+    #[serde(default)]
+    pub client_time_ms: Option<i64>,
+    /// The client's operation id: a retry with the same id gets the first answer.
+    #[serde(default)]
+    pub op_id: Option<String>,
+    /// The claim's fencing token: a write carrying an older one is refused.
+    #[serde(default)]
+    pub fencing_token: Option<u64>,
+}
+
+/// A stored score, and whether this request was a retry of one already applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreOutcome {
+    pub score: ScoreRecord,
+    pub duplicate: bool,
+}
+
+/// Everything a tournament holds besides scores.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registry {
+    pub divisions: Vec<Division>,
+    pub teams: Vec<Team>,
+    pub courts: Vec<Court>,
+    pub matches: Vec<Match>,
+}
+
+/// One page of a match's score history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPageOut {
+    pub changes: Vec<ScoreChange>,
+    pub total: u64,
+}
+
+type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+type RetentionFor = Arc<dyn Fn(&ChannelName) -> Retention + Send + Sync>;
+
+/// The sports domain over a [`StreamStore`]; cheap to clone.
+#[derive(Clone)]
+pub struct SportsService {
+    store: Arc<dyn StreamStore>,
+    /// Retention of public channels (their namespace's options).
+    retention_for: RetentionFor,
+    claim_policy: ClaimPolicy,
+    clock: Clock,
+}
+
+/// A keyed channel read: entries by key, and the position they are current as of.
+struct Keyed {
+    entries: BTreeMap<String, Publication>,
+    position: StreamPosition,
+}
+
+impl Keyed {
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SportsError> {
+        self.entries.get(key).map(|publication| decode(&publication.data)).transpose()
+    }
+}
+
+fn decode<T: DeserializeOwned>(data: &[u8]) -> Result<T, SportsError> {
+    serde_json::from_slice(data).map_err(|error| SportsError::Corrupt(error.to_string()))
+}
+
+fn encode(value: &impl Serialize) -> Bytes {
+    // Our own types serialise infallibly (no maps with non-string keys, no failing impls).
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+impl SportsService {
+    /// `retention_for` gives the retention of a public channel (its namespace's); `now_ms` the
+    /// time in milliseconds since the Unix epoch.
+    pub fn new(
+        store: Arc<dyn StreamStore>,
+        retention_for: impl Fn(&ChannelName) -> Retention + Send + Sync + 'static,
+        claim_policy: ClaimPolicy,
+        now_ms: impl Fn() -> i64 + Send + Sync + 'static,
+    ) -> Self {
+        Self { store, retention_for: Arc::new(retention_for), claim_policy, clock: Arc::new(now_ms) }
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    async fn keyed(&self, channel: &ChannelName) -> Result<Keyed, SportsError> {
+        let snapshot = self.store.snapshot(channel).await?;
+        let entries = snapshot
+            .entries
+            .into_iter()
+            .filter_map(|publication| Some((publication.key.clone()?, publication)))
+            .collect();
+        Ok(Keyed { entries, position: snapshot.position })
+    }
+
+    /// An internal record: keyed, kept forever.
+    fn record(channel: ChannelName, key: &str, value: &impl Serialize) -> AppendRequest {
+        AppendRequest {
+            channel,
+            data: encode(value),
+            key: Some(key.to_string()),
+            remove_key: false,
+            idempotency_key: None,
+            retention: KEEP_ALL,
+        }
+    }
+
+    /// An entry of an internal log, kept forever.
+    fn log_entry(channel: ChannelName, value: &impl Serialize) -> AppendRequest {
+        AppendRequest { key: None, ..Self::record(channel, "", value) }
+    }
+
+    /// A publication on a public channel, with its namespace's retention.
+    fn public(&self, channel: ChannelName, key: Option<&str>, value: &serde_json::Value) -> AppendRequest {
+        let retention = (self.retention_for)(&channel);
+        AppendRequest {
+            channel,
+            data: encode(value),
+            key: key.map(str::to_string),
+            remove_key: false,
+            idempotency_key: None,
+            retention,
+        }
+    }
+
+    /// Appends `group`; `Ok(None)` when an expected position moved (decide again).
+    async fn try_append(&self, group: AppendGroup) -> Result<Option<Vec<Publication>>, SportsError> {
+        match self.store.append_group(group).await {
+            Ok(appended) => Ok(Some(appended.into_iter().map(|a| a.publication).collect())),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Tournaments and their registry
+
+    pub async fn create_tournament(&self, actor: &Actor, tournament: Tournament) -> Result<Tournament, SportsError> {
+        require(actor.is_director(), "only a director may create a tournament")?;
+        check_id("tournament", &tournament.id)?;
+        check_name(&tournament.name)?;
+        if let Some(format) = &tournament.default_format {
+            format.validate()?;
+        }
+        let events = layout::events();
+        for _ in 0..ATTEMPTS_MAX {
+            let existing = self.keyed(&events).await?;
+            if existing.entries.contains_key(&tournament.id) {
+                return Err(SportsError::AlreadyExists { what: "tournament", id: tournament.id });
+            }
+            let group = AppendGroup {
+                requests: vec![Self::record(events.clone(), &tournament.id, &tournament)],
+                expected: vec![ExpectedPosition { channel: events.clone(), position: existing.position }],
+            };
+            if self.try_append(group).await?.is_some() {
+                return Ok(tournament);
+            }
+        }
+        Err(SportsError::Contended)
+    }
+
+    pub async fn tournaments(&self) -> Result<Vec<Tournament>, SportsError> {
+        let events = self.keyed(&layout::events()).await?;
+        events.entries.values().map(|publication| decode(&publication.data)).collect()
+    }
+
+    pub async fn tournament(&self, t: &str) -> Result<Tournament, SportsError> {
+        check_id("tournament", t)?;
+        self.keyed(&layout::events())
+            .await?
+            .get(t)?
+            .ok_or_else(|| SportsError::NotFound { what: "tournament", id: t.to_string() })
+    }
+
+    pub async fn registry(&self, t: &str) -> Result<Registry, SportsError> {
+        self.tournament(t).await?;
+        let keyed = self.keyed(&layout::registry(t)).await?;
+        let mut registry = Registry::default();
+        for (key, publication) in &keyed.entries {
+            let data = &publication.data;
+            match key.split_once('/') {
+                Some(("division", _)) => registry.divisions.push(decode(data)?),
+                Some(("team", _)) => registry.teams.push(decode(data)?),
+                Some(("court", _)) => registry.courts.push(decode(data)?),
+                Some(("match", _)) => registry.matches.push(decode(data)?),
+                _ => {}
+            }
+        }
+        Ok(registry)
+    }
+
+    /// Creates or replaces a division, team or court (`kind` is `division`, `team` or `court`).
+    async fn put_entry(&self, actor: &Actor, t: &str, kind: &'static str, id: &str, value: &impl Serialize) -> Result<(), SportsError> {
+        require(actor.is_official(), "only staff or a director may change a tournament")?;
+        check_id(kind, id)?;
+        self.tournament(t).await?;
+        let group = AppendGroup::single(Self::record(layout::registry(t), &format!("{kind}/{id}"), value));
+        self.store.append_group(group).await?;
+        Ok(())
+    }
+
+    pub async fn put_division(&self, actor: &Actor, t: &str, division: Division) -> Result<Division, SportsError> {
+        check_name(&division.name)?;
+        self.put_entry(actor, t, "division", &division.id, &division).await?;
+        Ok(division)
+    }
+
+    pub async fn put_team(&self, actor: &Actor, t: &str, team: Team) -> Result<Team, SportsError> {
+        check_name(&team.name)?;
+        if let Some(division) = &team.division_id {
+            self.require_entry(t, "division", division).await?;
+        }
+        self.put_entry(actor, t, "team", &team.id, &team).await?;
+        Ok(team)
+    }
+
+    pub async fn put_court(&self, actor: &Actor, t: &str, court: Court) -> Result<Court, SportsError> {
+        check_name(&court.name)?;
+        self.put_entry(actor, t, "court", &court.id, &court).await?;
+        Ok(court)
+    }
+
+    async fn require_entry(&self, t: &str, kind: &'static str, id: &str) -> Result<(), SportsError> {
+        check_id(kind, id)?;
+        let registry = self.keyed(&layout::registry(t)).await?;
+        if registry.entries.contains_key(&format!("{kind}/{id}")) {
+            Ok(())
+        } else {
+            Err(SportsError::NotFound { what: kind, id: id.to_string() })
+        }
+    }
+
+    /// Creates a match (its format resolved: the match's, the tournament's default, or best of
+    /// 3 to 25) and puts it on the schedule.
+    pub async fn create_match(&self, actor: &Actor, t: &str, mut new: Match) -> Result<Match, SportsError> {
+        require(actor.is_official(), "only staff or a director may schedule a match")?;
+        check_id("match", &new.id)?;
+        let tournament = self.tournament(t).await?;
+        let registry = self.keyed(&layout::registry(t)).await?;
+        let known = |kind: &'static str, id: &str| -> Result<(), SportsError> {
+            check_id(kind, id)?;
+            if registry.entries.contains_key(&format!("{kind}/{id}")) {
+                Ok(())
+            } else {
+                Err(SportsError::NotFound { what: kind, id: id.to_string() })
+            }
+        };
+        known("division", &new.division_id)?;
+        known("team", &new.home_team_id)?;
+        known("team", &new.away_team_id)?;
+        if new.home_team_id == new.away_team_id {
+            return Err(SportsError::InvalidField {
+                field: "awayTeamId".into(),
+                message: "a team cannot play itself".into(),
+            });
+        }
+        if let Some(court) = &new.court_id {
+            known("court", court)?;
+        }
+        let format = new.format.or(tournament.default_format).unwrap_or_else(ScoringFormat::best_of_3_to_25);
+        format.validate()?;
+        new.format = Some(format);
+
+        let state_channel = layout::match_state(t, &new.id);
+        let state = self.keyed(&state_channel).await?;
+        if state.entries.contains_key("record") {
+            return Err(SportsError::AlreadyExists { what: "match", id: new.id });
+        }
+        let group = AppendGroup {
+            requests: vec![
+                Self::record(state_channel.clone(), "record", &new),
+                Self::record(layout::registry(t), &format!("match/{}", new.id), &new),
+                self.public(layout::schedule(t), Some(&new.id), &json!({ "type": "match", "match": new })),
+            ],
+            expected: vec![ExpectedPosition { channel: state_channel, position: state.position }],
+        };
+        match self.try_append(group).await? {
+            Some(_) => Ok(new),
+            None => Err(SportsError::AlreadyExists { what: "match", id: new.id }),
+        }
+    }
+
+    async fn match_record(&self, t: &str, m: &str) -> Result<(Match, Option<ScoreRecord>, StreamPosition), SportsError> {
+        check_id("tournament", t)?;
+        check_id("match", m)?;
+        let state = self.keyed(&layout::match_state(t, m)).await?;
+        let record: Match =
+            state.get("record")?.ok_or_else(|| SportsError::NotFound { what: "match", id: m.to_string() })?;
+        Ok((record, state.get("score")?, state.position))
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Claims
+
+    async fn claim_state(&self, t: &str, m: &str) -> Result<(ClaimState, StreamPosition), SportsError> {
+        let keyed = self.keyed(&layout::claim(t, m)).await?;
+        Ok((keyed.get("state")?.unwrap_or_default(), keyed.position))
+    }
+
+    /// Claims the match for `actor` (or renews their live claim); `expires_at_ms` defaults to
+    /// the policy's TTL. Of two scorekeepers racing, exactly one wins.
+    pub async fn claim(&self, actor: &Actor, t: &str, m: &str, expires_at_ms: Option<i64>) -> Result<Claim, SportsError> {
+        require(actor.may_keep_score(), "only a scorekeeper, staff or a director may claim a match")?;
+        self.match_record(t, m).await?;
+        for _ in 0..ATTEMPTS_MAX {
+            let (state, position) = self.claim_state(t, m).await?;
+            let now = self.now();
+            let claimed =
+                claim::claim(state.claim.as_ref(), state.last_token, &actor.user, now, expires_at_ms, &self.claim_policy)?;
+            let stored = ClaimState { claim: Some(claimed.clone()), last_token: claimed.fencing_token.max(state.last_token) };
+            let claim_channel = layout::claim(t, m);
+            let group = AppendGroup {
+                requests: vec![
+                    Self::record(claim_channel.clone(), "state", &stored),
+                    Self::record(layout::claims(t), m, &claimed),
+                    self.public(
+                        layout::match_channel(t, m),
+                        Some("claim"),
+                        &json!({ "type": "claim", "matchId": m, "claim": claimed }),
+                    ),
+                ],
+                expected: vec![ExpectedPosition { channel: claim_channel, position }],
+            };
+            if self.try_append(group).await?.is_some() {
+                return Ok(claimed);
+            }
+        }
+        Err(SportsError::Contended)
+    }
+
+    /// Releases the claim: its holder, or a director forcing it. An expired claim is cleared
+    /// (and its release published) whoever asks.
+    pub async fn release(&self, actor: &Actor, t: &str, m: &str) -> Result<Release, SportsError> {
+        self.match_record(t, m).await?;
+        for _ in 0..ATTEMPTS_MAX {
+            let (state, position) = self.claim_state(t, m).await?;
+            let now = self.now();
+            let outcome = claim::release(state.claim.as_ref(), &actor.user, actor.is_director(), now)?;
+            let Some(previous) = state.claim.clone() else { return Ok(outcome) };
+            let claim_channel = layout::claim(t, m);
+            let cleared = ClaimState { claim: None, last_token: state.last_token };
+            let reason = match &outcome {
+                Release::Released => "released",
+                Release::ForceReleased { .. } => "force_released",
+                Release::NotHeld => "expired",
+            };
+            let mut public = self.public(
+                layout::match_channel(t, m),
+                Some("claim"),
+                &json!({ "type": "claim_released", "matchId": m, "holder": previous.holder, "by": actor.user, "reason": reason }),
+            );
+            public.remove_key = true;
+            let group = AppendGroup {
+                requests: vec![
+                    Self::record(claim_channel.clone(), "state", &cleared),
+                    AppendRequest { remove_key: true, ..Self::record(layout::claims(t), m, &previous) },
+                    public,
+                ],
+                expected: vec![ExpectedPosition { channel: claim_channel, position }],
+            };
+            if self.try_append(group).await?.is_some() {
+                return Ok(outcome);
+            }
+        }
+        Err(SportsError::Contended)
+    }
+
+    /// The match's live claim, if any.
+    pub async fn claim_of(&self, t: &str, m: &str) -> Result<Option<Claim>, SportsError> {
+        self.match_record(t, m).await?;
+        let (state, _) = self.claim_state(t, m).await?;
+        let now = self.now();
+        Ok(state.claim.filter(|claim| claim.is_live_at(now)))
+    }
+
+    /// Every live claim of the tournament, by match id.
+    pub async fn claims(&self, t: &str) -> Result<BTreeMap<String, Claim>, SportsError> {
+        self.tournament(t).await?;
+        let now = self.now();
+        let keyed = self.keyed(&layout::claims(t)).await?;
+        let mut live = BTreeMap::new();
+        for (m, publication) in keyed.entries {
+            let claim: Claim = decode(&publication.data)?;
+            if claim.is_live_at(now) {
+                live.insert(m, claim);
+            }
+        }
+        Ok(live)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Scores
+
+    /// Applies a score update; see the module docs for how it is decided.
+    pub async fn update_score(&self, actor: &Actor, t: &str, update: ScoreUpdate) -> Result<ScoreOutcome, SportsError> {
+        require(actor.may_keep_score(), "only a scorekeeper, staff or a director may update a score")?;
+        let m = update.match_id.clone();
+        check_id("tournament", t)?;
+        check_id("match", &m)?;
+        let state_channel = layout::match_state(t, &m);
+        if let Some(op_id) = &update.op_id {
+            check_op_id(op_id)?;
+            if let Some(original) = self.store.find_idempotent(&state_channel, op_id).await? {
+                return Ok(ScoreOutcome { score: decode(&original.data)?, duplicate: true });
+            }
+        }
+        for _ in 0..ATTEMPTS_MAX {
+            let (record, current, match_position) = self.match_record(t, &m).await?;
+            let (claim_state, claim_position) = self.claim_state(t, &m).await?;
+            let now = self.now();
+            if !actor.is_director() {
+                match update.fencing_token {
+                    Some(token) => claim::authorize_write(claim_state.claim.as_ref(), &actor.user, token, now)?,
+                    // Without a token only the holder is checked (seed 001's API has none).
+                    None => {
+                        let token = claim_state.claim.as_ref().map_or(0, |claim| claim.fencing_token);
+                        claim::authorize_write(claim_state.claim.as_ref(), &actor.user, token, now)?;
+                    }
+                }
+                if current.as_ref().is_some_and(|score| score.status == MatchStatus::Completed) {
+                    return Err(SportsError::MatchFinished { match_id: m });
+                }
+            }
+            let format = record.format.unwrap_or_else(ScoringFormat::best_of_3_to_25);
+            let accepted = scoring::check_status(&format, &update.sets, update.status).map_err(SportsError::ScoreRejected)?;
+            // Neither a base version nor a client time (seed 001's API): an online write on
+            // whatever is stored now, in the order the store serialises writes.
+            let blind_write = update.base_version.is_none() && update.client_time_ms.is_none();
+            let base_version =
+                if blind_write { Some(current.as_ref().map_or(0, |score| score.version)) } else { update.base_version };
+            let edit = ScoreEdit { base_version, client_time_ms: update.client_time_ms };
+            let decision = conflict::decide(current.as_ref().map(ScoreRecord::revision).as_ref(), &edit, now);
+            let stored = match &decision {
+                Decision::Stale { base_version, .. } => {
+                    return Err(SportsError::Stale { base_version: *base_version, current: Box::new(current) });
+                }
+                Decision::KeepServer { .. } => {
+                    let Some(current) = current else { return Err(SportsError::Contended) };
+                    if let Some(conflict) = decision.conflict_record() {
+                        let entry = conflict_entry(&m, &actor.user, now, &conflict, &update.sets);
+                        self.store.append_group(AppendGroup::single(Self::log_entry(layout::conflicts(t), &entry))).await?;
+                    }
+                    return Err(SportsError::KeptServer { current: Box::new(current) });
+                }
+                Decision::Apply { stored } | Decision::ApplyOverwriting { stored, .. } => *stored,
+            };
+            let score = ScoreRecord {
+                tournament_id: t.to_string(),
+                match_id: m.clone(),
+                division_id: record.division_id.clone(),
+                home_team_id: record.home_team_id.clone(),
+                away_team_id: record.away_team_id.clone(),
+                court_id: record.court_id.clone(),
+                sets: update.sets.clone(),
+                status: accepted.status,
+                state: accepted.state,
+                version: stored.version,
+                updated_at_ms: stored.updated_at_ms,
+                updated_by: actor.user.clone(),
+            };
+            let previous_status = current.as_ref().map_or(MatchStatus::Scheduled, |c| c.status);
+            let change = ScoreChange {
+                version: score.version,
+                at_ms: now,
+                by: actor.user.clone(),
+                previous_sets: current.as_ref().map(|c| c.sets.clone()).unwrap_or_default(),
+                sets: score.sets.clone(),
+                previous_status,
+                status: score.status,
+                op_id: update.op_id.clone(),
+            };
+            let event = json!({ "type": "score", "score": score });
+            let mut requests = vec![
+                AppendRequest { idempotency_key: update.op_id.clone(), ..Self::record(state_channel.clone(), "score", &score) },
+                Self::log_entry(layout::score_history(t, &m), &change),
+                self.public(layout::match_channel(t, &m), Some("score"), &event),
+                self.public(layout::scores(t), Some(&m), &event),
+                self.public(layout::division(t, &record.division_id), None, &event),
+            ];
+            if let Some(court) = &record.court_id {
+                requests.push(self.public(layout::court(t, court), None, &event));
+            }
+            if previous_status != score.status {
+                let status = json!({ "type": "match_status", "matchId": m, "status": score.status, "winner": score.state.winner });
+                requests.push(self.public(layout::schedule(t), None, &status));
+            }
+            if let Some(conflict) = decision.conflict_record() {
+                requests.push(Self::log_entry(layout::conflicts(t), &conflict_entry(&m, &actor.user, now, &conflict, &update.sets)));
+            }
+            let group = AppendGroup {
+                requests,
+                expected: vec![
+                    ExpectedPosition { channel: state_channel.clone(), position: match_position },
+                    ExpectedPosition { channel: layout::claim(t, &m), position: claim_position },
+                ],
+            };
+            match self.store.append_group(group).await {
+                Ok(appended) => {
+                    let duplicate = appended.first().is_some_and(|a| a.duplicate);
+                    let score = match appended.first() {
+                        Some(first) if duplicate => decode(&first.publication.data)?,
+                        _ => score,
+                    };
+                    return Ok(ScoreOutcome { score, duplicate });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(SportsError::Contended)
+    }
+
+    /// The match's current score (`None` before the first update).
+    pub async fn score(&self, t: &str, m: &str) -> Result<Option<ScoreRecord>, SportsError> {
+        Ok(self.match_record(t, m).await?.1)
+    }
+
+    /// Every current score of the tournament, optionally of one team or division.
+    pub async fn scores(&self, t: &str, team_id: Option<&str>, division_id: Option<&str>) -> Result<Vec<ScoreRecord>, SportsError> {
+        self.tournament(t).await?;
+        let keyed = self.keyed(&layout::scores(t)).await?;
+        let mut scores = Vec::with_capacity(keyed.entries.len());
+        for publication in keyed.entries.values() {
+            #[derive(Deserialize)]
+            struct Event {
+                score: ScoreRecord,
+            }
+            let score = decode::<Event>(&publication.data)?.score;
+            let team_matches = team_id.is_none_or(|team| score.home_team_id == team || score.away_team_id == team);
+            if team_matches && division_id.is_none_or(|division| score.division_id == division) {
+                scores.push(score);
+            }
+        }
+        Ok(scores)
+    }
+
+    /// A page of the match's score history, oldest first: `limit` entries after the first
+    /// `offset`.
+    pub async fn score_history(&self, t: &str, m: &str, limit: usize, offset: u64) -> Result<HistoryPageOut, SportsError> {
+        self.match_record(t, m).await?;
+        let page = self
+            .store
+            .read(&layout::score_history(t, m), HistoryQuery::After { offset, limit: limit.min(HISTORY_PAGE_MAX) })
+            .await?;
+        let changes = page.publications.iter().map(|p| decode(&p.data)).collect::<Result<_, _>>()?;
+        Ok(HistoryPageOut { changes, total: page.top.offset })
+    }
+
+    /// Every recorded crossing of edits in the tournament (directors only).
+    pub async fn conflicts(&self, actor: &Actor, t: &str, limit: usize, offset: u64) -> Result<Vec<ConflictEntry>, SportsError> {
+        require(actor.is_director(), "only a director may list conflicts")?;
+        self.tournament(t).await?;
+        let page =
+            self.store.read(&layout::conflicts(t), HistoryQuery::After { offset, limit: limit.min(HISTORY_PAGE_MAX) }).await?;
+        page.publications.iter().map(|p| decode(&p.data)).collect()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Announcements and coverage plans
+
+    pub async fn announce(
+        &self,
+        actor: &Actor,
+        t: &str,
+        priority: Priority,
+        title: &str,
+        body: &str,
+    ) -> Result<Announcement, SportsError> {
+        require(actor.is_official(), "only staff or a director may announce")?;
+        check_name(title)?;
+        self.tournament(t).await?;
+        let now = self.now();
+        let channel = layout::announcements(t);
+        let announcement = Announcement {
+            id: format!("a{now:x}"),
+            tournament_id: t.to_string(),
+            priority,
+            title: title.to_string(),
+            body: body.to_string(),
+            at_ms: now,
+            by: actor.user.clone(),
+        };
+        let request = self.public(channel, None, &json!({ "type": "announcement", "announcement": announcement }));
+        self.store.append_group(AppendGroup::single(request)).await?;
+        Ok(announcement)
+    }
+
+    pub async fn coverage_plan(&self, actor: &Actor, t: &str) -> Result<Vec<String>, SportsError> {
+        self.tournament(t).await?;
+        Ok(self.keyed(&layout::coverage(t)).await?.get(&actor.user)?.unwrap_or_default())
+    }
+
+    pub async fn set_coverage_plan(&self, actor: &Actor, t: &str, matches: Vec<String>) -> Result<Vec<String>, SportsError> {
+        self.tournament(t).await?;
+        for m in &matches {
+            check_id("match", m)?;
+        }
+        let request = Self::record(layout::coverage(t), &actor.user, &matches);
+        self.store.append_group(AppendGroup::single(request)).await?;
+        Ok(matches)
+    }
+
+    pub async fn clear_coverage_plan(&self, actor: &Actor, t: &str) -> Result<(), SportsError> {
+        self.tournament(t).await?;
+        let request = AppendRequest { remove_key: true, ..Self::record(layout::coverage(t), &actor.user, &Vec::<String>::new()) };
+        self.store.append_group(AppendGroup::single(request)).await?;
+        Ok(())
+    }
+}
+
+fn require(allowed: bool, why: &str) -> Result<(), SportsError> {
+    if allowed { Ok(()) } else { Err(SportsError::Forbidden(why.to_string())) }
+}
+
+/// Longest name or title.
+pub const NAME_LEN_MAX: usize = 200;
+
+fn check_name(name: &str) -> Result<(), SportsError> {
+    if name.trim().is_empty() || name.len() > NAME_LEN_MAX {
+        return Err(SportsError::InvalidField {
+            field: "name".into(),
+            message: format!("must be 1 to {NAME_LEN_MAX} bytes and not blank"),
+        });
+    }
+    Ok(())
+}
+
+/// Longest client operation id.
+pub const OP_ID_LEN_MAX: usize = 128;
+
+fn check_op_id(op_id: &str) -> Result<(), SportsError> {
+    if op_id.is_empty() || op_id.len() > OP_ID_LEN_MAX || op_id.chars().any(char::is_control) {
+        return Err(SportsError::InvalidField {
+            field: "opId".into(),
+            message: format!("must be 1 to {OP_ID_LEN_MAX} bytes without control characters"),
+        });
+    }
+    Ok(())
+}
+
+fn conflict_entry(m: &str, editor: &str, now: i64, record: &conflict::ConflictRecord, sets: &[SetScore]) -> ConflictEntry {
+    ConflictEntry {
+        match_id: m.to_string(),
+        kind: record.kind,
+        at_ms: now,
+        editor: editor.to_string(),
+        edit_time_ms: record.edit_time_ms,
+        server_version: record.server.version,
+        server_updated_at_ms: record.server.updated_at_ms,
+        sets_sent: sets.to_vec(),
+    }
+}
