@@ -174,6 +174,11 @@ impl Default for NamespaceOptions {
 }
 
 impl NamespaceOptions {
+    /// What the store keeps of this namespace's channels.
+    pub fn retention(&self) -> crate::store::Retention {
+        crate::store::Retention { history_size: self.history_size, history_ttl_secs: self.history_ttl_secs, keyed: self.keyed }
+    }
+
     pub fn has_history(&self) -> bool {
         self.history_size > 0
     }

@@ -11,8 +11,8 @@ use crate::channel::{ChannelName, NamespaceOptions};
 use crate::sequencer::Sequencer;
 use crate::hub::{ConnectionId, Hub, Outbox, PresenceEvent};
 use crate::presence::{ClientInfo, PresenceStats, PresenceStore};
-use crate::store::{Appended, AppendRequest, HistoryQuery, Retention, StoreError, StreamStore};
-use crate::stream::{now_ms, Epoch, HistoryPage, Publication, StreamPosition};
+use crate::store::{AppendGroup, AppendRequest, Appended, HistoryQuery, StoreError, StreamStore};
+use crate::stream::{now_ms, Epoch, HistoryPage, Publication, Snapshot, StreamPosition};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
@@ -70,6 +70,61 @@ pub struct Node {
     pub broker: Arc<dyn Broker>,
     pub presence: Arc<dyn PresenceStore>,
     namespaces: HashMap<String, NamespaceOptions>,
+    /// The store as writers must use it: see [`Node::writer`].
+    writer: Arc<dyn StreamStore>,
+}
+
+/// The store, for writers: a write whose outcome is unknown (the database failed during
+/// `COMMIT`: it may have stored the publications without telling anyone, and then no broker
+/// carries them) has the sequencer compare each channel with the store once it answers again,
+/// so live subscribers get whatever was stored.
+struct CheckedWrites {
+    store: Arc<dyn StreamStore>,
+    sequencer: Arc<Sequencer>,
+}
+
+#[async_trait::async_trait]
+impl StreamStore for CheckedWrites {
+    async fn append_group(&self, group: AppendGroup) -> Result<Vec<Appended>, StoreError> {
+        let mut channels: Vec<ChannelName> = group.requests.iter().map(|request| request.channel.clone()).collect();
+        let appended = self.store.append_group(group).await;
+        if let Err(StoreError::Unavailable(_)) = &appended {
+            channels.sort_unstable();
+            channels.dedup();
+            for channel in channels {
+                self.sequencer.check_when_store_answers(channel);
+            }
+        }
+        appended
+    }
+
+    async fn find_idempotent(&self, channel: &ChannelName, key: &str) -> Result<Option<Publication>, StoreError> {
+        self.store.find_idempotent(channel, key).await
+    }
+
+    async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {
+        self.store.position(channel).await
+    }
+
+    async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.store.read(channel, query).await
+    }
+
+    async fn snapshot(&self, channel: &ChannelName) -> Result<Snapshot, StoreError> {
+        self.store.snapshot(channel).await
+    }
+
+    async fn sweep_expired(&self, now_ms: u64) -> Result<u64, StoreError> {
+        self.store.sweep_expired(now_ms).await
+    }
+
+    async fn ready(&self) -> bool {
+        self.store.ready().await
+    }
+
+    async fn close(&self) {
+        self.store.close().await;
+    }
 }
 
 /// The parts a node is built from.
@@ -86,7 +141,15 @@ impl Node {
     pub fn new(parts: NodeParts) -> Self {
         let NodeParts { hub, sequencer, store, broker, presence, namespaces } = parts;
         sequencer.attach_store(store.clone());
-        Self { hub, sequencer, store, broker, presence, namespaces }
+        let writer = Arc::new(CheckedWrites { store: store.clone(), sequencer: sequencer.clone() });
+        Self { hub, sequencer, store, broker, presence, namespaces, writer }
+    }
+
+    /// The store for anything that writes on this node's behalf (the sports service): like
+    /// [`Node::store`], but a write of unknown outcome is checked and delivered once the store
+    /// answers again.
+    pub fn writer(&self) -> Arc<dyn StreamStore> {
+        self.writer.clone()
     }
 
     pub fn options(&self, channel: &ChannelName) -> Result<&NamespaceOptions, NodeError> {
@@ -118,14 +181,9 @@ impl Node {
             self.broker.committed(vec![publication.clone()]);
             return Ok(Appended { publication, duplicate: false });
         }
-        let retention = Retention {
-            history_size: options.history_size,
-            history_ttl_secs: options.history_ttl_secs,
-            keyed: options.keyed,
-        };
-        let channel = request.channel.clone();
+        let retention = options.retention();
         let appended = self
-            .store
+            .writer
             .append(AppendRequest {
                 channel: request.channel,
                 data: request.data,
@@ -135,12 +193,6 @@ impl Node {
                 retention,
             })
             .await;
-        if let Err(StoreError::Unavailable(_)) = &appended {
-            // A database that failed during COMMIT may have stored the publication without
-            // telling anyone, and then no broker carries it. Compare the channel with the store
-            // once it answers again, so live subscribers get whatever was stored.
-            self.sequencer.check_when_store_answers(channel);
-        }
         Ok(appended?)
     }
 

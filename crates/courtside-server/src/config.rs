@@ -38,6 +38,7 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub auth: AuthConfig,
     pub client: ClientLimits,
+    pub sports: SportsConfig,
     /// Seconds to let connections close and the store flush on SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
     /// Channel namespaces by name; the built-in ones can be changed key by key.
@@ -56,6 +57,22 @@ pub struct AuthConfig {
     pub jwt_public_key_file: Option<PathBuf>,
     /// Lifetime of tokens minted by `courtside token`.
     pub token_ttl_secs: u64,
+}
+
+/// The sports domain (tournaments, claims, scores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SportsConfig {
+    /// How long a scorekeeper's claim lasts when the claim names no `expiresAt`.
+    pub claim_ttl_secs: u32,
+    /// The furthest `expiresAt` a claim may ask for, from now.
+    pub claim_ttl_max_secs: u32,
+}
+
+impl Default for SportsConfig {
+    fn default() -> Self {
+        Self { claim_ttl_secs: 15 * 60, claim_ttl_max_secs: 12 * 3600 }
+    }
 }
 
 /// Limits per client connection.
@@ -100,6 +117,7 @@ impl Default for Config {
             allowed_origins: vec!["*".into()],
             auth: AuthConfig::default(),
             client: ClientLimits::default(),
+            sports: SportsConfig::default(),
             shutdown_timeout_secs: 10,
             namespaces: default_namespaces(),
         }
@@ -327,6 +345,15 @@ impl Config {
         if self.presence_ttl_secs < 3 {
             return invalid("presence_ttl_secs", "must be at least 3");
         }
+        if self.sports.claim_ttl_secs == 0 {
+            return invalid("sports.claim_ttl_secs", "must be at least 1");
+        }
+        if self.sports.claim_ttl_max_secs < self.sports.claim_ttl_secs {
+            return invalid("sports.claim_ttl_max_secs", "must be at least sports.claim_ttl_secs");
+        }
+        if u64::from(self.sports.claim_ttl_max_secs) * 1000 > u64::from(u32::MAX) {
+            return invalid("sports.claim_ttl_max_secs", "must be at most 4294967 (about 49 days)");
+        }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
             return invalid("redis_prefix", "must be non-empty, without spaces");
         }
@@ -339,6 +366,9 @@ impl Config {
         for (name, options) in &self.namespaces {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')) {
                 return invalid(&format!("namespaces.{name}"), "namespace names use letters, digits and `_-.@`");
+            }
+            if name.starts_with('_') {
+                return invalid(&format!("namespaces.{name}"), "names starting with `_` are reserved for the server's own records");
             }
             if options.join_leave && !options.presence {
                 return invalid(&format!("namespaces.{name}.join_leave"), "needs presence = true");

@@ -8,12 +8,14 @@
 //! - [`session`]: one connection's state machine (transport-independent).
 //! - [`transport`]: WebSocket and SSE, driving sessions and cursors over sockets.
 //! - [`api`]: the HTTP routes — server API, health, readiness, metrics.
+//! - [`sports_api`]: the sports REST API (seed 001's paths) over the domain's service.
 //! - [`metrics`]: Prometheus counters and the delivery latency histogram.
 //! - [`server`]: wiring, serving and graceful shutdown.
 //!
 //! # Architecture invariants
 //! - Client-visible errors are [`protocol::ClientError`] (and [`protocol::Disconnect`] for
-//!   closes); each is mapped to its code or HTTP status in exactly one place.
+//!   closes), and the sports domain's `SportsError`; each is mapped to its code or HTTP status in
+//!   exactly one place ([`api`], [`sports_api`]).
 //! - Publications are encoded once per publication and shared by every subscriber.
 
 pub mod api;
@@ -23,6 +25,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod sports_api;
 pub mod transport;
 
 pub use config::{Config, ConfigOverrides};

@@ -15,7 +15,10 @@ use courtside_redis::{RedisBroker, RedisPresence};
 use courtside_core::hub::{ConnectionId, Hub};
 use courtside_core::node::{Node, NodeParts};
 use courtside_core::sequencer::Sequencer;
-use courtside_core::Epoch;
+use courtside_core::stream::now_ms;
+use courtside_core::{ChannelName, Epoch, NamespaceOptions};
+use courtside_domain::claim::ClaimPolicy;
+use courtside_domain::service::SportsService;
 use courtside_core::presence::MemoryPresence;
 use courtside_core::store::StreamStore;
 use courtside_sqlite::SqliteStore;
@@ -35,6 +38,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Everything a request handler or connection needs.
 pub struct ServerState {
     pub node: Arc<Node>,
+    /// Tournaments, claims and scores, kept in the node's store.
+    pub sports: SportsService,
     pub auth: Authenticator,
     pub config: Config,
     pub metrics: Metrics,
@@ -61,6 +66,8 @@ pub enum ServerError {
     Store { store: String, message: String },
     #[error("cannot connect the broker: {0}")]
     Broker(String),
+    #[error("sports settings: {0}")]
+    Sports(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -100,12 +107,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         presence,
         namespaces: config.namespace_map(),
     }));
+    let sports = sports_service(&config, &node)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let state = Arc::new(ServerState {
         node,
+        sports,
         auth,
         config,
         metrics: Metrics::default(),
@@ -117,6 +126,19 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let serve = tokio::spawn(serve(listener, state.clone()));
     tracing::info!(%addr, "courtside listening");
     Ok(RunningServer { addr, state, serve })
+}
+
+/// The sports service on the node's store: public channels keep what their namespace says.
+fn sports_service(config: &Config, node: &Node) -> Result<SportsService, ServerError> {
+    let claims = &config.sports;
+    let policy = ClaimPolicy::new(claims.claim_ttl_secs.saturating_mul(1000), claims.claim_ttl_max_secs.saturating_mul(1000))
+        .map_err(|error| ServerError::Sports(error.to_string()))?;
+    let namespaces = node.namespaces().clone();
+    let retention_for = move |channel: &ChannelName| {
+        namespaces.get(channel.namespace()).map_or_else(|| NamespaceOptions::default().retention(), |options| options.retention())
+    };
+    let now = || i64::try_from(now_ms()).unwrap_or(i64::MAX);
+    Ok(SportsService::new(node.writer(), retention_for, policy, now))
 }
 
 /// The broker (and the presence store that goes with it) the configuration names.

@@ -1,0 +1,410 @@
+//! The sports REST API (seed 001's paths): tournaments ("events") and what they hold, scores,
+//! claims, coverage plans, announcements and conflicts, over [`SportsService`]. Every
+//! [`SportsError`] is mapped to its HTTP status here, once, in the server's one error shape —
+//! with `fields` for validation failures and `current` (the stored score) for conflicts.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use courtside_core::access::Principal;
+use courtside_core::channel::Role;
+use courtside_domain::claim::{ClaimError, FenceError, Release, ReleaseError};
+use courtside_domain::model::{Court, Division, Match, Priority, Team, Tournament};
+use courtside_domain::service::{Actor, ScoreUpdate, SportsError};
+use courtside_core::store::StoreError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, principal_from};
+use crate::protocol::ClientError;
+use crate::server::ServerState;
+
+/// Default page size of score history.
+const HISTORY_LIMIT_DEFAULT: usize = 100;
+
+pub fn routes() -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/api/events", get(list_events).post(create_event))
+        .route("/api/events/{event_id}", get(event))
+        .route("/api/events/{event_id}/divisions/{id}", put(put_division))
+        .route("/api/events/{event_id}/teams/{id}", put(put_team))
+        .route("/api/events/{event_id}/courts/{id}", put(put_court))
+        .route("/api/events/{event_id}/matches", post(create_match))
+        .route("/api/events/{event_id}/scores", get(scores).post(update_score))
+        .route("/api/events/{event_id}/scores/{match_id}", get(score))
+        .route("/api/events/{event_id}/scores/{match_id}/history", get(score_history))
+        .route("/api/events/{event_id}/claims", get(claims))
+        .route("/api/events/{event_id}/claims/{match_id}", get(claim).post(take_claim).delete(release_claim))
+        .route("/api/events/{event_id}/coverage-plans", get(coverage_plan).put(set_coverage_plan).delete(clear_coverage_plan))
+        .route("/api/events/{event_id}/announcements", post(announce))
+        .route("/api/events/{event_id}/conflicts", get(conflicts))
+}
+
+/// A [`SportsError`] answered over HTTP.
+pub struct SportsApiError(SportsError);
+
+impl From<SportsError> for SportsApiError {
+    fn from(error: SportsError) -> Self {
+        Self(error)
+    }
+}
+
+/// Errors of the shared HTTP layer (authentication, unreadable bodies) in the same shape.
+pub enum Failure {
+    Sports(SportsApiError),
+    Api(ApiError),
+}
+
+impl From<SportsError> for Failure {
+    fn from(error: SportsError) -> Self {
+        Failure::Sports(SportsApiError(error))
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Failure::Api(error)
+    }
+}
+
+impl From<JsonRejection> for Failure {
+    fn from(rejection: JsonRejection) -> Self {
+        Failure::Api(rejection.into())
+    }
+}
+
+impl From<QueryRejection> for Failure {
+    fn from(rejection: QueryRejection) -> Self {
+        Failure::Api(rejection.into())
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Sports(error) => error.into_response(),
+            Failure::Api(error) => error.into_response(),
+        }
+    }
+}
+
+impl SportsApiError {
+    /// The HTTP status and the stable code of each error.
+    pub fn http(&self) -> (StatusCode, &'static str) {
+        use SportsError as E;
+        match &self.0 {
+            E::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_id"),
+            E::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            E::AlreadyExists { .. } => (StatusCode::CONFLICT, "already_exists"),
+            E::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_denied"),
+            E::InvalidField { .. } | E::Format(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            E::ScoreRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_score"),
+            E::MatchFinished { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "match_completed"),
+            E::Stale { .. } => (StatusCode::CONFLICT, "stale_version"),
+            E::KeptServer { .. } => (StatusCode::CONFLICT, "newer_score_stored"),
+            E::Claim(ClaimError::Held { .. }) => (StatusCode::CONFLICT, "claim_held"),
+            E::Claim(ClaimError::TokensExhausted) => (StatusCode::CONFLICT, "claim_tokens_exhausted"),
+            E::Claim(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            E::Release(ReleaseError::NotHolder { .. }) => (StatusCode::FORBIDDEN, "not_claim_holder"),
+            E::Fence(FenceError::NotClaimed) => (StatusCode::FORBIDDEN, "claim_required"),
+            E::Fence(FenceError::Expired { .. }) => (StatusCode::FORBIDDEN, "claim_expired"),
+            E::Fence(FenceError::HeldByOther { .. }) => (StatusCode::FORBIDDEN, "not_claim_holder"),
+            E::Fence(FenceError::StaleToken { .. } | FenceError::UnknownToken { .. }) => (StatusCode::CONFLICT, "stale_fencing_token"),
+            E::Contended => (StatusCode::SERVICE_UNAVAILABLE, "contended"),
+            E::Store(StoreError::Conflict(_)) => (StatusCode::SERVICE_UNAVAILABLE, "contended"),
+            E::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            E::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for SportsApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.http();
+        let mut error = json!({ "code": code, "status": status.as_u16(), "message": self.0.to_string() });
+        match &self.0 {
+            SportsError::ScoreRejected(violations) => error["fields"] = json!(violations),
+            SportsError::InvalidField { field, message } => {
+                error["fields"] = json!([{ "path": field, "code": "invalid", "message": message }]);
+            }
+            SportsError::Format(format) => {
+                error["fields"] = json!([{ "path": "format", "code": "invalid_format", "message": format.to_string() }]);
+            }
+            SportsError::Stale { current, .. } => error["current"] = json!(**current),
+            SportsError::KeptServer { current } => error["current"] = json!(**current),
+            SportsError::Corrupt(detail) => {
+                tracing::error!(%detail, "a stored sports record cannot be read");
+                error["message"] = json!("internal error");
+            }
+            _ => {}
+        }
+        (status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// The caller as the sports service sees it: a signed-in user, or the app backend (API key),
+/// which acts as a director named `api`. Anonymous callers are refused.
+fn actor(state: &ServerState, headers: &HeaderMap) -> Result<Actor, Failure> {
+    match principal_from(state, headers, None)? {
+        Principal::User { id, roles } => Ok(Actor { user: id, roles }),
+        Principal::Server => Ok(Actor { user: "api".into(), roles: vec![Role::Director] }),
+        Principal::Anonymous => Err(ApiError(ClientError::Unauthorized("sign in: this endpoint needs a token".into())).into()),
+    }
+}
+
+type Shared = State<Arc<ServerState>>;
+type Reply = Result<Response, Failure>;
+
+fn ok(value: impl serde::Serialize) -> Reply {
+    Ok(Json(value).into_response())
+}
+
+fn created(value: impl serde::Serialize) -> Reply {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+async fn list_events(State(state): Shared, headers: HeaderMap) -> Reply {
+    actor(&state, &headers)?;
+    ok(json!({ "events": state.sports.tournaments().await? }))
+}
+
+async fn create_event(State(state): Shared, headers: HeaderMap, body: Result<Json<Tournament>, JsonRejection>) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(tournament) = body?;
+    created(state.sports.create_tournament(&actor, tournament).await?)
+}
+
+async fn event(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+    actor(&state, &headers)?;
+    let tournament = state.sports.tournament(&event_id).await?;
+    let registry = state.sports.registry(&event_id).await?;
+    ok(json!({ "event": tournament, "divisions": registry.divisions, "teams": registry.teams, "courts": registry.courts, "matches": registry.matches }))
+}
+
+/// The id in the path must be the body's, when the body names one.
+fn same_id(path_id: &str, body_id: &str) -> Result<(), Failure> {
+    if path_id == body_id {
+        return Ok(());
+    }
+    Err(SportsError::InvalidField { field: "id".into(), message: format!("the body's id {body_id:?} is not the path's {path_id:?}") }.into())
+}
+
+async fn put_division(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((event_id, id)): Path<(String, String)>,
+    body: Result<Json<Division>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(division) = body?;
+    same_id(&id, &division.id)?;
+    ok(state.sports.put_division(&actor, &event_id, division).await?)
+}
+
+async fn put_team(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((event_id, id)): Path<(String, String)>,
+    body: Result<Json<Team>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(team) = body?;
+    same_id(&id, &team.id)?;
+    ok(state.sports.put_team(&actor, &event_id, team).await?)
+}
+
+async fn put_court(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((event_id, id)): Path<(String, String)>,
+    body: Result<Json<Court>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(court) = body?;
+    same_id(&id, &court.id)?;
+    ok(state.sports.put_court(&actor, &event_id, court).await?)
+}
+
+async fn create_match(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+    body: Result<Json<Match>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(new) = body?;
+    created(state.sports.create_match(&actor, &event_id, new).await?)
+}
+
+async fn update_score(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+    body: Result<Json<ScoreUpdate>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(update) = body?;
+    let outcome = state.sports.update_score(&actor, &event_id, update).await?;
+    ok(json!({ "score": outcome.score, "duplicate": outcome.duplicate }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScoresQuery {
+    team_id: Option<String>,
+    division: Option<String>,
+}
+
+async fn scores(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+    query: Result<Query<ScoresQuery>, QueryRejection>,
+) -> Reply {
+    actor(&state, &headers)?;
+    let Query(query) = query?;
+    let scores = state.sports.scores(&event_id, query.team_id.as_deref(), query.division.as_deref()).await?;
+    ok(json!({ "scores": scores }))
+}
+
+async fn score(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
+    actor(&state, &headers)?;
+    ok(json!({ "score": state.sports.score(&event_id, &match_id).await? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<usize>,
+    offset: Option<u64>,
+}
+
+async fn score_history(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((event_id, match_id)): Path<(String, String)>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Reply {
+    actor(&state, &headers)?;
+    let Query(page) = query?;
+    let limit = page.limit.unwrap_or(HISTORY_LIMIT_DEFAULT);
+    ok(state.sports.score_history(&event_id, &match_id, limit, page.offset.unwrap_or(0)).await?)
+}
+
+async fn claims(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+    actor(&state, &headers)?;
+    ok(json!({ "claims": state.sports.claims(&event_id).await? }))
+}
+
+async fn claim(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
+    actor(&state, &headers)?;
+    ok(json!({ "claim": state.sports.claim_of(&event_id, &match_id).await? }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClaimBody {
+    /// Milliseconds since the Unix epoch.
+    expires_at: Option<i64>,
+}
+
+async fn take_claim(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((event_id, match_id)): Path<(String, String)>,
+    body: Option<Json<ClaimBody>>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let body = body.map(|Json(body)| body).unwrap_or_default();
+    ok(json!({ "claim": state.sports.claim(&actor, &event_id, &match_id, body.expires_at).await? }))
+}
+
+async fn release_claim(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let released = match state.sports.release(&actor, &event_id, &match_id).await? {
+        Release::Released => json!({ "released": true }),
+        Release::ForceReleased { holder } => json!({ "released": true, "forced": true, "holder": holder }),
+        Release::NotHeld => json!({ "released": false }),
+    };
+    ok(released)
+}
+
+async fn coverage_plan(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+    let actor = actor(&state, &headers)?;
+    ok(json!({ "selectedMatches": state.sports.coverage_plan(&actor, &event_id).await? }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CoverageBody {
+    selected_matches: Vec<String>,
+}
+
+/// Most matches in one coverage plan.
+const COVERAGE_MATCHES_MAX: usize = 1_000;
+
+async fn set_coverage_plan(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+    body: Result<Json<CoverageBody>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(body) = body?;
+    if body.selected_matches.len() > COVERAGE_MATCHES_MAX {
+        let message = format!("at most {COVERAGE_MATCHES_MAX} matches");
+        return Err(SportsError::InvalidField { field: "selectedMatches".into(), message }.into());
+    }
+    ok(json!({ "selectedMatches": state.sports.set_coverage_plan(&actor, &event_id, body.selected_matches).await? }))
+}
+
+async fn clear_coverage_plan(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+    let actor = actor(&state, &headers)?;
+    state.sports.clear_coverage_plan(&actor, &event_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AnnouncementBody {
+    #[serde(default)]
+    priority: Priority,
+    title: String,
+    #[serde(default)]
+    body: String,
+}
+
+async fn announce(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+    body: Result<Json<AnnouncementBody>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(body) = body?;
+    created(state.sports.announce(&actor, &event_id, body.priority, &body.title, &body.body).await?)
+}
+
+async fn conflicts(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Query(page) = query?;
+    let limit = page.limit.unwrap_or(HISTORY_LIMIT_DEFAULT);
+    let conflicts: Vec<Value> = state
+        .sports
+        .conflicts(&actor, &event_id, limit, page.offset.unwrap_or(0))
+        .await?
+        .into_iter()
+        .map(|entry| json!(entry))
+        .collect();
+    ok(json!({ "conflicts": conflicts }))
+}

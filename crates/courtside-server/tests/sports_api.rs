@@ -1,0 +1,171 @@
+//! The sports REST API over real HTTP, with a WebSocket subscriber: a director sets up a
+//! tournament, two scorekeepers race for a claim, scores are validated, versioned, retried and
+//! published; every bad request gets a 4xx in the one error shape and changes nothing.
+
+mod common;
+
+use common::{TestServer, result};
+use courtside_core::Role;
+use serde_json::{Value, json};
+
+struct Http<'a> {
+    server: &'a TestServer,
+    auth: String,
+}
+
+impl Http<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = reqwest::Client::new().request(method, self.server.http(path)).header("authorization", &self.auth);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") })
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+fn as_user<'a>(server: &'a TestServer, user: &str, role: Role) -> Http<'a> {
+    Http { server, auth: format!("Bearer {}", server.token(user, &[role])) }
+}
+
+/// Tournament `cup`: division `u18`, teams `red` and `blue`, court `c1`, match `m1`.
+async fn tournament(director: &Http<'_>) {
+    let (status, body) = director.post("/api/events", json!({ "id": "cup", "name": "Summer Cup" })).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(director.put("/api/events/cup/divisions/u18", json!({ "id": "u18", "name": "U18" })).await.0, 200);
+    for team in ["red", "blue"] {
+        let (status, body) = director.put(&format!("/api/events/cup/teams/{team}"), json!({ "id": team, "name": team, "divisionId": "u18" })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(director.put("/api/events/cup/courts/c1", json!({ "id": "c1", "name": "Court 1" })).await.0, 200);
+    let new = json!({ "id": "m1", "divisionId": "u18", "homeTeamId": "red", "awayTeamId": "blue", "courtId": "c1" });
+    let (status, body) = director.post("/api/events/cup/matches", new).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["format"]["setsToWin"], 2, "best of 3 by default: {body}");
+}
+
+#[tokio::test]
+async fn a_tournament_is_set_up_scored_and_followed_live() {
+    let server = TestServer::start().await;
+    let director = as_user(&server, "dana", Role::Director);
+    tournament(&director).await;
+    let (status, body) = director.get("/api/events").await;
+    assert_eq!((status, body["events"][0]["id"].as_str()), (200, Some("cup")));
+
+    let mut fan = server.connected("fan", &[Role::Spectator]).await;
+    let subscribed = fan.request("subscribe", json!({ "channel": "tournament:cup:scores", "snapshot": true })).await;
+    assert_eq!(result(&subscribed)["snapshot"], json!([]), "{subscribed}");
+
+    let kim = as_user(&server, "kim", Role::Scorekeeper);
+    let (status, body) = kim.post("/api/events/cup/claims/m1", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["claim"]["fencingToken"].as_u64().expect("token");
+    let update = json!({ "matchId": "m1", "sets": [{ "home": 25, "away": 21 }, { "home": 3, "away": 1 }], "status": "in_progress", "fencingToken": token, "opId": "kim-1" });
+    let (status, body) = kim.post("/api/events/cup/scores", update.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["score"]["version"].as_u64(), body["duplicate"].as_bool()), (Some(1), Some(false)));
+    let (status, retried) = kim.post("/api/events/cup/scores", update).await;
+    assert_eq!((status, retried["duplicate"].as_bool()), (200, Some(true)), "{retried}");
+    assert_eq!(retried["score"], body["score"], "a retried operation gets its first answer");
+
+    let live = fan.next_publication().await;
+    assert_eq!(live["data"]["score"]["sets"][0]["home"], 25, "{live}");
+    assert_eq!(live["data"]["score"]["matchId"], "m1");
+
+    let (status, body) = kim.get("/api/events/cup/scores/m1").await;
+    assert_eq!((status, body["score"]["version"].as_u64()), (200, Some(1)));
+    let (status, body) = kim.get("/api/events/cup/scores?teamId=blue").await;
+    assert_eq!((status, body["scores"].as_array().map(Vec::len)), (200, Some(1)));
+    let (status, body) = kim.get("/api/events/cup/scores?division=u17").await;
+    assert_eq!((status, body["scores"].as_array().map(Vec::len)), (200, Some(0)));
+    let (status, body) = kim.get("/api/events/cup/scores/m1/history?limit=10&offset=0").await;
+    assert_eq!((status, body["total"].as_u64(), body["changes"][0]["by"].as_str()), (200, Some(1), Some("kim")));
+
+    // A late subscriber gets the scoreboard as of an offset, then what follows.
+    let mut late = server.connected("late", &[Role::Spectator]).await;
+    let reply = late.request("subscribe", json!({ "channel": "tournament:cup:scores", "snapshot": true })).await;
+    let snapshot = &result(&reply)["snapshot"];
+    assert_eq!(snapshot.as_array().map(Vec::len), Some(1), "{reply}");
+    assert_eq!(snapshot[0]["key"], "m1");
+
+    let (status, body) = kim.delete("/api/events/cup/claims/m1").await;
+    assert_eq!((status, body["released"].as_bool()), (200, Some(true)));
+    let (status, body) = kim.get("/api/events/cup/claims").await;
+    assert_eq!((status, body["claims"].as_object().map(|claims| claims.len())), (200, Some(0)));
+}
+
+#[tokio::test]
+async fn racing_claims_stale_versions_and_bad_scores_are_refused_clearly() {
+    let server = TestServer::start().await;
+    let director = as_user(&server, "dana", Role::Director);
+    tournament(&director).await;
+    let kim = as_user(&server, "kim", Role::Scorekeeper);
+    let lee = as_user(&server, "lee", Role::Scorekeeper);
+    let (first, second) = tokio::join!(kim.post("/api/events/cup/claims/m1", json!({})), lee.post("/api/events/cup/claims/m1", json!({})));
+    let mut statuses = [first.0, second.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "exactly one wins: {first:?} {second:?}");
+    let (winner, loser) = if first.0 == 200 { (&kim, &second.1) } else { (&lee, &first.1) };
+    assert_eq!(loser["error"]["code"], "claim_held", "{loser}");
+    let other = if first.0 == 200 { &lee } else { &kim };
+
+    let refused = other.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": 1, "away": 0 }], "status": "in_progress" })).await;
+    assert_eq!((refused.0, refused.1["error"]["code"].as_str()), (403, Some("not_claim_holder")), "{:?}", refused.1);
+
+    let overrun = winner.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": 28, "away": 25 }], "status": "in_progress" })).await;
+    assert_eq!((overrun.0, overrun.1["error"]["code"].as_str()), (422, Some("invalid_score")), "{:?}", overrun.1);
+    assert_eq!(overrun.1["error"]["fields"][0]["path"], "sets[0]");
+    assert_eq!(overrun.1["error"]["fields"][0]["code"], "set_overrun");
+    let negative = winner.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": -1, "away": 0 }], "status": "in_progress" })).await;
+    assert_eq!((negative.0, negative.1["error"]["fields"][0]["code"].as_str()), (422, Some("negative_points")));
+
+    let first_write = winner.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": 1, "away": 0 }], "status": "in_progress", "baseVersion": 0 })).await;
+    assert_eq!(first_write.0, 200, "{:?}", first_write.1);
+    let stale = winner.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": 2, "away": 0 }], "status": "in_progress", "baseVersion": 0 })).await;
+    assert_eq!((stale.0, stale.1["error"]["code"].as_str()), (409, Some("stale_version")), "{:?}", stale.1);
+    assert_eq!(stale.1["error"]["current"]["version"], 1, "the 409 carries the current score");
+
+    // A body that is not the documented JSON is a 400; a well-formed one that breaks a rule a 422.
+    for (body, expected) in [
+        (json!({ "matchId": "m1", "sets": "lots", "status": "in_progress" }), 400),
+        (json!({ "matchId": "nope", "sets": [], "status": "in_progress" }), 404),
+        (json!({ "matchId": "a b", "sets": [], "status": "in_progress" }), 400),
+        (json!({ "matchId": "m1", "sets": [], "status": "finished" }), 400),
+        (json!({ "matchId": "m1", "sets": [], "status": "in_progress", "extra": 1 }), 400),
+        (json!({ "matchId": "m1", "sets": [{ "home": 25, "away": 20 }], "status": "completed" }), 422),
+    ] {
+        let (status, reply) = winner.post("/api/events/cup/scores", body.clone()).await;
+        assert_eq!(status, expected, "{body} → {reply}");
+        assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{reply}");
+    }
+    let (status, body) = winner.get("/api/events/cup/scores/m1/history").await;
+    assert_eq!((status, body["total"].as_u64()), (200, Some(1)), "refused requests changed nothing");
+
+    let fan = as_user(&server, "fan", Role::Spectator);
+    let (status, body) = fan.post("/api/events", json!({ "id": "x", "name": "x" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("permission_denied")));
+    let anonymous = Http { server: &server, auth: String::new() };
+    assert_eq!(anonymous.get("/api/events").await.0, 401);
+    let (status, _) = director.get("/api/events/nope").await;
+    assert_eq!(status, 404);
+    let (status, body) = director.put("/api/events/cup/courts/c2", json!({ "id": "c3", "name": "x" })).await;
+    assert_eq!((status, body["error"]["fields"][0]["path"].as_str()), (422, Some("id")));
+}
