@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use courtside_core::{NamespaceOptions, Role};
+
+use crate::rate_limit::{EndpointClass, RateLimit};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -67,11 +69,25 @@ pub struct SportsConfig {
     pub claim_ttl_secs: u32,
     /// The furthest `expiresAt` a claim may ask for, from now.
     pub claim_ttl_max_secs: u32,
+    /// Requests per caller (user, or client address without a token) per endpoint class;
+    /// seed 001's limits by default.
+    pub rate_limits: BTreeMap<String, RateLimit>,
 }
 
 impl Default for SportsConfig {
     fn default() -> Self {
-        Self { claim_ttl_secs: 15 * 60, claim_ttl_max_secs: 12 * 3600 }
+        let rate_limits = EndpointClass::ALL.iter().map(|class| (class.name().to_string(), class.default_limit())).collect();
+        Self { claim_ttl_secs: 15 * 60, claim_ttl_max_secs: 12 * 3600, rate_limits }
+    }
+}
+
+impl SportsConfig {
+    /// The limits by class (names were checked by `Config::validate`).
+    pub fn rate_limits_by_class(&self) -> HashMap<EndpointClass, RateLimit> {
+        EndpointClass::ALL
+            .iter()
+            .filter_map(|class| Some((*class, *self.rate_limits.get(class.name())?)))
+            .collect()
     }
 }
 
@@ -344,6 +360,16 @@ impl Config {
         }
         if self.presence_ttl_secs < 3 {
             return invalid("presence_ttl_secs", "must be at least 3");
+        }
+        for (name, limit) in &self.sports.rate_limits {
+            let key = format!("sports.rate_limits.{name}");
+            if !EndpointClass::ALL.iter().any(|class| class.name() == name) {
+                let names: Vec<&str> = EndpointClass::ALL.iter().map(|class| class.name()).collect();
+                return invalid(&key, &format!("unknown endpoint class; use one of {}", names.join(", ")));
+            }
+            if limit.requests == 0 || limit.per_secs == 0 {
+                return invalid(&key, "requests and per_secs must be at least 1");
+            }
         }
         if self.sports.claim_ttl_secs == 0 {
             return invalid("sports.claim_ttl_secs", "must be at least 1");

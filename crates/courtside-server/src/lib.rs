@@ -10,6 +10,7 @@
 //! - [`api`]: the HTTP routes — server API, health, readiness, metrics.
 //! - [`sports_api`]: the sports REST API (seed 001's paths) over the domain's service.
 //! - [`metrics`]: Prometheus counters and the delivery latency histogram.
+//! - [`rate_limit`]: token buckets, per connection and per caller and endpoint on the HTTP API.
 //! - [`server`]: wiring, serving and graceful shutdown.
 //!
 //! # Architecture invariants
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
+pub mod rate_limit;
 pub mod server;
 pub mod session;
 pub mod sports_api;

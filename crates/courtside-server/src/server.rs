@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{BrokerChoice, Config, StoreChoice};
 use crate::metrics::Metrics;
+use crate::rate_limit::HttpRateLimiter;
 
 /// How often expired history is swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -40,6 +41,8 @@ pub struct ServerState {
     pub node: Arc<Node>,
     /// Tournaments, claims and scores, kept in the node's store.
     pub sports: SportsService,
+    /// Per-caller limits of the sports API.
+    pub http_limits: HttpRateLimiter,
     pub auth: Authenticator,
     pub config: Config,
     pub metrics: Metrics,
@@ -115,6 +118,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let state = Arc::new(ServerState {
         node,
         sports,
+        http_limits: HttpRateLimiter::new(config.sports.rate_limits_by_class()),
         auth,
         config,
         metrics: Metrics::default(),

@@ -22,6 +22,7 @@ use crate::protocol::{
     decode_command, encode_error, encode_publication_push, encode_result, ChannelParams, ClientError, DecodeError,
     Disconnect, HistoryParams, Method, Publications, PublishParams, SubscribeParams,
 };
+use crate::rate_limit::TokenBucket;
 use crate::server::ServerState;
 
 /// Largest history page a client may ask for.
@@ -29,31 +30,6 @@ pub const HISTORY_LIMIT_MAX: usize = 1000;
 const HISTORY_LIMIT_DEFAULT: usize = 100;
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    refilled_at: Instant,
-}
-
-impl TokenBucket {
-    pub fn new(rate: u32, burst: u32) -> Self {
-        Self { rate: rate as f64, burst: burst as f64, tokens: burst as f64, refilled_at: Instant::now() }
-    }
-
-    pub fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.duration_since(self.refilled_at).as_secs_f64();
-        self.refilled_at = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Offsets `from..=to` are missing before `delivery` on its channel.
 pub struct Gap {
     delivery: Arc<Delivery>,
@@ -555,19 +531,4 @@ pub async fn history_checked(
         None => HistoryQuery::Latest { limit },
     };
     Ok(state.node.history(&params.channel, query).await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_bucket_allows_a_burst_then_the_rate() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(10, 3);
-        assert!((0..3).all(|_| bucket.take(start)));
-        assert!(!bucket.take(start));
-        assert!(bucket.take(start + Duration::from_millis(110)));
-        assert!(!bucket.take(start + Duration::from_millis(111)));
-    }
 }

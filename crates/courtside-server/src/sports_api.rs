@@ -6,8 +6,12 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -22,12 +26,13 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, principal_from};
 use crate::protocol::ClientError;
+use crate::rate_limit::{Caller, EndpointClass};
 use crate::server::ServerState;
 
 /// Default page size of score history.
 const HISTORY_LIMIT_DEFAULT: usize = 100;
 
-pub fn routes() -> Router<Arc<ServerState>> {
+pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
     Router::new()
         .route("/api/events", get(list_events).post(create_event))
         .route("/api/events/{event_id}", get(event))
@@ -43,6 +48,39 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/api/events/{event_id}/coverage-plans", get(coverage_plan).put(set_coverage_plan).delete(clear_coverage_plan))
         .route("/api/events/{event_id}/announcements", post(announce))
         .route("/api/events/{event_id}/conflicts", get(conflicts))
+        .route_layer(middleware::from_fn_with_state(state, rate_limited))
+}
+
+/// Counts the request against its caller's bucket for the endpoint's class: a signed-in user by
+/// name, anyone else by address (the app backend's API key is not limited). Every limited
+/// response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds when the
+/// bucket is full again); past the limit the answer is 429 with `Retry-After`.
+async fn rate_limited(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    matched: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    let caller = match principal_from(&state, request.headers(), None) {
+        Ok(Principal::Server) => return next.run(request).await,
+        Ok(Principal::User { id, .. }) => Caller::User(id),
+        Ok(Principal::Anonymous) | Err(_) => Caller::Address(peer.ip()),
+    };
+    let class = EndpointClass::of(request.method(), matched.as_str());
+    let verdict = state.http_limits.check(class, caller, Instant::now());
+    let mut response = if verdict.allowed {
+        next.run(request).await
+    } else {
+        let mut refused = ApiError(ClientError::TooManyRequests).into_response();
+        refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(verdict.retry_after_secs));
+        refused
+    };
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(verdict.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(verdict.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(verdict.reset_at_secs));
+    response
 }
 
 /// A [`SportsError`] answered over HTTP.

@@ -169,3 +169,42 @@ async fn racing_claims_stale_versions_and_bad_scores_are_refused_clearly() {
     let (status, body) = director.put("/api/events/cup/courts/c2", json!({ "id": "c3", "name": "x" })).await;
     assert_eq!((status, body["error"]["fields"][0]["path"].as_str()), (422, Some("id")));
 }
+
+#[tokio::test]
+async fn every_response_says_the_rate_limit_and_429_says_when_to_retry() {
+    use courtside_server::rate_limit::RateLimit;
+    let server = TestServer::start_with(|config| {
+        config.sports.rate_limits.insert("claim_read".into(), RateLimit::new(2, 60));
+    })
+    .await;
+    let director = as_user(&server, "dana", Role::Director);
+    tournament(&director).await;
+    let token = server.token("kim", &[Role::Scorekeeper]);
+    let client = reqwest::Client::new();
+    let claim_read = || client.get(server.http("/api/events/cup/claims/m1")).bearer_auth(&token).send();
+    let header = |response: &reqwest::Response, name: &str| -> Option<u64> {
+        response.headers().get(name)?.to_str().ok()?.parse().ok()
+    };
+    let first = claim_read().await.expect("request");
+    assert_eq!(first.status().as_u16(), 200);
+    assert_eq!((header(&first, "x-ratelimit-limit"), header(&first, "x-ratelimit-remaining")), (Some(2), Some(1)));
+    assert!(header(&first, "x-ratelimit-reset").is_some_and(|reset| reset > 1_700_000_000), "a Unix time");
+    assert_eq!(claim_read().await.expect("request").status().as_u16(), 200);
+    let refused = claim_read().await.expect("request");
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(header(&refused, "retry-after"), Some(30), "one request every 30 s");
+    assert_eq!(header(&refused, "x-ratelimit-remaining"), Some(0));
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_many_requests");
+
+    // Limits are per user: another scorekeeper is not affected, nor another endpoint class.
+    let lee = client.get(server.http("/api/events/cup/claims/m1")).bearer_auth(server.token("lee", &[Role::Scorekeeper])).send().await;
+    assert_eq!(lee.expect("request").status().as_u16(), 200);
+    let list = client.get(server.http("/api/events/cup/claims")).bearer_auth(&token).send().await.expect("request");
+    assert_eq!((list.status().as_u16(), header(&list, "x-ratelimit-limit")), (200, Some(50)), "seed 001: 50 per minute");
+    // The app backend's API key is not limited.
+    for _ in 0..3 {
+        let backend = client.get(server.http("/api/events/cup/claims/m1")).header("authorization", format!("apikey {}", server.api_key())).send().await;
+        assert_eq!(backend.expect("request").status().as_u16(), 200);
+    }
+}

@@ -1,0 +1,270 @@
+//! Rate limits: the token bucket (per WebSocket connection, and per user or IP on the HTTP API)
+//! and [`HttpRateLimiter`], the per-endpoint limits of the sports API (seed 001's numbers by
+//! default) with the `X-RateLimit-*` headers every limited response carries.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// Requests allowed per window: the bucket holds `requests` and refills them over `per_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per_secs: u32,
+}
+
+impl RateLimit {
+    pub const fn new(requests: u32, per_secs: u32) -> Self {
+        Self { requests, per_secs }
+    }
+
+    fn tokens_per_sec(self) -> f64 {
+        f64::from(self.requests) / f64::from(self.per_secs.max(1))
+    }
+}
+
+/// A token bucket: `burst` tokens at most, refilled at `rate` per second.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Self::with_rate(f64::from(rate), burst)
+    }
+
+    fn with_rate(rate: f64, burst: u32) -> Self {
+        Self { rate, burst: f64::from(burst), tokens: f64::from(burst), refilled_at: Instant::now() }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        self.refilled_at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+    }
+
+    /// Takes a token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whole tokens left.
+    pub fn remaining(&self) -> u32 {
+        self.tokens.floor().clamp(0.0, f64::from(u32::MAX)) as u32
+    }
+
+    /// How long until the bucket is full again.
+    pub fn until_full(&self) -> Duration {
+        self.wait_for(self.burst)
+    }
+
+    /// How long until one token is there.
+    pub fn until_next(&self) -> Duration {
+        self.wait_for(1.0)
+    }
+
+    fn wait_for(&self, tokens: f64) -> Duration {
+        let missing = (tokens - self.tokens).max(0.0);
+        if self.rate <= 0.0 {
+            return Duration::MAX;
+        }
+        Duration::from_secs_f64(missing / self.rate)
+    }
+}
+
+/// The limited groups of sports endpoints, each with its own bucket per caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EndpointClass {
+    ScoreUpdate,
+    ScoreRead,
+    ScoresList,
+    ScoreHistory,
+    ClaimWrite,
+    ClaimRead,
+    ClaimsList,
+    CoverageRead,
+    CoverageWrite,
+    /// Every other sports endpoint (events, registry, matches, announcements, conflicts).
+    Other,
+}
+
+impl EndpointClass {
+    pub const ALL: [EndpointClass; 10] = [
+        EndpointClass::ScoreUpdate,
+        EndpointClass::ScoreRead,
+        EndpointClass::ScoresList,
+        EndpointClass::ScoreHistory,
+        EndpointClass::ClaimWrite,
+        EndpointClass::ClaimRead,
+        EndpointClass::ClaimsList,
+        EndpointClass::CoverageRead,
+        EndpointClass::CoverageWrite,
+        EndpointClass::Other,
+    ];
+
+    /// Its name in the configuration (`sports.rate_limits.<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EndpointClass::ScoreUpdate => "score_update",
+            EndpointClass::ScoreRead => "score_read",
+            EndpointClass::ScoresList => "scores_list",
+            EndpointClass::ScoreHistory => "score_history",
+            EndpointClass::ClaimWrite => "claim_write",
+            EndpointClass::ClaimRead => "claim_read",
+            EndpointClass::ClaimsList => "claims_list",
+            EndpointClass::CoverageRead => "coverage_read",
+            EndpointClass::CoverageWrite => "coverage_write",
+            EndpointClass::Other => "other",
+        }
+    }
+
+    /// Seed 001's limits.
+    pub fn default_limit(self) -> RateLimit {
+        match self {
+            EndpointClass::ScoreUpdate | EndpointClass::CoverageWrite => RateLimit::new(10, 1),
+            EndpointClass::ScoreRead | EndpointClass::ClaimRead => RateLimit::new(100, 60),
+            EndpointClass::ScoresList | EndpointClass::ScoreHistory | EndpointClass::ClaimsList | EndpointClass::CoverageRead => {
+                RateLimit::new(50, 60)
+            }
+            EndpointClass::ClaimWrite => RateLimit::new(20, 60),
+            EndpointClass::Other => RateLimit::new(100, 60),
+        }
+    }
+
+    /// The class of a sports route (`path` as routed, with `{…}` placeholders).
+    pub fn of(method: &axum::http::Method, path: &str) -> EndpointClass {
+        use axum::http::Method;
+        let is_get = method == Method::GET;
+        match path {
+            "/api/events/{event_id}/scores" if is_get => EndpointClass::ScoresList,
+            "/api/events/{event_id}/scores" => EndpointClass::ScoreUpdate,
+            "/api/events/{event_id}/scores/{match_id}" => EndpointClass::ScoreRead,
+            "/api/events/{event_id}/scores/{match_id}/history" => EndpointClass::ScoreHistory,
+            "/api/events/{event_id}/claims" => EndpointClass::ClaimsList,
+            "/api/events/{event_id}/claims/{match_id}" if is_get => EndpointClass::ClaimRead,
+            "/api/events/{event_id}/claims/{match_id}" => EndpointClass::ClaimWrite,
+            "/api/events/{event_id}/coverage-plans" if is_get => EndpointClass::CoverageRead,
+            "/api/events/{event_id}/coverage-plans" => EndpointClass::CoverageWrite,
+            _ => EndpointClass::Other,
+        }
+    }
+}
+
+/// Who a bucket belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Caller {
+    User(String),
+    /// Requests without a usable token are limited per client address.
+    Address(IpAddr),
+}
+
+/// What one request was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Unix time (seconds) when the bucket is full again.
+    pub reset_at_secs: u64,
+    /// When refused: seconds until a request would be allowed.
+    pub retry_after_secs: u64,
+}
+
+/// Buckets kept before idle (full) ones are dropped.
+const BUCKETS_SWEEP_AT: usize = 100_000;
+
+/// Per-caller, per-class token buckets for the HTTP API.
+pub struct HttpRateLimiter {
+    limits: HashMap<EndpointClass, RateLimit>,
+    buckets: Mutex<HashMap<(EndpointClass, Caller), TokenBucket>>,
+}
+
+impl HttpRateLimiter {
+    pub fn new(limits: HashMap<EndpointClass, RateLimit>) -> Self {
+        Self { limits, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    fn limit(&self, class: EndpointClass) -> RateLimit {
+        self.limits.get(&class).copied().unwrap_or_else(|| class.default_limit())
+    }
+
+    /// Counts one request of `caller` to an endpoint of `class`.
+    pub fn check(&self, class: EndpointClass, caller: Caller, now: Instant) -> Verdict {
+        let limit = self.limit(class);
+        let mut buckets = self.buckets.lock();
+        if buckets.len() >= BUCKETS_SWEEP_AT {
+            // Full buckets hold no state worth keeping: a new one starts full too.
+            buckets.retain(|_, bucket| {
+                bucket.refill(now);
+                bucket.remaining() < bucket.burst as u32
+            });
+        }
+        let bucket = buckets
+            .entry((class, caller))
+            .or_insert_with(|| TokenBucket::with_rate(limit.tokens_per_sec(), limit.requests));
+        let allowed = bucket.take(now);
+        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Verdict {
+            allowed,
+            limit: limit.requests,
+            remaining: bucket.remaining(),
+            reset_at_secs: (unix_now + bucket.until_full()).as_secs_f64().ceil() as u64,
+            retry_after_secs: if allowed { 0 } else { bucket.until_next().as_secs_f64().ceil().max(1.0) as u64 },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_allows_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10, 3);
+        assert!((0..3).all(|_| bucket.take(start)));
+        assert!(!bucket.take(start));
+        assert!(bucket.take(start + Duration::from_millis(110)));
+        assert!(!bucket.take(start + Duration::from_millis(111)));
+    }
+
+    #[test]
+    fn a_class_limits_each_caller_separately_and_says_when_to_retry() {
+        let limiter = HttpRateLimiter::new(HashMap::from([(EndpointClass::ClaimWrite, RateLimit::new(2, 60))]));
+        let now = Instant::now();
+        let kim = || Caller::User("kim".into());
+        let first = limiter.check(EndpointClass::ClaimWrite, kim(), now);
+        assert_eq!((first.allowed, first.limit, first.remaining), (true, 2, 1));
+        assert!(limiter.check(EndpointClass::ClaimWrite, kim(), now).allowed);
+        let refused = limiter.check(EndpointClass::ClaimWrite, kim(), now);
+        assert_eq!((refused.allowed, refused.remaining), (false, 0));
+        assert_eq!(refused.retry_after_secs, 30, "one token every 30 s");
+        assert!(limiter.check(EndpointClass::ClaimWrite, Caller::User("lee".into()), now).allowed, "per caller");
+        assert!(limiter.check(EndpointClass::ClaimRead, kim(), now).allowed, "per class");
+        assert!(limiter.check(EndpointClass::ClaimWrite, kim(), now + Duration::from_secs(30)).allowed);
+    }
+
+    #[test]
+    fn routes_map_to_seed_classes() {
+        use axum::http::Method;
+        assert_eq!(EndpointClass::of(&Method::POST, "/api/events/{event_id}/scores"), EndpointClass::ScoreUpdate);
+        assert_eq!(EndpointClass::of(&Method::GET, "/api/events/{event_id}/scores"), EndpointClass::ScoresList);
+        assert_eq!(EndpointClass::of(&Method::DELETE, "/api/events/{event_id}/claims/{match_id}"), EndpointClass::ClaimWrite);
+        assert_eq!(EndpointClass::of(&Method::GET, "/api/events"), EndpointClass::Other);
+        assert_eq!(EndpointClass::ScoreUpdate.default_limit(), RateLimit::new(10, 1));
+    }
+}
