@@ -53,6 +53,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .merge(crate::sports_api::routes(state.clone()))
+        .merge(crate::auth_api::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -63,6 +64,40 @@ pub fn router(state: Arc<ServerState>) -> Router {
 /// A [`ClientError`] answered over HTTP.
 #[derive(Debug)]
 pub struct ApiError(pub ClientError);
+
+/// What a route module's handler fails with: its own error type `E` (mapped to HTTP by that
+/// module), or one of the shared ones (authentication, an unreadable body or query).
+pub enum HttpFailure<E> {
+    Module(E),
+    Api(ApiError),
+}
+
+impl<E> From<ApiError> for HttpFailure<E> {
+    fn from(error: ApiError) -> Self {
+        HttpFailure::Api(error)
+    }
+}
+
+impl<E> From<JsonRejection> for HttpFailure<E> {
+    fn from(rejection: JsonRejection) -> Self {
+        HttpFailure::Api(rejection.into())
+    }
+}
+
+impl<E> From<QueryRejection> for HttpFailure<E> {
+    fn from(rejection: QueryRejection) -> Self {
+        HttpFailure::Api(rejection.into())
+    }
+}
+
+impl<E: IntoResponse> IntoResponse for HttpFailure<E> {
+    fn into_response(self) -> Response {
+        match self {
+            HttpFailure::Module(error) => error.into_response(),
+            HttpFailure::Api(error) => error.into_response(),
+        }
+    }
+}
 
 impl From<ClientError> for ApiError {
     fn from(error: ClientError) -> Self {

@@ -59,6 +59,10 @@ pub struct AuthConfig {
     pub jwt_public_key_file: Option<PathBuf>,
     /// Lifetime of tokens minted by `courtside token`.
     pub token_ttl_secs: u64,
+    /// Lifetime of the access tokens `POST /api/auth/login` and `/refresh` issue.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a sign-in's refresh tokens (counted from the sign-in, not renewed by use).
+    pub refresh_token_ttl_secs: u64,
 }
 
 /// The sports domain (tournaments, claims, scores).
@@ -148,6 +152,8 @@ impl Default for AuthConfig {
             jwt_secret_file: None,
             jwt_public_key_file: None,
             token_ttl_secs: 24 * 3600,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -370,6 +376,9 @@ impl Config {
             if limit.requests == 0 || limit.per_secs == 0 {
                 return invalid(&key, "requests and per_secs must be at least 1");
             }
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
+            return invalid("auth.access_token_ttl_secs", "access and refresh token lifetimes must be at least 1 second");
         }
         if self.sports.claim_ttl_secs == 0 {
             return invalid("sports.claim_ttl_secs", "must be at least 1");

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`config`]: the configuration model, its defaults and layered loading.
 //! - [`auth`]: JWT verification and minting, the server API key, generated secrets.
+//! - [`accounts`]: users (Argon2id), login, rotating refresh tokens with reuse detection.
+//! - [`auth_api`]: `/api/auth/login`, `/api/auth/refresh` and `/api/users` over HTTP.
 //! - [`protocol`]: wire protocol v1 — command decoding, reply/push encoding, error and
 //!   disconnect codes.
 //! - [`session`]: one connection's state machine (transport-independent).
@@ -19,8 +21,10 @@
 //!   exactly one place ([`api`], [`sports_api`]).
 //! - Publications are encoded once per publication and shared by every subscriber.
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod auth_api;
 pub mod config;
 pub mod metrics;
 pub mod protocol;

@@ -98,12 +98,14 @@ pub enum EndpointClass {
     ClaimsList,
     CoverageRead,
     CoverageWrite,
-    /// Every other sports endpoint (events, registry, matches, announcements, conflicts).
+    /// Sign-in and refresh (counted per client address: guards against password guessing).
+    SignIn,
+    /// Every other endpoint (events, registry, matches, announcements, conflicts, users).
     Other,
 }
 
 impl EndpointClass {
-    pub const ALL: [EndpointClass; 10] = [
+    pub const ALL: [EndpointClass; 11] = [
         EndpointClass::ScoreUpdate,
         EndpointClass::ScoreRead,
         EndpointClass::ScoresList,
@@ -113,6 +115,7 @@ impl EndpointClass {
         EndpointClass::ClaimsList,
         EndpointClass::CoverageRead,
         EndpointClass::CoverageWrite,
+        EndpointClass::SignIn,
         EndpointClass::Other,
     ];
 
@@ -128,6 +131,7 @@ impl EndpointClass {
             EndpointClass::ClaimsList => "claims_list",
             EndpointClass::CoverageRead => "coverage_read",
             EndpointClass::CoverageWrite => "coverage_write",
+            EndpointClass::SignIn => "sign_in",
             EndpointClass::Other => "other",
         }
     }
@@ -140,7 +144,7 @@ impl EndpointClass {
             EndpointClass::ScoresList | EndpointClass::ScoreHistory | EndpointClass::ClaimsList | EndpointClass::CoverageRead => {
                 RateLimit::new(50, 60)
             }
-            EndpointClass::ClaimWrite => RateLimit::new(20, 60),
+            EndpointClass::ClaimWrite | EndpointClass::SignIn => RateLimit::new(20, 60),
             EndpointClass::Other => RateLimit::new(100, 60),
         }
     }
@@ -159,6 +163,7 @@ impl EndpointClass {
             "/api/events/{event_id}/claims/{match_id}" => EndpointClass::ClaimWrite,
             "/api/events/{event_id}/coverage-plans" if is_get => EndpointClass::CoverageRead,
             "/api/events/{event_id}/coverage-plans" => EndpointClass::CoverageWrite,
+            "/api/auth/login" | "/api/auth/refresh" => EndpointClass::SignIn,
             _ => EndpointClass::Other,
         }
     }

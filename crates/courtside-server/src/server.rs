@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{BrokerChoice, Config, StoreChoice};
+use crate::accounts::Accounts;
 use crate::metrics::Metrics;
 use crate::rate_limit::HttpRateLimiter;
 
@@ -43,6 +44,8 @@ pub struct ServerState {
     pub sports: SportsService,
     /// Per-caller limits of the sports API.
     pub http_limits: HttpRateLimiter,
+    /// Users and sign-in sessions, kept in the node's store.
+    pub accounts: Accounts,
     pub auth: Authenticator,
     pub config: Config,
     pub metrics: Metrics,
@@ -111,6 +114,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         namespaces: config.namespace_map(),
     }));
     let sports = sports_service(&config, &node)?;
+    let accounts = Accounts::new(node.writer());
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
@@ -119,6 +123,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         node,
         sports,
         http_limits: HttpRateLimiter::new(config.sports.rate_limits_by_class()),
+        accounts,
         auth,
         config,
         metrics: Metrics::default(),

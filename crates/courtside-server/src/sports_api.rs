@@ -24,7 +24,7 @@ use courtside_core::store::StoreError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, principal_from};
+use crate::api::{ApiError, HttpFailure, principal_from};
 use crate::protocol::ClientError;
 use crate::rate_limit::{Caller, EndpointClass};
 use crate::server::ServerState;
@@ -55,19 +55,21 @@ pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
 /// name, anyone else by address (the app backend's API key is not limited). Every limited
 /// response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds when the
 /// bucket is full again); past the limit the answer is 429 with `Retry-After`.
-async fn rate_limited(
+pub async fn rate_limited(
     State(state): State<Arc<ServerState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     matched: MatchedPath,
     request: Request,
     next: Next,
 ) -> Response {
+    let class = EndpointClass::of(request.method(), matched.as_str());
     let caller = match principal_from(&state, request.headers(), None) {
         Ok(Principal::Server) => return next.run(request).await,
+        // Sign-in is counted by address whoever asks: it is where passwords are guessed.
+        Ok(Principal::User { .. }) if class == EndpointClass::SignIn => Caller::Address(peer.ip()),
         Ok(Principal::User { id, .. }) => Caller::User(id),
         Ok(Principal::Anonymous) | Err(_) => Caller::Address(peer.ip()),
     };
-    let class = EndpointClass::of(request.method(), matched.as_str());
     let verdict = state.http_limits.check(class, caller, Instant::now());
     let mut response = if verdict.allowed {
         next.run(request).await
@@ -92,42 +94,12 @@ impl From<SportsError> for SportsApiError {
     }
 }
 
-/// Errors of the shared HTTP layer (authentication, unreadable bodies) in the same shape.
-pub enum Failure {
-    Sports(SportsApiError),
-    Api(ApiError),
-}
+/// What a sports handler fails with.
+pub type Failure = HttpFailure<SportsApiError>;
 
 impl From<SportsError> for Failure {
     fn from(error: SportsError) -> Self {
-        Failure::Sports(SportsApiError(error))
-    }
-}
-
-impl From<ApiError> for Failure {
-    fn from(error: ApiError) -> Self {
-        Failure::Api(error)
-    }
-}
-
-impl From<JsonRejection> for Failure {
-    fn from(rejection: JsonRejection) -> Self {
-        Failure::Api(rejection.into())
-    }
-}
-
-impl From<QueryRejection> for Failure {
-    fn from(rejection: QueryRejection) -> Self {
-        Failure::Api(rejection.into())
-    }
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        match self {
-            Failure::Sports(error) => error.into_response(),
-            Failure::Api(error) => error.into_response(),
-        }
+        HttpFailure::Module(SportsApiError(error))
     }
 }
 

@@ -7,34 +7,15 @@ use common::{result, TestServer};
 use courtside_core::Role;
 use serde_json::{json, Value};
 
-async fn post(server: &TestServer, path: &str, auth: Option<&str>, body: Value) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(server.http(path)).json(&body);
-    if let Some(auth) = auth {
-        request = request.header("authorization", auth);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
-}
 
-async fn get(server: &TestServer, path: &str, auth: Option<&str>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().get(server.http(path));
-    if let Some(auth) = auth {
-        request = request.header("authorization", auth);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
-}
 
 #[tokio::test]
 async fn publish_broadcast_and_history_over_http() {
     let server = TestServer::start().await;
     let key = format!("apikey {}", server.api_key());
-    let (status, body) = post(&server, "/api/publish", Some(&key), json!({ "channel": "match:1", "data": { "home": 1 } })).await;
+    let (status, body) = server.post("/api/publish", Some(&key), json!({ "channel": "match:1", "data": { "home": 1 } })).await;
     assert_eq!((status, body["offset"].as_u64(), body["channel"].as_str()), (200, Some(1), Some("match:1")));
-    let (status, body) = post(
-        &server,
+    let (status, body) = server.post(
         "/api/broadcast",
         Some(&key),
         json!({ "channels": ["match:1", "tournament:t1:scores", "nosuch:1"], "data": { "final": true } }),
@@ -45,7 +26,7 @@ async fn publish_broadcast_and_history_over_http() {
     assert_eq!(results[0]["offset"], 2);
     assert_eq!(results[1]["offset"], 1);
     assert_eq!(results[2]["error"]["code"], "unknown_namespace");
-    let (status, body) = get(&server, "/api/history?channel=match:1&after=0&limit=10", None).await;
+    let (status, body) = server.get("/api/history?channel=match:1&after=0&limit=10", None).await;
     assert_eq!(status, 200);
     assert_eq!(common::offsets(&body["publications"]), vec![1, 2]);
     assert_eq!(body["publications"][1]["data"]["final"], true);
@@ -56,20 +37,20 @@ async fn bearer_tokens_follow_namespace_rules_and_errors_share_one_shape() {
     let server = TestServer::start().await;
     let keeper = format!("Bearer {}", server.token("kim", &[Role::Scorekeeper]));
     let fan = format!("Bearer {}", server.token("fan", &[Role::Spectator]));
-    let (status, _) = post(&server, "/api/publish", Some(&keeper), json!({ "channel": "match:2", "data": 1 })).await;
+    let (status, _) = server.post("/api/publish", Some(&keeper), json!({ "channel": "match:2", "data": 1 })).await;
     assert_eq!(status, 200);
     let cases = [
-        (post(&server, "/api/publish", Some(&fan), json!({ "channel": "match:2", "data": 1 })).await, 403, "permission_denied"),
-        (post(&server, "/api/publish", None, json!({ "channel": "match:2", "data": 1 })).await, 403, "permission_denied"),
-        (post(&server, "/api/publish", Some("apikey wrong"), json!({ "channel": "match:2", "data": 1 })).await, 401, "unauthorized"),
-        (post(&server, "/api/publish", Some("Bearer garbage"), json!({ "channel": "match:2", "data": 1 })).await, 401, "unauthorized"),
-        (post(&server, "/api/publish", Some(&keeper), json!({ "channel": "bad channel", "data": 1 })).await, 400, "bad_request"),
-        (post(&server, "/api/publish", Some(&keeper), json!({ "channel": "match:2" })).await, 400, "bad_request"),
-        (post(&server, "/api/publish", Some(&keeper), json!({ "channel": "nosuch:2", "data": 1 })).await, 404, "unknown_namespace"),
-        (get(&server, "/api/channels", Some(&keeper)).await, 403, "permission_denied"),
-        (get(&server, "/api/history?channel=match:2&limit=0", None).await, 400, "bad_request"),
-        (get(&server, "/api/nothing", None).await, 404, "not_found"),
-        (get(&server, "/api/publish", None).await, 405, "method_not_allowed"),
+        (server.post("/api/publish", Some(&fan), json!({ "channel": "match:2", "data": 1 })).await, 403, "permission_denied"),
+        (server.post("/api/publish", None, json!({ "channel": "match:2", "data": 1 })).await, 403, "permission_denied"),
+        (server.post("/api/publish", Some("apikey wrong"), json!({ "channel": "match:2", "data": 1 })).await, 401, "unauthorized"),
+        (server.post("/api/publish", Some("Bearer garbage"), json!({ "channel": "match:2", "data": 1 })).await, 401, "unauthorized"),
+        (server.post("/api/publish", Some(&keeper), json!({ "channel": "bad channel", "data": 1 })).await, 400, "bad_request"),
+        (server.post("/api/publish", Some(&keeper), json!({ "channel": "match:2" })).await, 400, "bad_request"),
+        (server.post("/api/publish", Some(&keeper), json!({ "channel": "nosuch:2", "data": 1 })).await, 404, "unknown_namespace"),
+        (server.get("/api/channels", Some(&keeper)).await, 403, "permission_denied"),
+        (server.get("/api/history?channel=match:2&limit=0", None).await, 400, "bad_request"),
+        (server.get("/api/nothing", None).await, 404, "not_found"),
+        (server.get("/api/publish", None).await, 405, "method_not_allowed"),
     ];
     for ((status, body), expected_status, expected_code) in cases {
         assert_eq!(status, expected_status, "{body}");
@@ -94,10 +75,10 @@ async fn channels_and_presence_for_the_backend() {
     let key = format!("apikey {}", server.api_key());
     let mut client = server.connected("viewer", &[Role::Spectator]).await;
     result(&client.request("subscribe", json!({ "channel": "match:8" })).await);
-    let (status, body) = get(&server, "/api/channels", Some(&key)).await;
+    let (status, body) = server.get("/api/channels", Some(&key)).await;
     assert_eq!(status, 200);
     assert_eq!(body["channels"], json!([{ "channel": "match:8", "subscribers": 1 }]));
-    let (status, body) = get(&server, "/api/presence?channel=match:8", Some(&key)).await;
+    let (status, body) = server.get("/api/presence?channel=match:8", Some(&key)).await;
     assert_eq!(status, 200);
     assert_eq!(body["clients"][0]["user"], "viewer");
     assert_eq!(body["stats"]["users"], 1);

@@ -8,9 +8,12 @@ mod client;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use courtside_core::Role;
+use courtside_core::store::{NoSink, StreamStore};
+use courtside_server::accounts::Accounts;
 use courtside_server::auth::Authenticator;
 use courtside_server::config::AuthOverrides;
 use courtside_server::{Config, ConfigOverrides};
@@ -38,6 +41,36 @@ enum Command {
     Pub(client::PubArgs),
     /// Load a running server with subscribers and publishers; print one JSON report.
     Bench(bench::BenchArgs),
+    /// Manage users who sign in with a password (POST /api/auth/login).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user to the store (the server's own, from the same config and --data-dir).
+    Add(UserAddArgs),
+    /// List users and their roles.
+    List(ServerArgs),
+}
+
+#[derive(Args)]
+struct UserAddArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Login name (letters, digits, `_.@+-`; an email address fits).
+    #[arg(long)]
+    username: String,
+    /// Password (8 to 1024 bytes). Prefer --password-file or COURTSIDE_USER_PASSWORD: a flag
+    /// shows in the process list.
+    #[arg(long, env = "COURTSIDE_USER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// File whose first line is the password.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// A role (repeatable): spectator, media, coach, scorekeeper, staff, director.
+    #[arg(long = "role", required = true)]
+    roles: Vec<String>,
 }
 
 /// Where the configuration comes from: shared by `serve`, `config` and `token`.
@@ -134,11 +167,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Token(args) => {
             let config = args.server.load()?;
-            let roles = args
-                .roles
-                .iter()
-                .map(|r| Role::parse(r).ok_or_else(|| format!("unknown role {r:?}")))
-                .collect::<Result<Vec<_>, _>>()?;
+            let roles = parse_roles(&args.roles)?;
             let auth = Authenticator::from_config(&config).map_err(|e| e.to_string())?;
             let token = auth
                 .mint(&args.sub, &roles, args.ttl_secs.unwrap_or(config.auth.token_ttl_secs))
@@ -149,5 +178,49 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Sub(args) => client::sub(args).await,
         Command::Pub(args) => client::publish(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::User(UserCommand::Add(args)) => {
+            let config = args.server.load()?;
+            let roles = parse_roles(&args.roles)?;
+            let password = match (&args.password, &args.password_file) {
+                (Some(password), None) => password.clone(),
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                _ => return Err("give the password with exactly one of --password, --password-file or COURTSIDE_USER_PASSWORD".into()),
+            };
+            let accounts = open_accounts(&config).await?;
+            let added = accounts.0.add_user(&args.username, &password, &roles).await;
+            accounts.1.close().await;
+            let user = added.map_err(|e| e.to_string())?;
+            let roles: Vec<&str> = user.roles.iter().map(|role| role.as_str()).collect();
+            eprintln!("courtside: added user {} ({})", user.username, roles.join(", "));
+            Ok(())
+        }
+        Command::User(UserCommand::List(args)) => {
+            let config = args.load()?;
+            let accounts = open_accounts(&config).await?;
+            let users = accounts.0.users().await;
+            accounts.1.close().await;
+            for user in users.map_err(|e| e.to_string())? {
+                let roles: Vec<&str> = user.roles.iter().map(|role| role.as_str()).collect();
+                println!("{}\t{}", user.username, roles.join(","));
+            }
+            Ok(())
+        }
     }
+}
+
+fn parse_roles(names: &[String]) -> Result<Vec<Role>, String> {
+    names.iter().map(|r| Role::parse(r).ok_or_else(|| format!("unknown role {r:?}"))).collect()
+}
+
+/// The configured store, opened for a tool (nothing is delivered to live subscribers from here).
+async fn open_accounts(config: &courtside_server::Config) -> Result<(Accounts, Arc<dyn StreamStore>), String> {
+    let store = courtside_server::server::open_store(config, Arc::new(NoSink)).await.map_err(|error| {
+        format!("{error}\n(if a server is running on this data dir, add users through it: POST /api/users with the API key)")
+    })?;
+    Ok((Accounts::new(store.clone()), store))
 }

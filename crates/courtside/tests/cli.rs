@@ -190,3 +190,36 @@ fn sub_resumes_across_a_server_restart_without_loss_or_repeats() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("reconnecting"));
     drop(restarted);
 }
+
+#[test]
+fn users_added_on_the_command_line_sign_in_to_the_server() {
+    let data_dir = temp_dir("users");
+    let dir = data_dir.to_str().expect("utf-8");
+    let password_file = std::env::temp_dir().join(format!("courtside-cli-password-{}", std::process::id()));
+    std::fs::write(&password_file, "correct horse\n").expect("write password");
+    let added = run(&mut courtside(&[
+        "user", "add", "--data-dir", dir, "--username", "kim", "--password-file",
+        password_file.to_str().expect("utf-8"), "--role", "scorekeeper",
+    ]));
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(String::from_utf8_lossy(&added.stderr).contains("added user kim (scorekeeper)"));
+    let again = run(&mut courtside(&["user", "add", "--data-dir", dir, "--username", "kim", "--password", "another one", "--role", "staff"]));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"), "{}", String::from_utf8_lossy(&again.stderr));
+    let bad_role = run(&mut courtside(&["user", "add", "--data-dir", dir, "--username", "lee", "--password", "long enough", "--role", "king"]));
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("unknown role \"king\""));
+    assert_eq!(stdout(&run(&mut courtside(&["user", "list", "--data-dir", dir]))), "kim\tscorekeeper\n");
+
+    let served = Served::start_at(data_dir.clone(), free_port());
+    let while_running = run(&mut courtside(&["user", "list", "--data-dir", dir]));
+    assert!(!while_running.status.success(), "the store is the running server's");
+    assert!(String::from_utf8_lossy(&while_running.stderr).contains("POST /api/users"));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let body: serde_json::Value = runtime.block_on(async {
+        let login = serde_json::json!({ "username": "kim", "password": "correct horse" });
+        let response = reqwest::Client::new().post(format!("{}/api/auth/login", served.url)).json(&login).send().await;
+        response.expect("login request").json().await.expect("JSON")
+    });
+    assert_eq!(body["user"]["username"], "kim", "{body}");
+    let _ = std::fs::remove_file(password_file);
+}

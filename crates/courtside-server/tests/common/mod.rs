@@ -100,6 +100,25 @@ impl TestServer {
         response.json().await.expect("json")
     }
 
+    /// Sends a JSON `POST` (with an `Authorization` header when given); the status and the
+    /// JSON body.
+    pub async fn post(&self, path: &str, auth: Option<&str>, body: Value) -> (u16, Value) {
+        self.request_json(reqwest::Client::new().post(self.http(path)).json(&body), auth).await
+    }
+
+    pub async fn get(&self, path: &str, auth: Option<&str>) -> (u16, Value) {
+        self.request_json(reqwest::Client::new().get(self.http(path)), auth).await
+    }
+
+    async fn request_json(&self, mut request: reqwest::RequestBuilder, auth: Option<&str>) -> (u16, Value) {
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
     pub async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(self.http("/metrics")).await.expect("metrics").text().await.expect("text");
         text.lines()

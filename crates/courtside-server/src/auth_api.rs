@@ -1,0 +1,138 @@
+//! Sign-in over HTTP: `POST /api/auth/login`, `POST /api/auth/refresh` (seed 001), and the
+//! user list a director manages (`GET`/`POST /api/users`). [`AccountError`] is mapped to its
+//! HTTP status here, once, in the server's one error shape.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use courtside_core::access::Principal;
+use courtside_core::Role;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::accounts::{AccountError, TokenLifetimes};
+use crate::api::{ApiError, HttpFailure, principal_from};
+use crate::protocol::ClientError;
+use crate::server::ServerState;
+use crate::sports_api::rate_limited;
+
+pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/users", get(list_users).post(add_user))
+        .route_layer(middleware::from_fn_with_state(state, rate_limited))
+}
+
+/// An [`AccountError`] answered over HTTP.
+pub struct AccountApiError(AccountError);
+
+impl IntoResponse for AccountApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self.0 {
+            AccountError::InvalidUsername | AccountError::InvalidPassword | AccountError::NoRole => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            }
+            AccountError::UserExists(_) => (StatusCode::CONFLICT, "already_exists"),
+            AccountError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            AccountError::InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token"),
+            AccountError::RefreshTokenExpired => (StatusCode::UNAUTHORIZED, "refresh_token_expired"),
+            AccountError::RefreshTokenReused => (StatusCode::UNAUTHORIZED, "refresh_token_reused"),
+            AccountError::Contended | AccountError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AccountError::Token(_) | AccountError::Corrupt(_) | AccountError::Hashing(_) => {
+                tracing::error!(error = %self.0, "account request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR { "internal error".to_string() } else { self.0.to_string() };
+        (status, Json(json!({ "error": { "code": code, "status": status.as_u16(), "message": message } }))).into_response()
+    }
+}
+
+/// What an account handler fails with.
+type Failure = HttpFailure<AccountApiError>;
+
+impl From<AccountError> for Failure {
+    fn from(error: AccountError) -> Self {
+        HttpFailure::Module(AccountApiError(error))
+    }
+}
+
+fn lifetimes(state: &ServerState) -> TokenLifetimes {
+    TokenLifetimes { access_secs: state.config.auth.access_token_ttl_secs, refresh_secs: state.config.auth.refresh_token_ttl_secs }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    /// Seed 001 signs in by `email`; either names the user.
+    #[serde(alias = "email")]
+    username: String,
+    password: String,
+}
+
+async fn login(State(state): State<Arc<ServerState>>, body: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, Failure> {
+    let Json(body) = body?;
+    let issued = state.accounts.login(&state.auth, &body.username, &body.password, lifetimes(&state)).await?;
+    Ok(Json(issued).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// The refresh token comes as `Authorization: Bearer <refreshToken>` (seed 001) or in the body.
+async fn refresh(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Option<Json<RefreshBody>>) -> Result<Response, Failure> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_string());
+    let token = from_header
+        .or_else(|| body.and_then(|Json(body)| body.refresh_token))
+        .ok_or_else(|| ApiError(ClientError::Unauthorized("send the refresh token as `Authorization: Bearer …`".into())))?;
+    let issued = state.accounts.refresh(&state.auth, &token, lifetimes(&state)).await?;
+    Ok(Json(issued).into_response())
+}
+
+/// Directors and the app backend manage users.
+fn require_director(state: &ServerState, headers: &HeaderMap) -> Result<(), Failure> {
+    match principal_from(state, headers, None)? {
+        Principal::Server => Ok(()),
+        Principal::User { roles, .. } if roles.contains(&Role::Director) => Ok(()),
+        Principal::User { .. } => Err(ApiError(ClientError::PermissionDenied).into()),
+        Principal::Anonymous => Err(ApiError(ClientError::Unauthorized("this endpoint needs a token".into())).into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    roles: Vec<Role>,
+}
+
+async fn add_user(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> Result<Response, Failure> {
+    require_director(&state, &headers)?;
+    let Json(body) = body?;
+    let user = state.accounts.add_user(&body.username, &body.password, &body.roles).await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+async fn list_users(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Result<Response, Failure> {
+    require_director(&state, &headers)?;
+    Ok(Json(json!({ "users": state.accounts.users().await? })).into_response())
+}
