@@ -106,6 +106,15 @@ async fn a_tournament_is_set_up_scored_and_followed_live() {
     assert_eq!(snapshot.as_array().map(Vec::len), Some(1), "{reply}");
     assert_eq!(snapshot[0]["key"], "m1");
 
+    // Past the API, nobody but the backend writes a sports channel: no forged scores.
+    let mut keeper = server.connected("kim", &[Role::Scorekeeper]).await;
+    let forged = keeper.request("publish", json!({ "channel": "match:cup:m1", "data": { "type": "score" } })).await;
+    assert_eq!(common::error_code(&forged), 103, "{forged}");
+    let (status, _) = as_user(&server, "dana", Role::Director)
+        .post("/api/publish", json!({ "channel": "tournament:cup:scores", "data": {} }))
+        .await;
+    assert_eq!(status, 403);
+
     let (status, body) = kim.delete("/api/events/cup/claims/m1").await;
     assert_eq!((status, body["released"].as_bool()), (200, Some(true)));
     let (status, body) = kim.get("/api/events/cup/claims").await;
