@@ -98,14 +98,14 @@ pub fn announcements(t: &str) -> ChannelName {
 }
 
 /// Is `channel` one the sports service keeps (a match, division or court of a tournament, or a
-/// tournament's scores, schedule, brackets or announcements)? Clients may read these as their
-/// namespace allows, but only the service writes them: a score published past it would skip
-/// the claim, the format and the history.
+/// tournament's scores, schedule or brackets)? Clients may read these as their namespace
+/// allows, but only the service writes them: a score published past it would skip the claim,
+/// the format and the history. Announcements stay open to staff (seed 000 broadcasts them).
 pub fn is_sports_owned(channel: &ChannelName) -> bool {
     let segments: Vec<&str> = channel.as_str().split(':').collect();
     match segments.as_slice() {
         ["match" | "division" | "court", _, _] => true,
-        ["tournament", _, "scores" | "schedule" | "brackets" | "announcements"] => true,
+        ["tournament", _, "scores" | "schedule" | "brackets"] => true,
         _ => false,
     }
 }
@@ -116,10 +116,10 @@ mod tests {
 
     #[test]
     fn sports_channels_are_recognised() {
-        for owned in ["match:cup:m1", "court:cup:c1", "division:cup:u18", "tournament:cup:scores", "tournament:cup:announcements"] {
+        for owned in ["match:cup:m1", "court:cup:c1", "division:cup:u18", "tournament:cup:scores", "tournament:cup:brackets"] {
             assert!(is_sports_owned(&ChannelName::parse(owned).expect("name")), "{owned}");
         }
-        for free in ["match:42", "tournament:cup", "tournament:cup:staff", "court:7", "team:cup:red"] {
+        for free in ["match:42", "tournament:cup", "tournament:cup:announcements", "court:7", "team:cup:red"] {
             assert!(!is_sports_owned(&ChannelName::parse(free).expect("name")), "{free}");
         }
     }

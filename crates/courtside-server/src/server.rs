@@ -260,7 +260,8 @@ pub async fn run_until_signal(config: Config) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

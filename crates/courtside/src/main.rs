@@ -4,6 +4,7 @@
 
 mod bench;
 mod client;
+mod demo;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Command {
     Pub(client::PubArgs),
     /// Load a running server with subscribers and publishers; print one JSON report.
     Bench(bench::BenchArgs),
+    /// Run the server with a sample tournament and simulated scorekeepers updating live scores.
+    Demo(ServerArgs),
     /// Manage users who sign in with a password (POST /api/auth/login).
     #[command(subcommand)]
     User(UserCommand),
@@ -178,6 +181,21 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Sub(args) => client::sub(args).await,
         Command::Pub(args) => client::publish(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Demo(args) => {
+            let config = args.load()?;
+            let server = courtside_server::start(config).await.map_err(|e| e.to_string())?;
+            demo::seed(&server.state.sports).await?;
+            demo::start_scorekeepers(&server.state.sports);
+            let addr = server.addr;
+            eprintln!("courtside demo: tournament `demo` is being played on 4 courts at http://{addr}");
+            eprintln!("  watch the scoreboard:  courtside sub tournament:demo:scores --snapshot --server http://{addr}");
+            eprintln!("  one match:             courtside sub match:demo:r1-c1 --server http://{addr}");
+            eprintln!("  over HTTP:             curl -H \"authorization: apikey $(cat <data-dir>/api-key)\" http://{addr}/api/events/demo/scores");
+            courtside_server::server::wait_for_signal().await;
+            server.shutdown();
+            server.stopped().await;
+            Ok(())
+        }
         Command::User(UserCommand::Add(args)) => {
             let config = args.server.load()?;
             let roles = parse_roles(&args.roles)?;

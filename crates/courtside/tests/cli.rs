@@ -223,3 +223,33 @@ fn users_added_on_the_command_line_sign_in_to_the_server() {
     assert_eq!(body["user"]["username"], "kim", "{body}");
     let _ = std::fs::remove_file(password_file);
 }
+
+#[test]
+fn the_demo_plays_a_tournament_whose_scores_move_within_seconds() {
+    let data_dir = temp_dir("demo");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut demo = courtside(&["demo", "--listen", &listen, "--data-dir", data_dir.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let url = format!("http://{listen}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "the demo did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let output = run(&mut courtside(&["sub", "tournament:demo:scores", "--count", "4", "--server", &url]));
+    let printed = stdout(&output);
+    let scores: Vec<serde_json::Value> = printed.lines().map(|line| serde_json::from_str(line).expect("JSON line")).collect();
+    assert_eq!(scores.len(), 4);
+    assert!(started.elapsed() < Duration::from_secs(30), "the demo keeps producing scores (a liveness guard, not a speed test)");
+    for score in &scores {
+        assert_eq!(score["data"]["type"], "score", "{score}");
+        assert_eq!(score["data"]["score"]["tournamentId"], "demo");
+    }
+    unsafe { libc::kill(demo.id() as i32, libc::SIGTERM) };
+    let status = demo.wait().expect("demo exits");
+    assert!(status.success(), "SIGTERM stops the demo cleanly");
+}
