@@ -767,3 +767,160 @@ fn conflict_entry(m: &str, editor: &str, now: i64, record: &conflict::ConflictRe
         sets_sent: sets.to_vec(),
     }
 }
+
+/// One tournament, whole: what `courtside export` writes and `courtside import` reads. Importing
+/// an export and exporting again gives the same document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TournamentExport {
+    /// The document's format; this build reads and writes 1.
+    pub format_version: u32,
+    pub tournament: Tournament,
+    pub divisions: Vec<Division>,
+    pub teams: Vec<Team>,
+    pub courts: Vec<Court>,
+    pub matches: Vec<MatchExport>,
+    pub conflicts: Vec<ConflictEntry>,
+    /// Announcements still in the channel's history (its namespace's retention), oldest first.
+    pub announcements: Vec<serde_json::Value>,
+    /// Coverage plans by user.
+    pub coverage_plans: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatchExport {
+    pub record: Match,
+    pub score: Option<ScoreRecord>,
+    pub history: Vec<ScoreChange>,
+    pub claim: ClaimState,
+}
+
+/// The export document version this build writes.
+pub const EXPORT_FORMAT_VERSION: u32 = 1;
+
+impl SportsService {
+    async fn read_all(&self, channel: &ChannelName) -> Result<Vec<Publication>, SportsError> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.read(channel, HistoryQuery::After { offset: after, limit: HISTORY_PAGE_MAX }).await?;
+            let Some(last) = page.publications.last() else { return Ok(all) };
+            after = last.offset;
+            all.extend(page.publications);
+        }
+    }
+
+    /// Everything the tournament holds (directors only).
+    pub async fn export(&self, actor: &Actor, t: &str) -> Result<TournamentExport, SportsError> {
+        require(actor.is_director(), "only a director may export a tournament")?;
+        let tournament = self.tournament(t).await?;
+        let registry = self.registry(t).await?;
+        let mut matches = Vec::with_capacity(registry.matches.len());
+        for listed in &registry.matches {
+            let (record, score, _) = self.match_record(t, &listed.id).await?;
+            let history = self.read_all(&layout::score_history(t, &listed.id)).await?;
+            let history = history.iter().map(|p| decode(&p.data)).collect::<Result<_, _>>()?;
+            let (claim, _) = self.claim_state(t, &listed.id).await?;
+            matches.push(MatchExport { record, score, history, claim });
+        }
+        let conflicts = self.read_all(&layout::conflicts(t)).await?.iter().map(|p| decode(&p.data)).collect::<Result<_, _>>()?;
+        let announcements =
+            self.read_all(&layout::announcements(t)).await?.iter().map(|p| decode(&p.data)).collect::<Result<_, _>>()?;
+        let coverage = self.keyed(&layout::coverage(t)).await?;
+        let mut coverage_plans = BTreeMap::new();
+        for (user, publication) in &coverage.entries {
+            coverage_plans.insert(user.clone(), decode(&publication.data)?);
+        }
+        Ok(TournamentExport {
+            format_version: EXPORT_FORMAT_VERSION,
+            tournament,
+            divisions: registry.divisions,
+            teams: registry.teams,
+            courts: registry.courts,
+            matches,
+            conflicts,
+            announcements,
+            coverage_plans,
+        })
+    }
+
+    /// Recreates an exported tournament in one atomic step (directors only); refused if a
+    /// tournament with its id exists. Subscribers of its public channels see the current scores
+    /// and the schedule as publications.
+    pub async fn import(&self, actor: &Actor, export: TournamentExport) -> Result<Tournament, SportsError> {
+        require(actor.is_director(), "only a director may import a tournament")?;
+        if export.format_version != EXPORT_FORMAT_VERSION {
+            return Err(SportsError::InvalidField {
+                field: "formatVersion".into(),
+                message: format!("this server reads version {EXPORT_FORMAT_VERSION}, not {}", export.format_version),
+            });
+        }
+        let t = export.tournament.id.clone();
+        check_id("tournament", &t)?;
+        check_name(&export.tournament.name)?;
+        let registry = layout::registry(&t);
+        let mut requests = Vec::new();
+        for division in &export.divisions {
+            check_id("division", &division.id)?;
+            requests.push(Self::record(registry.clone(), &format!("division/{}", division.id), division));
+        }
+        for team in &export.teams {
+            check_id("team", &team.id)?;
+            requests.push(Self::record(registry.clone(), &format!("team/{}", team.id), team));
+        }
+        for court in &export.courts {
+            check_id("court", &court.id)?;
+            requests.push(Self::record(registry.clone(), &format!("court/{}", court.id), court));
+        }
+        for exported in &export.matches {
+            let m = &exported.record.id;
+            check_id("match", m)?;
+            if let Some(format) = &exported.record.format {
+                format.validate()?;
+            }
+            requests.push(Self::record(registry.clone(), &format!("match/{m}"), &exported.record));
+            requests.push(Self::record(layout::match_state(&t, m), "record", &exported.record));
+            requests.push(self.public(layout::schedule(&t), Some(m), &json!({ "type": "match", "match": exported.record })));
+            if let Some(score) = &exported.score {
+                requests.push(Self::record(layout::match_state(&t, m), "score", score));
+                let event = json!({ "type": "score", "score": score });
+                requests.push(self.public(layout::match_channel(&t, m), Some("score"), &event));
+                requests.push(self.public(layout::scores(&t), Some(m), &event));
+            }
+            for change in &exported.history {
+                requests.push(Self::log_entry(layout::score_history(&t, m), change));
+            }
+            requests.push(Self::record(layout::claim(&t, m), "state", &exported.claim));
+            if let Some(claim) = &exported.claim.claim {
+                requests.push(Self::record(layout::claims(&t), m, claim));
+            }
+        }
+        for conflict in &export.conflicts {
+            requests.push(Self::log_entry(layout::conflicts(&t), conflict));
+        }
+        for announcement in &export.announcements {
+            requests.push(self.public(layout::announcements(&t), None, announcement));
+        }
+        for (user, plan) in &export.coverage_plans {
+            requests.push(Self::record(layout::coverage(&t), user, plan));
+        }
+        let events = layout::events();
+        for _ in 0..ATTEMPTS_MAX {
+            let existing = self.keyed(&events).await?;
+            if existing.entries.contains_key(&t) {
+                return Err(SportsError::AlreadyExists { what: "tournament", id: t });
+            }
+            let mut group = requests.clone();
+            group.push(Self::record(events.clone(), &t, &export.tournament));
+            let group = AppendGroup {
+                requests: group,
+                expected: vec![ExpectedPosition { channel: events.clone(), position: existing.position }],
+            };
+            if self.try_append(group).await?.is_some() {
+                return Ok(export.tournament);
+            }
+        }
+        Err(SportsError::Contended)
+    }
+}

@@ -234,3 +234,39 @@ async fn offline_edits_latest_wins_the_server_wins_ties_and_every_conflict_is_re
     assert_eq!(kinds, ["offline_edit_discarded_older", "offline_edit_discarded_tie", "offline_edit_overwrote"]);
     assert!(matches!(f.service.conflicts(&kim, "cup", 100, 0).await, Err(SportsError::Forbidden(_))));
 }
+
+#[tokio::test]
+async fn an_exported_tournament_imports_exactly() {
+    use courtside_domain::model::Priority;
+    let f = fixture().await;
+    let kim = actor("kim", Role::Scorekeeper);
+    f.service.claim(&kim, "cup", "m1", None).await.expect("claim");
+    f.service.update_score(&kim, "cup", update(sets(&[(5, 3)]), MatchStatus::InProgress)).await.expect("score");
+    let older = ScoreUpdate { client_time_ms: Some(T0 - 1), ..update(sets(&[(4, 4)]), MatchStatus::InProgress) };
+    assert!(f.service.update_score(&kim, "cup", older).await.is_err(), "a recorded conflict");
+    f.service.announce(&director(), "cup", Priority::Critical, "Storm", "Clear the courts").await.expect("announce");
+    f.service.set_coverage_plan(&actor("media", Role::Media), "cup", vec!["m1".into()]).await.expect("plan");
+    let exported = f.service.export(&director(), "cup").await.expect("export");
+    assert_eq!((exported.matches.len(), exported.conflicts.len(), exported.announcements.len()), (1, 1, 1));
+    assert!(matches!(f.service.export(&kim, "cup").await, Err(SportsError::Forbidden(_))));
+
+    let elsewhere = fixture_without_tournament();
+    let text = serde_json::to_string(&exported).expect("json");
+    let parsed = serde_json::from_str(&text).expect("the document reads back");
+    elsewhere.import(&director(), parsed).await.expect("import");
+    assert_eq!(elsewhere.export(&director(), "cup").await.expect("export again"), exported, "round trip");
+    let again = elsewhere.import(&director(), exported).await;
+    assert!(matches!(again, Err(SportsError::AlreadyExists { .. })), "an existing tournament is not overwritten");
+    let score = elsewhere.score("cup", "m1").await.expect("score").expect("imported");
+    assert_eq!(score.sets, sets(&[(5, 3)]));
+}
+
+fn fixture_without_tournament() -> SportsService {
+    let store: Arc<dyn StreamStore> = Arc::new(MemoryStore::new(Arc::new(RecordingSink::default())));
+    SportsService::new(
+        store,
+        |_| Retention { history_size: 100, history_ttl_secs: 0, keyed: true },
+        ClaimPolicy::new(60_000, 3_600_000).expect("policy"),
+        || T0,
+    )
+}

@@ -139,15 +139,21 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 
 /// The sports service on the node's store: public channels keep what their namespace says.
 fn sports_service(config: &Config, node: &Node) -> Result<SportsService, ServerError> {
+    sports_service_on(config, node.writer())
+}
+
+/// The sports service on `store` as `config` sets it up (also for tools that open the store
+/// themselves, like `courtside export`).
+pub fn sports_service_on(config: &Config, store: Arc<dyn StreamStore>) -> Result<SportsService, ServerError> {
     let claims = &config.sports;
     let policy = ClaimPolicy::new(claims.claim_ttl_secs.saturating_mul(1000), claims.claim_ttl_max_secs.saturating_mul(1000))
         .map_err(|error| ServerError::Sports(error.to_string()))?;
-    let namespaces = node.namespaces().clone();
+    let namespaces = config.namespace_map();
     let retention_for = move |channel: &ChannelName| {
         namespaces.get(channel.namespace()).map_or_else(|| NamespaceOptions::default().retention(), |options| options.retention())
     };
     let now = || i64::try_from(now_ms()).unwrap_or(i64::MAX);
-    Ok(SportsService::new(node.writer(), retention_for, policy, now))
+    Ok(SportsService::new(store, retention_for, policy, now))
 }
 
 /// The broker (and the presence store that goes with it) the configuration names.

@@ -19,7 +19,7 @@ use courtside_core::access::Principal;
 use courtside_core::channel::Role;
 use courtside_domain::claim::{ClaimError, FenceError, Release, ReleaseError};
 use courtside_domain::model::{Court, Division, Match, Priority, Team, Tournament};
-use courtside_domain::service::{Actor, ScoreUpdate, SportsError};
+use courtside_domain::service::{Actor, ScoreUpdate, SportsError, TournamentExport};
 use courtside_core::store::StoreError;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,6 +36,8 @@ pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
     Router::new()
         .route("/api/events", get(list_events).post(create_event))
         .route("/api/events/{event_id}", get(event))
+        .route("/api/events/{event_id}/export", get(export))
+        .route("/api/events/import", post(import))
         .route("/api/events/{event_id}/divisions/{id}", put(put_division))
         .route("/api/events/{event_id}/teams/{id}", put(put_team))
         .route("/api/events/{event_id}/courts/{id}", put(put_court))
@@ -187,6 +189,17 @@ async fn create_event(State(state): Shared, headers: HeaderMap, body: Result<Jso
     let actor = actor(&state, &headers)?;
     let Json(tournament) = body?;
     created(state.sports.create_tournament(&actor, tournament).await?)
+}
+
+async fn export(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+    let actor = actor(&state, &headers)?;
+    ok(state.sports.export(&actor, &event_id).await?)
+}
+
+async fn import(State(state): Shared, headers: HeaderMap, body: Result<Json<TournamentExport>, JsonRejection>) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(export) = body?;
+    created(state.sports.import(&actor, export).await?)
 }
 
 async fn event(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {

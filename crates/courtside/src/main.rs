@@ -14,6 +14,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use courtside_core::Role;
 use courtside_core::store::{NoSink, StreamStore};
+use courtside_domain::service::{Actor, SportsService};
 use courtside_server::accounts::Accounts;
 use courtside_server::auth::Authenticator;
 use courtside_server::config::AuthOverrides;
@@ -44,9 +45,29 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the server with a sample tournament and simulated scorekeepers updating live scores.
     Demo(ServerArgs),
+    /// Print one tournament as JSON (to move it to another server: `courtside import`).
+    Export(ExportArgs),
+    /// Recreate a tournament from `courtside export`'s JSON (refused if its id exists).
+    Import(ImportArgs),
     /// Manage users who sign in with a password (POST /api/auth/login).
     #[command(subcommand)]
     User(UserCommand),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The tournament (event) id.
+    event: String,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The file `courtside export` wrote (`-` for standard input).
+    file: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +217,30 @@ async fn run(command: Command) -> Result<(), String> {
             server.stopped().await;
             Ok(())
         }
+        Command::Export(args) => {
+            let config = args.server.load()?;
+            let (sports, store) = open_sports(&config).await?;
+            let exported = sports.export(&tool_director(), &args.event).await;
+            store.close().await;
+            let exported = exported.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&exported).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Command::Import(args) => {
+            let config = args.server.load()?;
+            let text = if args.file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
+            } else {
+                std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {}: {e}", args.file.display()))?
+            };
+            let export = serde_json::from_str(&text).map_err(|e| format!("{} is not a tournament export: {e}", args.file.display()))?;
+            let (sports, store) = open_sports(&config).await?;
+            let imported = sports.import(&tool_director(), export).await;
+            store.close().await;
+            let tournament = imported.map_err(|e| e.to_string())?;
+            eprintln!("courtside: imported tournament {} ({})", tournament.id, tournament.name);
+            Ok(())
+        }
         Command::User(UserCommand::Add(args)) => {
             let config = args.server.load()?;
             let roles = parse_roles(&args.roles)?;
@@ -235,10 +280,25 @@ fn parse_roles(names: &[String]) -> Result<Vec<Role>, String> {
     names.iter().map(|r| Role::parse(r).ok_or_else(|| format!("unknown role {r:?}"))).collect()
 }
 
+/// The command line acts as a director on its own store.
+fn tool_director() -> Actor {
+    Actor { user: "courtside-cli".into(), roles: vec![Role::Director] }
+}
+
+async fn open_sports(config: &courtside_server::Config) -> Result<(SportsService, Arc<dyn StreamStore>), String> {
+    let store = open_tool_store(config).await?;
+    let sports = courtside_server::server::sports_service_on(config, store.clone()).map_err(|e| e.to_string())?;
+    Ok((sports, store))
+}
+
+async fn open_tool_store(config: &courtside_server::Config) -> Result<Arc<dyn StreamStore>, String> {
+    courtside_server::server::open_store(config, Arc::new(NoSink)).await.map_err(|error| {
+        format!("{error}\n(if a server is running on this data dir, use its HTTP API instead, with the API key)")
+    })
+}
+
 /// The configured store, opened for a tool (nothing is delivered to live subscribers from here).
 async fn open_accounts(config: &courtside_server::Config) -> Result<(Accounts, Arc<dyn StreamStore>), String> {
-    let store = courtside_server::server::open_store(config, Arc::new(NoSink)).await.map_err(|error| {
-        format!("{error}\n(if a server is running on this data dir, add users through it: POST /api/users with the API key)")
-    })?;
+    let store = open_tool_store(config).await?;
     Ok((Accounts::new(store.clone()), store))
 }

@@ -213,7 +213,7 @@ fn users_added_on_the_command_line_sign_in_to_the_server() {
     let served = Served::start_at(data_dir.clone(), free_port());
     let while_running = run(&mut courtside(&["user", "list", "--data-dir", dir]));
     assert!(!while_running.status.success(), "the store is the running server's");
-    assert!(String::from_utf8_lossy(&while_running.stderr).contains("POST /api/users"));
+    assert!(String::from_utf8_lossy(&while_running.stderr).contains("HTTP API"));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let body: serde_json::Value = runtime.block_on(async {
         let login = serde_json::json!({ "username": "kim", "password": "correct horse" });
@@ -252,4 +252,45 @@ fn the_demo_plays_a_tournament_whose_scores_move_within_seconds() {
     unsafe { libc::kill(demo.id() as i32, libc::SIGTERM) };
     let status = demo.wait().expect("demo exits");
     assert!(status.success(), "SIGTERM stops the demo cleanly");
+}
+
+#[test]
+fn a_tournament_exported_from_one_data_dir_imports_exactly_into_another() {
+    let source = Served::start("export-source");
+    let key = format!("apikey {}", std::fs::read_to_string(source.data_dir.join("api-key")).expect("api key").trim());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let send = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+            client.request(method, format!("{}{path}", source.url)).header("authorization", &key).json(&body).send()
+        };
+        use serde_json::json;
+        for (method, path, body) in [
+            (reqwest::Method::POST, "/api/events", json!({ "id": "cup", "name": "Cup" })),
+            (reqwest::Method::PUT, "/api/events/cup/divisions/u18", json!({ "id": "u18", "name": "U18" })),
+            (reqwest::Method::PUT, "/api/events/cup/teams/red", json!({ "id": "red", "name": "Red" })),
+            (reqwest::Method::PUT, "/api/events/cup/teams/blue", json!({ "id": "blue", "name": "Blue" })),
+            (reqwest::Method::POST, "/api/events/cup/matches", json!({ "id": "m1", "divisionId": "u18", "homeTeamId": "red", "awayTeamId": "blue" })),
+            (reqwest::Method::POST, "/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": 25, "away": 20 }], "status": "in_progress" })),
+        ] {
+            let response = send(method, path, body).await.expect("request");
+            assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
+        }
+    });
+    let source_dir = source.data_dir.clone();
+    drop(source);
+    let exported = stdout(&run(&mut courtside(&["export", "cup", "--data-dir", source_dir.to_str().expect("utf-8")])));
+    assert!(exported.contains("\"formatVersion\": 1"), "{exported}");
+    let file = std::env::temp_dir().join(format!("courtside-cli-export-{}.json", std::process::id()));
+    std::fs::write(&file, &exported).expect("write export");
+    let target = temp_dir("export-target");
+    let target_dir = target.to_str().expect("utf-8");
+    let imported = run(&mut courtside(&["import", file.to_str().expect("utf-8"), "--data-dir", target_dir]));
+    assert!(String::from_utf8_lossy(&imported.stderr).contains("imported tournament cup"), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert_eq!(stdout(&run(&mut courtside(&["export", "cup", "--data-dir", target_dir]))), exported, "round trip is exact");
+    let again = run(&mut courtside(&["import", file.to_str().expect("utf-8"), "--data-dir", target_dir]));
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let missing = run(&mut courtside(&["export", "nope", "--data-dir", target_dir]));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("tournament nope not found"));
+    let _ = std::fs::remove_file(file);
 }
