@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A scorekeeper's claim on a match.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Claim {
     /// The user holding the claim (the authenticated principal's id).

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The revision of a stored score: its version and the time it stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredRevision {
     /// 1 for the first stored score, +1 for each stored edit.
@@ -25,7 +25,7 @@ pub struct StoredRevision {
 }
 
 /// What an incoming score edit says about the score it was made on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScoreEdit {
     /// The version the edit was made on (0: made knowing there was no score yet). `None`: made
@@ -67,7 +67,7 @@ pub enum Decision {
 }
 
 /// Why an edit made without seeing the stored score lost to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeepServerReason {
     /// The stored score is later than the edit.
@@ -77,7 +77,7 @@ pub enum KeepServerReason {
 }
 
 /// What kind of conflict the director is asked to review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictKind {
     /// An edit made without seeing the stored score replaced it, being later.
@@ -90,7 +90,7 @@ pub enum ConflictKind {
 
 /// A conflict kept for the director: which stored revision was involved and the edit's time. The
 /// caller adds what the domain does not know (match, users, both scores).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConflictRecord {
     pub kind: ConflictKind,

@@ -103,11 +103,10 @@ pub fn announcements(t: &str) -> ChannelName {
 /// the format and the history. Announcements stay open to staff (seed 000 broadcasts them).
 pub fn is_sports_owned(channel: &ChannelName) -> bool {
     let segments: Vec<&str> = channel.as_str().split(':').collect();
-    match segments.as_slice() {
-        ["match" | "division" | "court", _, _] => true,
-        ["tournament", _, "scores" | "schedule" | "brackets"] => true,
-        _ => false,
-    }
+    matches!(
+        segments.as_slice(),
+        ["match" | "division" | "court", _, _] | ["tournament", _, "scores" | "schedule" | "brackets"]
+    )
 }
 
 #[cfg(test)]

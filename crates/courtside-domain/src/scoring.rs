@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 /// Built from JSON (camelCase) only if [`ScoringFormat::validate`] accepts it; a format written
 /// as a struct literal should be validated by whoever writes it ([`evaluate`] refuses to judge a
 /// score under an invalid format).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", try_from = "ScoringFormatFields")]
 pub struct ScoringFormat {
     pub sets_to_win: u8,
@@ -176,7 +176,7 @@ impl ScoringFormat {
 }
 
 /// The named scoring formats, for configuration and for choosing a format by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ScoringPreset {
     #[serde(rename = "best_of_3_to_25")]
     BestOf3To25,
@@ -228,7 +228,7 @@ impl fmt::Display for ScoringPreset {
 }
 
 /// One of the two teams of a match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     Home,
@@ -251,7 +251,7 @@ impl fmt::Display for Side {
 }
 
 /// The points of one set, exactly as the client sent them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SetScore {
     pub home: i64,
     pub away: i64,
@@ -274,7 +274,7 @@ impl fmt::Display for SetScore {
 }
 
 /// Where a valid score leaves the match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScoreState {
     pub sets_won_home: u8,
@@ -288,7 +288,7 @@ pub struct ScoreState {
 }
 
 /// Which rule a score (or a claimed status) breaks. Stable, serialized in snake_case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ViolationCode {
     /// The scoring format itself is invalid; the score cannot be judged.
@@ -333,7 +333,7 @@ impl fmt::Display for ViolationCode {
 /// One broken rule: where (`path` into the request, e.g. `sets[2].away`, `sets`, `status`), which
 /// rule (`code`), and a sentence with the numbers saying why (sets counted from 1 in messages,
 /// from 0 in paths).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScoreViolation {
     pub path: String,
     pub code: ViolationCode,
@@ -568,7 +568,7 @@ impl SetsWon {
 
 /// A match's status as a client reports it. Serialized in snake_case (`in_progress`); the
 /// CourtSync spelling `in-progress` is accepted too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchStatus {
     Scheduled,
@@ -597,7 +597,7 @@ impl fmt::Display for MatchStatus {
 
 /// A score and status that passed [`check_status`]: where the match stands and the status to
 /// store (which may differ from the one claimed, see [`check_status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AcceptedScore {
     pub state: ScoreState,

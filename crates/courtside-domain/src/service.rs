@@ -105,7 +105,7 @@ pub enum SportsError {
 
 /// A score update as a client sends it (seed 001: `{ matchId, sets, status }`, plus what
 /// concurrency and retries need).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScoreUpdate {
     pub match_id: String,
@@ -133,7 +133,7 @@ pub struct ScoreOutcome {
 }
 
 /// Everything a tournament holds besides scores.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Registry {
     pub divisions: Vec<Division>,
@@ -143,7 +143,7 @@ pub struct Registry {
 }
 
 /// One page of a match's score history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryPageOut {
     pub changes: Vec<ScoreChange>,
@@ -770,7 +770,7 @@ fn conflict_entry(m: &str, editor: &str, now: i64, record: &conflict::ConflictRe
 
 /// One tournament, whole: what `courtside export` writes and `courtside import` reads. Importing
 /// an export and exporting again gives the same document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TournamentExport {
     /// The document's format; this build reads and writes 1.
@@ -787,7 +787,7 @@ pub struct TournamentExport {
     pub coverage_plans: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MatchExport {
     pub record: Match,

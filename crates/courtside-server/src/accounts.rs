@@ -43,24 +43,26 @@ const ATTEMPTS_MAX: usize = 8;
 const KEEP: courtside_core::store::Retention =
     courtside_core::store::Retention { history_size: 1, history_ttl_secs: 0, keyed: true };
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRecord {
     pub username: String,
     /// PHC string (Argon2id).
     pub password_hash: String,
+    #[schema(value_type = Vec<String>)]
     pub roles: Vec<Role>,
     pub created_at_ms: u64,
 }
 
 /// What the API shows of a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub username: String,
+    #[schema(value_type = Vec<String>)]
     pub roles: Vec<Role>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FamilyRecord {
     pub current_hash: String,
@@ -70,7 +72,7 @@ pub struct FamilyRecord {
 }
 
 /// What a login or a refresh hands out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedTokens {
     pub token: String,

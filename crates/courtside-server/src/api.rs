@@ -17,6 +17,8 @@ use serde_json::value::RawValue;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::TokenError;
+#[allow(unused_imports)] // named by the `utoipa::path` annotations
+use crate::openapi::{BroadcastBodyDoc, BroadcastResultDoc, ChannelsDoc, ErrorBody, HistoryDoc, PresenceDoc, PublishBodyDoc, PublishResultDoc};
 use crate::protocol::{ClientError, HistoryParams, Publications, PublishParams};
 use crate::server::ServerState;
 use crate::session::{history_checked, publish_checked, HistoryResult, PublishResult};
@@ -52,6 +54,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_document))
         .merge(crate::sports_api::routes(state.clone()))
         .merge(crate::auth_api::routes(state.clone()))
         .fallback(not_found)
@@ -189,7 +192,7 @@ pub fn authenticate(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PublishBody {
+pub(crate) struct PublishBody {
     channel: ChannelName,
     data: Box<RawValue>,
     #[serde(default)]
@@ -201,13 +204,22 @@ struct PublishBody {
 }
 
 #[derive(Serialize)]
-struct ChannelPublishResult<'a> {
+pub(crate) struct ChannelPublishResult<'a> {
     channel: &'a ChannelName,
     #[serde(flatten)]
     result: PublishResult<'a>,
 }
 
-async fn publish(
+#[utoipa::path(
+    post,
+    path = "/api/publish",
+    tag = "channels",
+    summary = "Publish one payload to a channel",
+    request_body = PublishBodyDoc,
+    responses((status = 200, description = "Stored and delivered, or the original of a repeated idempotency key", body = PublishResultDoc), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 413, description = "Payload too large", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn publish(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     body: Result<Json<PublishBody>, JsonRejection>,
@@ -232,7 +244,7 @@ async fn publish(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BroadcastBody {
+pub(crate) struct BroadcastBody {
     channels: Vec<ChannelName>,
     data: Box<RawValue>,
     #[serde(default)]
@@ -243,7 +255,16 @@ struct BroadcastBody {
 
 /// One payload to many channels. Each channel is published independently (each gets its own
 /// offset); the response lists each channel's result or error, in request order.
-async fn broadcast(
+#[utoipa::path(
+    post,
+    path = "/api/broadcast",
+    tag = "channels",
+    summary = "Publish one payload to up to 1000 channels",
+    request_body = BroadcastBodyDoc,
+    responses((status = 200, description = "One result or error per channel, in order", body = BroadcastResultDoc), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn broadcast(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     body: Result<Json<BroadcastBody>, JsonRejection>,
@@ -290,7 +311,16 @@ async fn broadcast(
     Ok(Json(serde_json::json!({ "results": results })).into_response())
 }
 
-async fn history(
+#[utoipa::path(
+    get,
+    path = "/api/history",
+    tag = "channels",
+    summary = "A page of a channel's history",
+    params(("channel" = String, Query, description = "The channel"), ("since_offset" = Option<u64>, Query, description = "Publications after this offset"), ("epoch" = Option<String>, Query, description = "The epoch the offset belongs to"), ("limit" = Option<usize>, Query, description = "At most this many (1 to 1000)")),
+    responses((status = 200, description = "The page", body = HistoryDoc), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn history(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     query: Result<Query<HistoryParams>, QueryRejection>,
@@ -318,11 +348,20 @@ async fn history(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChannelQuery {
+pub(crate) struct ChannelQuery {
     channel: ChannelName,
 }
 
-async fn presence(
+#[utoipa::path(
+    get,
+    path = "/api/presence",
+    tag = "channels",
+    summary = "Who is subscribed to a channel, across the cluster",
+    params(("channel" = String, Query, description = "The channel")),
+    responses((status = 200, description = "The clients", body = PresenceDoc), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn presence(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     query: Result<Query<ChannelQuery>, QueryRejection>,
@@ -342,7 +381,15 @@ async fn presence(
 }
 
 /// Channels with subscribers on this node (server API key only).
-async fn channels(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/channels",
+    tag = "channels",
+    summary = "Channels with subscribers on this node (API key)",
+    responses((status = 200, description = "The channels", body = ChannelsDoc), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn channels(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     if principal_from(&state, &headers, None)? != Principal::Server {
         return Err(ClientError::PermissionDenied.into());
     }
@@ -356,14 +403,28 @@ async fn channels(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> 
     Ok(Json(serde_json::json!({ "channels": channels })).into_response())
 }
 
-async fn health() -> &'static str {
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "`ok`")),
+)]
+pub(crate) async fn health() -> &'static str {
     "ok\n"
 }
 
 /// Ready while the node can take publishes: not shutting down and the store writable. A broker
 /// that is reconnecting does not make a node unready (publishes still commit, and other nodes
 /// repair what the broker missed from the store); it is reported in the body.
-async fn ready(State(state): State<Arc<ServerState>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    summary = "Readiness: the store takes writes and the server is not shutting down",
+    responses((status = 200, description = "Ready"), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+)]
+pub(crate) async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n").into_response();
     }
@@ -376,7 +437,14 @@ async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     (StatusCode::OK, "ready\n").into_response()
 }
 
-async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text)",
+    responses((status = 200, description = "Metrics in the Prometheus text format")),
+)]
+pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
     let body = state.metrics.render(&state.node);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -387,4 +455,9 @@ async fn method_not_allowed() -> ApiError {
 
 async fn not_found() -> ApiError {
     ApiError(ClientError::NotFound("no such route".into()))
+}
+
+/// The OpenAPI 3.1 document of this API.
+async fn openapi_document() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_json()).into_response()
 }

@@ -18,6 +18,10 @@ use serde_json::json;
 use crate::accounts::{AccountError, TokenLifetimes};
 use crate::api::{ApiError, HttpFailure, principal_from};
 use crate::protocol::ClientError;
+#[allow(unused_imports)] // named by the `utoipa::path` annotations
+use crate::openapi::{ErrorBody, UsersList};
+#[allow(unused_imports)]
+use crate::accounts::{IssuedTokens, UserView};
 use crate::server::ServerState;
 use crate::sports_api::rate_limited;
 
@@ -67,29 +71,45 @@ fn lifetimes(state: &ServerState) -> TokenLifetimes {
     TokenLifetimes { access_secs: state.config.auth.access_token_ttl_secs, refresh_secs: state.config.auth.refresh_token_ttl_secs }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     /// Seed 001 signs in by `email`; either names the user.
     #[serde(alias = "email")]
     username: String,
     password: String,
 }
 
-async fn login(State(state): State<Arc<ServerState>>, body: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, Failure> {
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    summary = "Sign in with a password",
+    request_body = LoginBody,
+    responses((status = 200, description = "An access token and a refresh token", body = IssuedTokens), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+)]
+pub(crate) async fn login(State(state): State<Arc<ServerState>>, body: Result<Json<LoginBody>, JsonRejection>) -> Result<Response, Failure> {
     let Json(body) = body?;
     let issued = state.accounts.login(&state.auth, &body.username, &body.password, lifetimes(&state)).await?;
     Ok(Json(issued).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RefreshBody {
+pub(crate) struct RefreshBody {
     refresh_token: Option<String>,
 }
 
 /// The refresh token comes as `Authorization: Bearer <refreshToken>` (seed 001) or in the body.
-async fn refresh(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Option<Json<RefreshBody>>) -> Result<Response, Failure> {
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "auth",
+    summary = "Exchange a refresh token (sent as the Bearer credential, or in the body)",
+    request_body = RefreshBody,
+    responses((status = 200, description = "New tokens; the presented one is spent", body = IssuedTokens), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+)]
+pub(crate) async fn refresh(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Option<Json<RefreshBody>>) -> Result<Response, Failure> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -113,15 +133,25 @@ fn require_director(state: &ServerState, headers: &HeaderMap) -> Result<(), Fail
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub(crate) struct NewUser {
     username: String,
     password: String,
+    #[schema(value_type = Vec<String>)]
     roles: Vec<Role>,
 }
 
-async fn add_user(
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "auth",
+    summary = "Add a user (director, API key)",
+    request_body = NewUser,
+    responses((status = 201, description = "Added", body = UserView), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 409, description = "Conflict (see the error code; `current` holds the stored score where there is one)", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn add_user(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     body: Result<Json<NewUser>, JsonRejection>,
@@ -132,7 +162,15 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
-async fn list_users(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Result<Response, Failure> {
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "auth",
+    summary = "List users (director, API key)",
+    responses((status = 200, description = "The users", body = UsersList), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn list_users(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Result<Response, Failure> {
     require_director(&state, &headers)?;
     Ok(Json(json!({ "users": state.accounts.users().await? })).into_response())
 }

@@ -12,6 +12,7 @@
 //! - [`api`]: the HTTP routes — server API, health, readiness, metrics.
 //! - [`sports_api`]: the sports REST API (seed 001's paths) over the domain's service.
 //! - [`metrics`]: Prometheus counters and the delivery latency histogram.
+//! - [`openapi`]: the OpenAPI 3.1 document of the HTTP API (`/openapi.json`) and its Markdown.
 //! - [`rate_limit`]: token buckets, per connection and per caller and endpoint on the HTTP API.
 //! - [`server`]: wiring, serving and graceful shutdown.
 //!
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod auth_api;
 pub mod config;
 pub mod metrics;
+pub mod openapi;
 pub mod protocol;
 pub mod rate_limit;
 pub mod server;

@@ -26,6 +26,12 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, HttpFailure, principal_from};
 use crate::protocol::ClientError;
+#[allow(unused_imports)] // named by the `utoipa::path` annotations
+use crate::openapi::{ClaimOut, ClaimsList, ConflictsList, ErrorBody, EventDetail, EventsList, Released, ScoreOut, ScoresList};
+#[allow(unused_imports)]
+use courtside_domain::model::Announcement;
+#[allow(unused_imports)]
+use courtside_domain::service::HistoryPageOut;
 use crate::rate_limit::{Caller, EndpointClass};
 use crate::server::ServerState;
 
@@ -180,29 +186,73 @@ fn created(value: impl serde::Serialize) -> Reply {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-async fn list_events(State(state): Shared, headers: HeaderMap) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "sports",
+    summary = "List tournaments",
+    responses((status = 200, description = "The tournaments", body = EventsList), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn list_events(State(state): Shared, headers: HeaderMap) -> Reply {
     actor(&state, &headers)?;
     ok(json!({ "events": state.sports.tournaments().await? }))
 }
 
-async fn create_event(State(state): Shared, headers: HeaderMap, body: Result<Json<Tournament>, JsonRejection>) -> Reply {
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    tag = "sports",
+    summary = "Create a tournament (director)",
+    request_body = Tournament,
+    responses((status = 201, description = "Created", body = Tournament), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 409, description = "Conflict (see the error code; `current` holds the stored score where there is one)", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn create_event(State(state): Shared, headers: HeaderMap, body: Result<Json<Tournament>, JsonRejection>) -> Reply {
     let actor = actor(&state, &headers)?;
     let Json(tournament) = body?;
     created(state.sports.create_tournament(&actor, tournament).await?)
 }
 
-async fn export(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/export",
+    tag = "sports",
+    summary = "Export a tournament as one document (director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    responses((status = 200, description = "The whole tournament", body = TournamentExport), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn export(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
     let actor = actor(&state, &headers)?;
     ok(state.sports.export(&actor, &event_id).await?)
 }
 
-async fn import(State(state): Shared, headers: HeaderMap, body: Result<Json<TournamentExport>, JsonRejection>) -> Reply {
+#[utoipa::path(
+    post,
+    path = "/api/events/import",
+    tag = "sports",
+    summary = "Import an exported tournament (director)",
+    request_body = TournamentExport,
+    responses((status = 201, description = "Imported", body = Tournament), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 409, description = "Conflict (see the error code; `current` holds the stored score where there is one)", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn import(State(state): Shared, headers: HeaderMap, body: Result<Json<TournamentExport>, JsonRejection>) -> Reply {
     let actor = actor(&state, &headers)?;
     let Json(export) = body?;
     created(state.sports.import(&actor, export).await?)
 }
 
-async fn event(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}",
+    tag = "sports",
+    summary = "A tournament with its divisions, teams, courts and matches",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    responses((status = 200, description = "The tournament", body = EventDetail), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn event(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
     actor(&state, &headers)?;
     let tournament = state.sports.tournament(&event_id).await?;
     let registry = state.sports.registry(&event_id).await?;
@@ -217,7 +267,17 @@ fn same_id(path_id: &str, body_id: &str) -> Result<(), Failure> {
     Err(SportsError::InvalidField { field: "id".into(), message: format!("the body's id {body_id:?} is not the path's {path_id:?}") }.into())
 }
 
-async fn put_division(
+#[utoipa::path(
+    put,
+    path = "/api/events/{event_id}/divisions/{id}",
+    tag = "sports",
+    summary = "Create or replace a division (staff, director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("id" = String, Path, description = "The entity id (must equal the body's)")),
+    request_body = Division,
+    responses((status = 200, description = "Stored", body = Division), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn put_division(
     State(state): Shared,
     headers: HeaderMap,
     Path((event_id, id)): Path<(String, String)>,
@@ -229,7 +289,17 @@ async fn put_division(
     ok(state.sports.put_division(&actor, &event_id, division).await?)
 }
 
-async fn put_team(
+#[utoipa::path(
+    put,
+    path = "/api/events/{event_id}/teams/{id}",
+    tag = "sports",
+    summary = "Create or replace a team (staff, director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("id" = String, Path, description = "The entity id (must equal the body's)")),
+    request_body = Team,
+    responses((status = 200, description = "Stored", body = Team), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn put_team(
     State(state): Shared,
     headers: HeaderMap,
     Path((event_id, id)): Path<(String, String)>,
@@ -241,7 +311,17 @@ async fn put_team(
     ok(state.sports.put_team(&actor, &event_id, team).await?)
 }
 
-async fn put_court(
+#[utoipa::path(
+    put,
+    path = "/api/events/{event_id}/courts/{id}",
+    tag = "sports",
+    summary = "Create or replace a court (staff, director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("id" = String, Path, description = "The entity id (must equal the body's)")),
+    request_body = Court,
+    responses((status = 200, description = "Stored", body = Court), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn put_court(
     State(state): Shared,
     headers: HeaderMap,
     Path((event_id, id)): Path<(String, String)>,
@@ -253,7 +333,17 @@ async fn put_court(
     ok(state.sports.put_court(&actor, &event_id, court).await?)
 }
 
-async fn create_match(
+#[utoipa::path(
+    post,
+    path = "/api/events/{event_id}/matches",
+    tag = "sports",
+    summary = "Schedule a match (staff, director); its format is resolved",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    request_body = Match,
+    responses((status = 201, description = "Scheduled", body = Match), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflict (see the error code; `current` holds the stored score where there is one)", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn create_match(
     State(state): Shared,
     headers: HeaderMap,
     Path(event_id): Path<String>,
@@ -264,7 +354,17 @@ async fn create_match(
     created(state.sports.create_match(&actor, &event_id, new).await?)
 }
 
-async fn update_score(
+#[utoipa::path(
+    post,
+    path = "/api/events/{event_id}/scores",
+    tag = "scores",
+    summary = "Update a match score (the claim holder, or a director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    request_body = ScoreUpdate,
+    responses((status = 200, description = "Stored and published, or the first answer of a retried operation", body = ScoreOut), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflict (see the error code; `current` holds the stored score where there is one)", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn update_score(
     State(state): Shared,
     headers: HeaderMap,
     Path(event_id): Path<String>,
@@ -276,14 +376,23 @@ async fn update_score(
     ok(json!({ "score": outcome.score, "duplicate": outcome.duplicate }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ScoresQuery {
+pub(crate) struct ScoresQuery {
     team_id: Option<String>,
     division: Option<String>,
 }
 
-async fn scores(
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/scores",
+    tag = "scores",
+    summary = "Current scores, optionally of one team or division",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("teamId" = Option<String>, Query, description = "Only matches of this team"), ("division" = Option<String>, Query, description = "Only matches of this division")),
+    responses((status = 200, description = "The scores", body = ScoresList), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn scores(
     State(state): Shared,
     headers: HeaderMap,
     Path(event_id): Path<String>,
@@ -295,19 +404,37 @@ async fn scores(
     ok(json!({ "scores": scores }))
 }
 
-async fn score(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/scores/{match_id}",
+    tag = "scores",
+    summary = "A match's current score",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("match_id" = String, Path, description = "The match id")),
+    responses((status = 200, description = "The score (null before the first update)", body = ScoreOut), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn score(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
     actor(&state, &headers)?;
     ok(json!({ "score": state.sports.score(&event_id, &match_id).await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PageQuery {
+pub(crate) struct PageQuery {
     limit: Option<usize>,
     offset: Option<u64>,
 }
 
-async fn score_history(
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/scores/{match_id}/history",
+    tag = "scores",
+    summary = "A page of a match's score history, oldest first",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("match_id" = String, Path, description = "The match id"), ("limit" = Option<usize>, Query, description = "At most this many (default 100, at most 1000)"), ("offset" = Option<u64>, Query, description = "Skip this many (default 0)")),
+    responses((status = 200, description = "The page", body = HistoryPageOut), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn score_history(
     State(state): Shared,
     headers: HeaderMap,
     Path((event_id, match_id)): Path<(String, String)>,
@@ -319,24 +446,52 @@ async fn score_history(
     ok(state.sports.score_history(&event_id, &match_id, limit, page.offset.unwrap_or(0)).await?)
 }
 
-async fn claims(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/claims",
+    tag = "claims",
+    summary = "Live claims of a tournament, by match",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    responses((status = 200, description = "The claims", body = ClaimsList), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn claims(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
     actor(&state, &headers)?;
     ok(json!({ "claims": state.sports.claims(&event_id).await? }))
 }
 
-async fn claim(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/claims/{match_id}",
+    tag = "claims",
+    summary = "A match's live claim",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("match_id" = String, Path, description = "The match id")),
+    responses((status = 200, description = "The claim, or null", body = ClaimOut), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn claim(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
     actor(&state, &headers)?;
     ok(json!({ "claim": state.sports.claim_of(&event_id, &match_id).await? }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ClaimBody {
+pub(crate) struct ClaimBody {
     /// Milliseconds since the Unix epoch.
     expires_at: Option<i64>,
 }
 
-async fn take_claim(
+#[utoipa::path(
+    post,
+    path = "/api/events/{event_id}/claims/{match_id}",
+    tag = "claims",
+    summary = "Claim a match for scorekeeping (or renew one's claim)",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("match_id" = String, Path, description = "The match id")),
+    request_body = ClaimBody,
+    responses((status = 200, description = "Claimed, with its fencing token", body = ClaimOut), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflict (see the error code; `current` holds the stored score where there is one)", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn take_claim(
     State(state): Shared,
     headers: HeaderMap,
     Path((event_id, match_id)): Path<(String, String)>,
@@ -347,7 +502,16 @@ async fn take_claim(
     ok(json!({ "claim": state.sports.claim(&actor, &event_id, &match_id, body.expires_at).await? }))
 }
 
-async fn release_claim(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
+#[utoipa::path(
+    delete,
+    path = "/api/events/{event_id}/claims/{match_id}",
+    tag = "claims",
+    summary = "Release a claim (its holder, or a director forcing it)",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("match_id" = String, Path, description = "The match id")),
+    responses((status = 200, description = "Released, or nothing to release", body = Released), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn release_claim(State(state): Shared, headers: HeaderMap, Path((event_id, match_id)): Path<(String, String)>) -> Reply {
     let actor = actor(&state, &headers)?;
     let released = match state.sports.release(&actor, &event_id, &match_id).await? {
         Release::Released => json!({ "released": true }),
@@ -357,21 +521,40 @@ async fn release_claim(State(state): Shared, headers: HeaderMap, Path((event_id,
     ok(released)
 }
 
-async fn coverage_plan(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/coverage-plans",
+    tag = "coverage",
+    summary = "The caller's coverage plan",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    responses((status = 200, description = "The plan", body = CoverageBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn coverage_plan(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
     let actor = actor(&state, &headers)?;
     ok(json!({ "selectedMatches": state.sports.coverage_plan(&actor, &event_id).await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CoverageBody {
+pub(crate) struct CoverageBody {
     selected_matches: Vec<String>,
 }
 
 /// Most matches in one coverage plan.
 const COVERAGE_MATCHES_MAX: usize = 1_000;
 
-async fn set_coverage_plan(
+#[utoipa::path(
+    put,
+    path = "/api/events/{event_id}/coverage-plans",
+    tag = "coverage",
+    summary = "Replace the caller's coverage plan",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    request_body = CoverageBody,
+    responses((status = 200, description = "Stored", body = CoverageBody), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn set_coverage_plan(
     State(state): Shared,
     headers: HeaderMap,
     Path(event_id): Path<String>,
@@ -386,15 +569,24 @@ async fn set_coverage_plan(
     ok(json!({ "selectedMatches": state.sports.set_coverage_plan(&actor, &event_id, body.selected_matches).await? }))
 }
 
-async fn clear_coverage_plan(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
+#[utoipa::path(
+    delete,
+    path = "/api/events/{event_id}/coverage-plans",
+    tag = "coverage",
+    summary = "Clear the caller's coverage plan",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    responses((status = 204, description = "Cleared"), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn clear_coverage_plan(State(state): Shared, headers: HeaderMap, Path(event_id): Path<String>) -> Reply {
     let actor = actor(&state, &headers)?;
     state.sports.clear_coverage_plan(&actor, &event_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AnnouncementBody {
+pub(crate) struct AnnouncementBody {
     #[serde(default)]
     priority: Priority,
     title: String,
@@ -402,7 +594,17 @@ struct AnnouncementBody {
     body: String,
 }
 
-async fn announce(
+#[utoipa::path(
+    post,
+    path = "/api/events/{event_id}/announcements",
+    tag = "sports",
+    summary = "Publish an announcement (staff, director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    request_body = AnnouncementBody,
+    responses((status = 201, description = "Published", body = Announcement), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn announce(
     State(state): Shared,
     headers: HeaderMap,
     Path(event_id): Path<String>,
@@ -413,7 +615,16 @@ async fn announce(
     created(state.sports.announce(&actor, &event_id, body.priority, &body.title, &body.body).await?)
 }
 
-async fn conflicts(
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/conflicts",
+    tag = "scores",
+    summary = "Recorded crossings of score edits (director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("limit" = Option<usize>, Query, description = "At most this many"), ("offset" = Option<u64>, Query, description = "Skip this many")),
+    responses((status = 200, description = "The conflicts", body = ConflictsList), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn conflicts(
     State(state): Shared,
     headers: HeaderMap,
     Path(event_id): Path<String>,

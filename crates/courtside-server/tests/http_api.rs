@@ -212,3 +212,44 @@ async fn browser_origins_are_checked_for_cors_and_websocket_handshakes() {
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
     assert!(tokio_tungstenite::connect_async(url.as_str()).await.is_ok(), "no Origin: not a browser, allowed");
 }
+
+/// The OpenAPI document is served, is 3.1, covers every route of the router, and the copies in
+/// docs/ are what the code generates (regenerate: `courtside openapi > docs/openapi.json`,
+/// `courtside openapi --markdown > docs/rest-api.md`).
+#[tokio::test]
+async fn the_openapi_document_is_served_complete_and_matches_the_docs() {
+    let server = TestServer::start().await;
+    let (status, served) = server.get("/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(served["openapi"], "3.1.0");
+    let operations: Vec<String> = served["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, methods)| methods.as_object().expect("methods").keys().map(move |m| format!("{} {path}", m.to_uppercase())))
+        .collect();
+    for route in [
+        "GET /api/events", "POST /api/events", "GET /api/events/{event_id}", "GET /api/events/{event_id}/export",
+        "POST /api/events/import", "PUT /api/events/{event_id}/divisions/{id}", "PUT /api/events/{event_id}/teams/{id}",
+        "PUT /api/events/{event_id}/courts/{id}", "POST /api/events/{event_id}/matches", "POST /api/events/{event_id}/scores",
+        "GET /api/events/{event_id}/scores", "GET /api/events/{event_id}/scores/{match_id}",
+        "GET /api/events/{event_id}/scores/{match_id}/history", "GET /api/events/{event_id}/claims",
+        "GET /api/events/{event_id}/claims/{match_id}", "POST /api/events/{event_id}/claims/{match_id}",
+        "DELETE /api/events/{event_id}/claims/{match_id}", "GET /api/events/{event_id}/coverage-plans",
+        "PUT /api/events/{event_id}/coverage-plans", "DELETE /api/events/{event_id}/coverage-plans",
+        "POST /api/events/{event_id}/announcements", "GET /api/events/{event_id}/conflicts", "POST /api/auth/login",
+        "POST /api/auth/refresh", "POST /api/users", "GET /api/users", "POST /api/publish", "POST /api/broadcast",
+        "GET /api/history", "GET /api/presence", "GET /api/channels", "GET /health", "GET /ready", "GET /metrics",
+    ] {
+        assert!(operations.iter().any(|op| op == route), "{route} is not documented");
+    }
+    let score_update = &served["paths"]["/api/events/{event_id}/scores"]["post"]["responses"];
+    for status in ["200", "400", "401", "403", "404", "409", "422", "429", "503"] {
+        assert!(score_update.get(status).is_some(), "score updates document {status}");
+    }
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let committed = std::fs::read_to_string(docs.join("openapi.json")).expect("docs/openapi.json");
+    assert_eq!(committed.trim_end(), courtside_server::openapi::document_json(), "docs/openapi.json is stale: run `courtside openapi > docs/openapi.json`");
+    let markdown = std::fs::read_to_string(docs.join("rest-api.md")).expect("docs/rest-api.md");
+    assert_eq!(markdown, courtside_server::openapi::document_markdown(), "docs/rest-api.md is stale: run `courtside openapi --markdown > docs/rest-api.md`");
+}

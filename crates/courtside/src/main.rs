@@ -49,6 +49,12 @@ enum Command {
     Export(ExportArgs),
     /// Recreate a tournament from `courtside export`'s JSON (refused if its id exists).
     Import(ImportArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (as served at /openapi.json), or with
+    /// --markdown the REST reference rendered from it.
+    Openapi {
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Manage users who sign in with a password (POST /api/auth/login).
     #[command(subcommand)]
     User(UserCommand),
@@ -215,6 +221,14 @@ async fn run(command: Command) -> Result<(), String> {
             courtside_server::server::wait_for_signal().await;
             server.shutdown();
             server.stopped().await;
+            Ok(())
+        }
+        Command::Openapi { markdown } => {
+            if markdown {
+                print!("{}", courtside_server::openapi::document_markdown());
+            } else {
+                println!("{}", courtside_server::openapi::document_json());
+            }
             Ok(())
         }
         Command::Export(args) => {
