@@ -62,27 +62,48 @@ struct OutboxSignal {
     notify: Notify,
 }
 
+/// Urgent items a connection may have queued ahead of the rest; more go to the normal queue.
+const URGENT_QUEUE_LEN: usize = 16;
+
 /// The sending side of a connection's bounded queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
     tx: mpsc::Sender<Outbound>,
+    /// A short lane read before `tx`: urgent items overtake whatever is queued.
+    urgent_tx: mpsc::Sender<Outbound>,
     signal: Arc<OutboxSignal>,
 }
 
 /// The receiving side, owned by the connection's task.
 pub struct Inbox {
     rx: mpsc::Receiver<Outbound>,
+    urgent_rx: mpsc::Receiver<Outbound>,
     signal: Arc<OutboxSignal>,
 }
 
 /// A connection's queue, holding at most `capacity` items before it counts as a slow consumer.
 pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (urgent_tx, urgent_rx) = mpsc::channel(URGENT_QUEUE_LEN);
     let signal = Arc::new(OutboxSignal { overflowed: AtomicBool::new(false), notify: Notify::new() });
-    (Outbox { tx, signal: signal.clone() }, Inbox { rx, signal })
+    (Outbox { tx, urgent_tx, signal: signal.clone() }, Inbox { rx, urgent_rx, signal })
 }
 
+/// Which publications overtake what a connection has queued (critical announcements, say).
+/// Decided by the server, which knows what the payloads mean.
+pub type UrgencyRule = Arc<dyn Fn(&Publication) -> bool + Send + Sync>;
+
 impl Outbox {
+    /// Queues ahead of everything already queued (in the urgent lane; if that is full, at the
+    /// back like any item). Returns what [`Outbox::push`] returns.
+    pub fn push_urgent(&self, item: Outbound) -> bool {
+        match self.urgent_tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(item)) => self.push(item),
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
     /// Queues without waiting. Returns `false` if the queue was full (the connection is then
     /// marked overflowed) or closed.
     pub fn push(&self, item: Outbound) -> bool {
@@ -100,12 +121,17 @@ impl Outbox {
 }
 
 impl Inbox {
+    /// The next item: an urgent one if any is queued.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        self.rx.recv().await
+        tokio::select! {
+            biased;
+            Some(item) = self.urgent_rx.recv() => Some(item),
+            item = self.rx.recv() => item,
+        }
     }
 
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        self.rx.try_recv().ok()
+        self.urgent_rx.try_recv().or_else(|_| self.rx.try_recv()).ok()
     }
 
     /// A handle that tells when this queue overflows, usable while the inbox is being read.
@@ -145,6 +171,7 @@ type Subscribers = Vec<(ConnectionId, Outbox)>;
 
 pub struct Hub {
     shards: Box<[RwLock<HashMap<ChannelName, Subscribers>>]>,
+    urgency: Option<UrgencyRule>,
     pub stats: HubStats,
 }
 
@@ -158,8 +185,14 @@ impl Hub {
     pub fn new() -> Self {
         Self {
             shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashMap::new())).collect(),
+            urgency: None,
             stats: HubStats::default(),
         }
+    }
+
+    /// A hub whose publications matching `rule` overtake what each connection has queued.
+    pub fn with_urgency(rule: UrgencyRule) -> Self {
+        Self { urgency: Some(rule), ..Self::new() }
     }
 
     fn shard(&self, channel: &ChannelName) -> &RwLock<HashMap<ChannelName, Subscribers>> {
@@ -193,22 +226,24 @@ impl Hub {
     /// Fans a committed publication out to the channel's local subscribers.
     pub fn deliver(&self, publication: Publication) {
         let channel = publication.channel.clone();
-        self.fan_out(&channel, Outbound::Publication(Arc::new(Delivery::new(publication))));
+        let urgent = self.urgency.as_ref().is_some_and(|rule| rule(&publication));
+        self.fan_out(&channel, Outbound::Publication(Arc::new(Delivery::new(publication))), urgent);
         self.stats.publications.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sends a join or leave to the channel's local subscribers.
     pub fn send_presence(&self, event: PresenceEvent) {
         let channel = event.channel.clone();
-        self.fan_out(&channel, Outbound::Presence(Arc::new(event)));
+        self.fan_out(&channel, Outbound::Presence(Arc::new(event)), false);
     }
 
-    fn fan_out(&self, channel: &ChannelName, item: Outbound) {
+    fn fan_out(&self, channel: &ChannelName, item: Outbound, urgent: bool) {
         let shard = self.shard(channel).read();
         let Some(subscribers) = shard.get(channel) else { return };
         let mut delivered = 0u64;
         for (_, outbox) in subscribers {
-            if outbox.push(item.clone()) {
+            let pushed = if urgent { outbox.push_urgent(item.clone()) } else { outbox.push(item.clone()) };
+            if pushed {
                 delivered += 1;
             } else {
                 self.stats.overflows.fetch_add(1, Ordering::Relaxed);
@@ -277,6 +312,33 @@ mod tests {
             assert!(Arc::ptr_eq(&x, &y), "one shared delivery per publication");
         }
         assert_eq!(hub.stats.deliveries.load(Ordering::Relaxed), 6);
+    }
+
+    #[tokio::test]
+    async fn urgent_publications_overtake_what_a_connection_has_queued() {
+        let rule: UrgencyRule = Arc::new(|p: &Publication| p.channel.as_str().ends_with(":announcements"));
+        let hub = Hub::with_urgency(rule);
+        let scores = ChannelName::parse("match:1").unwrap();
+        let news = ChannelName::parse("tournament:t:announcements").unwrap();
+        let (connection, mut inbox) = outbox(64);
+        hub.subscribe(&scores, 1, connection.clone());
+        hub.subscribe(&news, 1, connection);
+        for offset in 1..=10 {
+            hub.deliver(publication(&scores, offset));
+        }
+        hub.deliver(publication(&news, 1));
+        let order: Vec<String> = std::iter::from_fn(|| inbox.try_recv())
+            .map(|item| match item {
+                Outbound::Publication(d) => format!("{}#{}", d.publication.channel, d.publication.offset),
+                Outbound::Presence(_) => "presence".into(),
+            })
+            .collect();
+        assert_eq!(order[0], "tournament:t:announcements#1", "the urgent one comes first: {order:?}");
+        assert_eq!(order[1..], (1..=10).map(|o| format!("match:1#{o}")).collect::<Vec<_>>()[..], "the rest keep their order");
+        hub.deliver(publication(&scores, 11));
+        hub.deliver(publication(&news, 2));
+        let Some(Outbound::Publication(first)) = inbox.recv().await else { panic!("a publication") };
+        assert_eq!(first.publication.channel, news, "recv prefers the urgent lane too");
     }
 
     #[tokio::test]

@@ -109,9 +109,41 @@ pub fn is_sports_owned(channel: &ChannelName) -> bool {
     )
 }
 
+/// Does `publication` overtake what a connection has queued? Critical announcements (seed 000:
+/// emergencies, weather, evacuation) do: a publication on `tournament:{t}:announcements` whose
+/// JSON has `"priority": "critical"`, at the top or in its `announcement` (as the sports service
+/// publishes them).
+pub fn is_urgent(publication: &courtside_core::stream::Publication) -> bool {
+    let channel = publication.channel.as_str();
+    if !(channel.starts_with("tournament:") && channel.ends_with(":announcements")) {
+        return false;
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&publication.data) else { return false };
+    let critical = |v: &serde_json::Value| v.get("priority").and_then(|p| p.as_str()) == Some("critical");
+    critical(&value) || value.get("announcement").is_some_and(critical)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn critical_announcements_are_urgent() {
+        let publication = |channel: &str, data: &str| courtside_core::stream::Publication {
+            channel: ChannelName::parse(channel).expect("name"),
+            epoch: courtside_core::stream::Epoch::from_text("e"),
+            offset: 1,
+            key: None,
+            removed: false,
+            data: bytes::Bytes::copy_from_slice(data.as_bytes()),
+            time_ms: 0,
+        };
+        assert!(is_urgent(&publication("tournament:cup:announcements", r#"{"type":"announcement","announcement":{"priority":"critical","title":"Storm"}}"#)));
+        assert!(is_urgent(&publication("tournament:cup:announcements", r#"{ "priority" : "critical" }"#)));
+        assert!(!is_urgent(&publication("tournament:cup:announcements", r#"{"priority":"high"}"#)));
+        assert!(!is_urgent(&publication("tournament:cup:announcements", "not json")));
+        assert!(!is_urgent(&publication("match:cup:m1", r#"{"priority":"critical"}"#)));
+    }
 
     #[test]
     fn sports_channels_are_recognised() {

@@ -101,7 +101,8 @@ impl RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let auth = Authenticator::from_config(&config)?;
     let node_id = Epoch::new_random().to_string();
-    let hub = Arc::new(Hub::new());
+    // Critical announcements overtake whatever each connection has queued.
+    let hub = Arc::new(Hub::with_urgency(Arc::new(courtside_domain::layout::is_urgent)));
     let sequencer = Sequencer::new(hub.clone());
     let (broker, presence) = open_broker(&config, &node_id, sequencer.clone()).await?;
     let store = open_store(&config, broker.clone()).await?;
