@@ -1190,3 +1190,94 @@ async fn joins_and_leaves_reach_subscribers_on_other_nodes_through_redis() {
 async fn joins_and_leaves_reach_subscribers_on_other_nodes_through_postgres() {
     joins_and_leaves_cross_nodes("postgres", "presence-postgres").await;
 }
+
+// =============================================================================================
+// The sports API across nodes
+
+/// Two nodes on one PostgreSQL store and one Redis: a director sets up a tournament on one,
+/// scorekeepers on both race for a claim (exactly one wins, whichever node they use), the
+/// winner scores through the other node, and a subscriber on the first sees it; a stale version
+/// is refused on either node.
+#[tokio::test]
+async fn the_sports_api_keeps_one_truth_across_nodes() {
+    let Some(database) = fresh_database().await else { return };
+    let dir = temp_dir("sports-cluster");
+    let Some(redis) = PrivateRedis::start_or_skip(dir.join("redis.log")) else { return };
+    let secret = dir.join("jwt-secret");
+    write_secret(&secret);
+    let token = |sub: &str, role: &str| mint_token(&secret, &dir.join("token"), sub, role);
+    let (director, kim, lee) = (token("dana", "director"), token("kim", "scorekeeper"), token("lee", "scorekeeper"));
+    let args = vec![
+        "--store".to_string(),
+        database.url.clone(),
+        "--broker".to_string(),
+        redis.url(),
+        "--jwt-secret-file".to_string(),
+        secret.to_string_lossy().into_owned(),
+    ];
+    let env = vec![
+        ("COURTSIDE_REDIS_PREFIX".to_string(), format!("courtside-sports-test:{}", std::process::id())),
+        ("NO_COLOR".to_string(), "1".to_string()),
+    ];
+    let nodes: Vec<ServeProcess> = (0..2).map(|i| ServeProcess::spawn(&format!("node{i}"), &dir, args.clone(), env.clone())).collect();
+    let mut cluster = Cluster { nodes, redis: Some(redis), database: Some(database), dir: dir.clone(), seed: 0 };
+    for node in &mut cluster.nodes {
+        node.wait_ready(Duration::from_secs(30)).await;
+    }
+    let client = reqwest::Client::new();
+    let call = |node: usize, method: reqwest::Method, path: &str, token: &str, body: Value| {
+        client.request(method, cluster.nodes[node].http(path)).bearer_auth(token).json(&body).send()
+    };
+    let setup = [
+        (reqwest::Method::POST, "/api/events", json!({ "id": "cup", "name": "Cup" })),
+        (reqwest::Method::PUT, "/api/events/cup/divisions/u18", json!({ "id": "u18", "name": "U18" })),
+        (reqwest::Method::PUT, "/api/events/cup/teams/red", json!({ "id": "red", "name": "Red" })),
+        (reqwest::Method::PUT, "/api/events/cup/teams/blue", json!({ "id": "blue", "name": "Blue" })),
+        (reqwest::Method::POST, "/api/events/cup/matches", json!({ "id": "m1", "divisionId": "u18", "homeTeamId": "red", "awayTeamId": "blue" })),
+    ];
+    for (method, path, body) in setup {
+        let response = call(0, method, path, &director, body).await.expect("request");
+        assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
+    }
+    let mut watcher = connect_publisher(&cluster.nodes[0].ws_url(), &director).await.expect("watcher connects");
+    let reply = watcher.request("subscribe", json!({ "channel": "match:cup:m1" }), FAST).await.expect("subscribed");
+    assert!(reply.get("result").is_some(), "{reply}");
+
+    let (on_node0, on_node1) = tokio::join!(
+        call(0, reqwest::Method::POST, "/api/events/cup/claims/m1", &kim, json!({})),
+        call(1, reqwest::Method::POST, "/api/events/cup/claims/m1", &lee, json!({})),
+    );
+    let (on_node0, on_node1) = (on_node0.expect("request"), on_node1.expect("request"));
+    let mut statuses = [on_node0.status().as_u16(), on_node1.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "exactly one claim wins across nodes; {}", cluster.diagnostics());
+    let (winner, winner_node) = if on_node0.status().as_u16() == 200 { (&kim, 0) } else { (&lee, 1) };
+    let claim: Value = if winner_node == 0 { on_node0.json().await } else { on_node1.json().await }.expect("claim body");
+    let fencing_token = claim["claim"]["fencingToken"].as_u64().expect("token");
+
+    // The winner scores through the other node.
+    let other_node = 1 - winner_node;
+    let update = json!({ "matchId": "m1", "sets": [{ "home": 3, "away": 1 }], "status": "in_progress", "fencingToken": fencing_token, "baseVersion": 0 });
+    let response = call(other_node, reqwest::Method::POST, "/api/events/cup/scores", winner, update.clone()).await.expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{}", response.text().await.unwrap_or_default());
+    let stale = call(winner_node, reqwest::Method::POST, "/api/events/cup/scores", winner, update).await.expect("request");
+    assert_eq!(stale.status().as_u16(), 409, "version 0 is stale on every node");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pushed = loop {
+        assert!(Instant::now() < deadline, "node 0's subscriber never saw the score");
+        match watcher.read(Duration::from_millis(500)).await {
+            Incoming::Frame(frame) if frame["push"]["pub"]["data"]["type"] == "score" => break frame,
+            Incoming::Frame(_) | Incoming::Idle => {}
+            Incoming::Ended(ended) => panic!("the watcher was disconnected: {ended}"),
+        }
+    };
+    assert_eq!(pushed["push"]["pub"]["data"]["score"]["sets"][0]["home"], 3, "{pushed}");
+    let history: Value = call(0, reqwest::Method::GET, "/api/events/cup/scores/m1/history", &director, json!(null))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(history["total"], 1, "{history}");
+}
