@@ -276,6 +276,31 @@ impl SportsService {
         Err(SportsError::Contended)
     }
 
+    /// Replaces a tournament's name and default format (directors only).
+    pub async fn update_tournament(&self, actor: &Actor, tournament: Tournament) -> Result<Tournament, SportsError> {
+        require(actor.is_director(), "only a director may edit a tournament")?;
+        check_id("tournament", &tournament.id)?;
+        check_name(&tournament.name)?;
+        if let Some(format) = &tournament.default_format {
+            format.validate()?;
+        }
+        let events = layout::events();
+        for _ in 0..ATTEMPTS_MAX {
+            let existing = self.keyed(&events).await?;
+            if !existing.entries.contains_key(&tournament.id) {
+                return Err(SportsError::NotFound { what: "tournament", id: tournament.id });
+            }
+            let group = AppendGroup {
+                requests: vec![Self::record(events.clone(), &tournament.id, &tournament)],
+                expected: vec![ExpectedPosition { channel: events.clone(), position: existing.position }],
+            };
+            if self.try_append(group).await?.is_some() {
+                return Ok(tournament);
+            }
+        }
+        Err(SportsError::Contended)
+    }
+
     pub async fn tournaments(&self) -> Result<Vec<Tournament>, SportsError> {
         let events = self.keyed(&layout::events()).await?;
         events.entries.values().map(|publication| decode(&publication.data)).collect()
@@ -397,6 +422,69 @@ impl SportsService {
         }
     }
 
+    /// Edits a scheduled match: court and time always; teams, division and format only until
+    /// its first score (staff, director). The schedule channel gets the new record.
+    pub async fn update_match(&self, actor: &Actor, t: &str, mut edited: Match) -> Result<Match, SportsError> {
+        require(actor.is_official(), "only staff or a director may edit a match")?;
+        let m = edited.id.clone();
+        let tournament = self.tournament(t).await?;
+        let registry = self.keyed(&layout::registry(t)).await?;
+        let known = |kind: &'static str, id: &str| -> Result<(), SportsError> {
+            check_id(kind, id)?;
+            if registry.entries.contains_key(&format!("{kind}/{id}")) {
+                Ok(())
+            } else {
+                Err(SportsError::NotFound { what: kind, id: id.to_string() })
+            }
+        };
+        known("division", &edited.division_id)?;
+        known("team", &edited.home_team_id)?;
+        known("team", &edited.away_team_id)?;
+        if let Some(court) = &edited.court_id {
+            known("court", court)?;
+        }
+        if edited.home_team_id == edited.away_team_id {
+            return Err(SportsError::InvalidField { field: "awayTeamId".into(), message: "a team cannot play itself".into() });
+        }
+        for _ in 0..ATTEMPTS_MAX {
+            let (current, score, position) = self.match_record(t, &m).await?;
+            let format = edited.format.or(current.format).or(tournament.default_format).unwrap_or_else(ScoringFormat::best_of_3_to_25);
+            format.validate()?;
+            edited.format = Some(format);
+            let started = score.is_some();
+            let same_contest = edited.division_id == current.division_id
+                && edited.home_team_id == current.home_team_id
+                && edited.away_team_id == current.away_team_id
+                && edited.format == current.format;
+            if started && !same_contest {
+                return Err(SportsError::InvalidField {
+                    field: "id".into(),
+                    message: format!("match {m} has a score: only its court and time can change"),
+                });
+            }
+            let state_channel = layout::match_state(t, &m);
+            let group = AppendGroup {
+                requests: vec![
+                    Self::record(state_channel.clone(), "record", &edited),
+                    Self::record(layout::registry(t), &format!("match/{m}"), &edited),
+                    self.public(layout::schedule(t), Some(&m), &json!({ "type": "match", "match": edited })),
+                ],
+                expected: vec![ExpectedPosition { channel: state_channel, position }],
+            };
+            if self.try_append(group).await?.is_some() {
+                return Ok(edited);
+            }
+        }
+        Err(SportsError::Contended)
+    }
+
+    /// The latest announcements, oldest first (as far as the channel's history reaches).
+    pub async fn announcements(&self, t: &str, limit: usize) -> Result<Vec<serde_json::Value>, SportsError> {
+        self.tournament(t).await?;
+        let page = self.store.read(&layout::announcements(t), HistoryQuery::Latest { limit: limit.min(HISTORY_PAGE_MAX) }).await?;
+        page.publications.iter().map(|p| decode(&p.data)).collect()
+    }
+
     async fn match_record(&self, t: &str, m: &str) -> Result<(Match, Option<ScoreRecord>, StreamPosition), SportsError> {
         check_id("tournament", t)?;
         check_id("match", m)?;
@@ -511,6 +599,9 @@ impl SportsService {
     /// Applies a score update; see the module docs for how it is decided.
     pub async fn update_score(&self, actor: &Actor, t: &str, update: ScoreUpdate) -> Result<ScoreOutcome, SportsError> {
         require(actor.may_keep_score(), "only a scorekeeper, staff or a director may update a score")?;
+        if update.status == MatchStatus::Cancelled {
+            require(actor.is_official(), "only staff or a director may cancel a match")?;
+        }
         let m = update.match_id.clone();
         check_id("tournament", t)?;
         check_id("match", &m)?;

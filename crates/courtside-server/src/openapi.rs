@@ -81,6 +81,12 @@ pub struct Released {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct AnnouncementsList {
+    /// Each as published: `{"type": "announcement", "announcement": Announcement}`.
+    pub announcements: Vec<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct ConflictsList {
     pub conflicts: Vec<ConflictEntry>,
 }
@@ -166,6 +172,7 @@ impl Modify for Security {
     info(title = "Courtside HTTP API", description = "Tournaments, live scores, claims and channels. The wire protocol (WebSocket, SSE) is in docs/protocol.md."),
     paths(
         crate::sports_api::list_events, crate::sports_api::create_event, crate::sports_api::event,
+        crate::sports_api::update_event, crate::sports_api::update_match, crate::sports_api::announcements,
         crate::sports_api::export, crate::sports_api::import,
         crate::sports_api::put_division, crate::sports_api::put_team, crate::sports_api::put_court,
         crate::sports_api::create_match, crate::sports_api::update_score, crate::sports_api::scores,

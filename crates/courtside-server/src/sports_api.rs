@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiError, HttpFailure, principal_from};
 use crate::protocol::ClientError;
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
-use crate::openapi::{ClaimOut, ClaimsList, ConflictsList, ErrorBody, EventDetail, EventsList, Released, ScoreOut, ScoresList};
+use crate::openapi::{AnnouncementsList, ClaimOut, ClaimsList, ConflictsList, ErrorBody, EventDetail, EventsList, Released, ScoreOut, ScoresList};
 #[allow(unused_imports)]
 use courtside_domain::model::Announcement;
 #[allow(unused_imports)]
@@ -41,7 +41,8 @@ const HISTORY_LIMIT_DEFAULT: usize = 100;
 pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
     Router::new()
         .route("/api/events", get(list_events).post(create_event))
-        .route("/api/events/{event_id}", get(event))
+        .route("/api/events/{event_id}", get(event).put(update_event))
+        .route("/api/events/{event_id}/matches/{match_id}", put(update_match))
         .route("/api/events/{event_id}/export", get(export))
         .route("/api/events/import", post(import))
         .route("/api/events/{event_id}/divisions/{id}", put(put_division))
@@ -54,7 +55,7 @@ pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
         .route("/api/events/{event_id}/claims", get(claims))
         .route("/api/events/{event_id}/claims/{match_id}", get(claim).post(take_claim).delete(release_claim))
         .route("/api/events/{event_id}/coverage-plans", get(coverage_plan).put(set_coverage_plan).delete(clear_coverage_plan))
-        .route("/api/events/{event_id}/announcements", post(announce))
+        .route("/api/events/{event_id}/announcements", get(announcements).post(announce))
         .route("/api/events/{event_id}/conflicts", get(conflicts))
         .route_layer(middleware::from_fn_with_state(state, rate_limited))
 }
@@ -265,6 +266,71 @@ fn same_id(path_id: &str, body_id: &str) -> Result<(), Failure> {
         return Ok(());
     }
     Err(SportsError::InvalidField { field: "id".into(), message: format!("the body's id {body_id:?} is not the path's {path_id:?}") }.into())
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/events/{event_id}",
+    tag = "sports",
+    summary = "Edit a tournament's name and default format (director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id")),
+    request_body = Tournament,
+    responses((status = 200, description = "Stored", body = Tournament), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn update_event(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+    body: Result<Json<Tournament>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(tournament) = body?;
+    same_id(&event_id, &tournament.id)?;
+    ok(state.sports.update_tournament(&actor, tournament).await?)
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/events/{event_id}/matches/{match_id}",
+    tag = "sports",
+    summary = "Edit a match: court and time always; teams, division and format until its first score (staff, director)",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("match_id" = String, Path, description = "The match id (must equal the body's)")),
+    request_body = Match,
+    responses((status = 200, description = "Stored and put on the schedule", body = Match), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Validation failed (`fields` says where and why)", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn update_match(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((event_id, match_id)): Path<(String, String)>,
+    body: Result<Json<Match>, JsonRejection>,
+) -> Reply {
+    let actor = actor(&state, &headers)?;
+    let Json(edited) = body?;
+    same_id(&match_id, &edited.id)?;
+    ok(state.sports.update_match(&actor, &event_id, edited).await?)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/events/{event_id}/announcements",
+    tag = "sports",
+    summary = "The latest announcements, oldest first",
+    params(("event_id" = String, Path, description = "The tournament (event) id"), ("limit" = Option<usize>, Query, description = "At most this many (default 100, at most 1000)")),
+    responses((status = 200, description = "The announcements", body = AnnouncementsList), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = [])),
+)]
+pub(crate) async fn announcements(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Reply {
+    actor(&state, &headers)?;
+    let Query(page) = query?;
+    let limit = page.limit.unwrap_or(HISTORY_LIMIT_DEFAULT);
+    ok(json!({ "announcements": state.sports.announcements(&event_id, limit).await? }))
 }
 
 #[utoipa::path(

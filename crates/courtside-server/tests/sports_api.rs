@@ -217,3 +217,36 @@ async fn every_response_says_the_rate_limit_and_429_says_when_to_retry() {
         assert_eq!(backend.expect("request").status().as_u16(), 200);
     }
 }
+
+#[tokio::test]
+async fn directors_edit_tournaments_matches_and_announce() {
+    let server = TestServer::start().await;
+    let director = as_user(&server, "dana", Role::Director);
+    tournament(&director).await;
+    let (status, body) = director.put("/api/events/cup", json!({ "id": "cup", "name": "Summer Cup 2026" })).await;
+    assert_eq!((status, body["name"].as_str()), (200, Some("Summer Cup 2026")));
+    assert_eq!(director.put("/api/events/nope", json!({ "id": "nope", "name": "x" })).await.0, 404);
+    assert_eq!(director.put("/api/courts/c2", json!({})).await.0, 404, "unknown route");
+    assert_eq!(director.put("/api/events/cup/courts/c2", json!({ "id": "c2", "name": "Court 2" })).await.0, 200);
+
+    let moved = json!({ "id": "m1", "divisionId": "u18", "homeTeamId": "red", "awayTeamId": "blue", "courtId": "c2", "scheduledAtMs": 1_800_000_000_000i64 });
+    let (status, body) = director.put("/api/events/cup/matches/m1", moved.clone()).await;
+    assert_eq!((status, body["courtId"].as_str()), (200, Some("c2")), "{body}");
+
+    let kim = as_user(&server, "kim", Role::Scorekeeper);
+    assert_eq!(kim.post("/api/events/cup/claims/m1", json!({})).await.0, 200);
+    let scored = kim.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": 1, "away": 0 }], "status": "in_progress" })).await;
+    assert_eq!(scored.1["score"]["courtId"], "c2", "scores follow the match to its new court");
+    let swapped = json!({ "id": "m1", "divisionId": "u18", "homeTeamId": "blue", "awayTeamId": "red", "courtId": "c2" });
+    let (status, body) = director.put("/api/events/cup/matches/m1", swapped).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("validation_failed")), "{body}");
+    assert_eq!(director.put("/api/events/cup/matches/m1", json!({ "id": "m1", "divisionId": "u18", "homeTeamId": "red", "awayTeamId": "blue", "courtId": "c1" })).await.0, 200, "a court change is fine after play started");
+    let cancel = kim.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": 1, "away": 0 }], "status": "cancelled" })).await;
+    assert_eq!((cancel.0, cancel.1["error"]["code"].as_str()), (403, Some("permission_denied")), "a scorekeeper cannot cancel");
+
+    let (status, _) = director.post("/api/events/cup/announcements", json!({ "priority": "critical", "title": "Storm warning", "body": "Clear the courts" })).await;
+    assert_eq!(status, 201);
+    let (status, body) = kim.get("/api/events/cup/announcements?limit=10").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["announcements"][0]["announcement"]["priority"], "critical", "{body}");
+}
