@@ -362,6 +362,29 @@ impl SportsService {
         Ok(court)
     }
 
+    /// The division, teams and court a match names exist, and the teams differ.
+    async fn check_match_references(&self, t: &str, planned: &Match) -> Result<(), SportsError> {
+        let registry = self.keyed(&layout::registry(t)).await?;
+        let known = |kind: &'static str, id: &str| -> Result<(), SportsError> {
+            check_id(kind, id)?;
+            if registry.entries.contains_key(&format!("{kind}/{id}")) {
+                Ok(())
+            } else {
+                Err(SportsError::NotFound { what: kind, id: id.to_string() })
+            }
+        };
+        known("division", &planned.division_id)?;
+        known("team", &planned.home_team_id)?;
+        known("team", &planned.away_team_id)?;
+        if let Some(court) = &planned.court_id {
+            known("court", court)?;
+        }
+        if planned.home_team_id == planned.away_team_id {
+            return Err(SportsError::InvalidField { field: "awayTeamId".into(), message: "a team cannot play itself".into() });
+        }
+        Ok(())
+    }
+
     async fn require_entry(&self, t: &str, kind: &'static str, id: &str) -> Result<(), SportsError> {
         check_id(kind, id)?;
         let registry = self.keyed(&layout::registry(t)).await?;
@@ -378,27 +401,7 @@ impl SportsService {
         require(actor.is_official(), "only staff or a director may schedule a match")?;
         check_id("match", &new.id)?;
         let tournament = self.tournament(t).await?;
-        let registry = self.keyed(&layout::registry(t)).await?;
-        let known = |kind: &'static str, id: &str| -> Result<(), SportsError> {
-            check_id(kind, id)?;
-            if registry.entries.contains_key(&format!("{kind}/{id}")) {
-                Ok(())
-            } else {
-                Err(SportsError::NotFound { what: kind, id: id.to_string() })
-            }
-        };
-        known("division", &new.division_id)?;
-        known("team", &new.home_team_id)?;
-        known("team", &new.away_team_id)?;
-        if new.home_team_id == new.away_team_id {
-            return Err(SportsError::InvalidField {
-                field: "awayTeamId".into(),
-                message: "a team cannot play itself".into(),
-            });
-        }
-        if let Some(court) = &new.court_id {
-            known("court", court)?;
-        }
+        self.check_match_references(t, &new).await?;
         let format = new.format.or(tournament.default_format).unwrap_or_else(ScoringFormat::best_of_3_to_25);
         format.validate()?;
         new.format = Some(format);
@@ -428,24 +431,7 @@ impl SportsService {
         require(actor.is_official(), "only staff or a director may edit a match")?;
         let m = edited.id.clone();
         let tournament = self.tournament(t).await?;
-        let registry = self.keyed(&layout::registry(t)).await?;
-        let known = |kind: &'static str, id: &str| -> Result<(), SportsError> {
-            check_id(kind, id)?;
-            if registry.entries.contains_key(&format!("{kind}/{id}")) {
-                Ok(())
-            } else {
-                Err(SportsError::NotFound { what: kind, id: id.to_string() })
-            }
-        };
-        known("division", &edited.division_id)?;
-        known("team", &edited.home_team_id)?;
-        known("team", &edited.away_team_id)?;
-        if let Some(court) = &edited.court_id {
-            known("court", court)?;
-        }
-        if edited.home_team_id == edited.away_team_id {
-            return Err(SportsError::InvalidField { field: "awayTeamId".into(), message: "a team cannot play itself".into() });
-        }
+        self.check_match_references(t, &edited).await?;
         for _ in 0..ATTEMPTS_MAX {
             let (current, score, position) = self.match_record(t, &m).await?;
             let format = edited.format.or(current.format).or(tournament.default_format).unwrap_or_else(ScoringFormat::best_of_3_to_25);
