@@ -556,6 +556,26 @@ impl SportsService {
         Err(SportsError::Contended)
     }
 
+    /// Releases every claim that has expired, publishing each release (reason `expired`), so
+    /// subscribers learn of it without anyone asking. Returns how many were released. Meant to
+    /// run every few seconds; several nodes may run it at once (a release already done is a
+    /// no-op).
+    pub async fn expire_claims(&self) -> Result<usize, SportsError> {
+        let sweeper = Actor { user: "courtside".into(), roles: vec![Role::Director] };
+        let now = self.now();
+        let mut released = 0;
+        for tournament in self.tournaments().await? {
+            let keyed = self.keyed(&layout::claims(&tournament.id)).await?;
+            for (m, publication) in &keyed.entries {
+                let claim: Claim = decode(&publication.data)?;
+                if !claim.is_live_at(now) && self.release(&sweeper, &tournament.id, m).await? == Release::NotHeld {
+                    released += 1;
+                }
+            }
+        }
+        Ok(released)
+    }
+
     /// The match's live claim, if any.
     pub async fn claim_of(&self, t: &str, m: &str) -> Result<Option<Claim>, SportsError> {
         self.match_record(t, m).await?;
@@ -677,6 +697,19 @@ impl SportsService {
             if previous_status != score.status {
                 let status = json!({ "type": "match_status", "matchId": m, "status": score.status, "winner": score.state.winner });
                 requests.push(self.public(layout::schedule(t), None, &status));
+                if score.status == MatchStatus::Completed {
+                    // Seed 000's bracket update: who advances.
+                    let winner_team = match score.state.winner {
+                        Some(scoring::Side::Home) => Some(&score.home_team_id),
+                        Some(scoring::Side::Away) => Some(&score.away_team_id),
+                        None => None,
+                    };
+                    let result = json!({
+                        "type": "match_result", "matchId": m, "divisionId": score.division_id,
+                        "winnerTeamId": winner_team, "sets": score.sets,
+                    });
+                    requests.push(self.public(layout::brackets(t), Some(&m), &result));
+                }
             }
             if let Some(conflict) = decision.conflict_record() {
                 requests.push(Self::log_entry(layout::conflicts(t), &conflict_entry(&m, &actor.user, now, &conflict, &update.sets)));

@@ -183,6 +183,9 @@ async fn scores_are_validated_completed_and_published_everywhere_at_once() {
     }
     let status = published_on(&f.sink, "tournament:cup:schedule");
     assert!(status.iter().any(|e| e["type"] == "match_status" && e["winner"] == "home"), "{status:?}");
+    let brackets = published_on(&f.sink, "tournament:cup:brackets");
+    assert_eq!(brackets.len(), 1, "the bracket learns who advances");
+    assert_eq!((brackets[0]["type"].as_str(), brackets[0]["winnerTeamId"].as_str()), (Some("match_result"), Some("red")));
 
     let correction = update(sets(&[(25, 20), (25, 21)]), MatchStatus::Completed);
     assert!(matches!(f.service.update_score(&kim, "cup", correction.clone()).await, Err(SportsError::MatchFinished { .. })));
@@ -269,4 +272,21 @@ fn fixture_without_tournament() -> SportsService {
         ClaimPolicy::new(60_000, 3_600_000).expect("policy"),
         || T0,
     )
+}
+
+#[tokio::test]
+async fn expired_claims_are_released_and_the_release_is_published() {
+    let f = fixture().await;
+    let kim = actor("kim", Role::Scorekeeper);
+    f.service.claim(&kim, "cup", "m1", None).await.expect("claim");
+    assert_eq!(f.service.expire_claims().await.expect("sweep"), 0, "a live claim stays");
+    f.clock.fetch_add(60_001, Ordering::SeqCst);
+    assert_eq!(f.service.expire_claims().await.expect("sweep"), 1);
+    assert_eq!(f.service.expire_claims().await.expect("sweep"), 0, "released once");
+    let released: Vec<_> = published_on(&f.sink, "match:cup:m1").into_iter().filter(|e| e["type"] == "claim_released").collect();
+    assert_eq!(released.len(), 1);
+    assert_eq!((released[0]["holder"].as_str(), released[0]["reason"].as_str()), (Some("kim"), Some("expired")));
+    assert!(f.service.claims("cup").await.expect("claims").is_empty());
+    let lee = actor("lee", Role::Scorekeeper);
+    assert_eq!(f.service.claim(&lee, "cup", "m1", None).await.expect("free again").fencing_token, 2, "tokens keep rising");
 }

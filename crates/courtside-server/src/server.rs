@@ -223,6 +223,7 @@ pub async fn migrate(config: &Config) -> Result<(), ServerError> {
 
 async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     let sweeper = tokio::spawn(sweep_expired(state.clone()));
+    let claim_sweeper = tokio::spawn(expire_claims(state.clone()));
     let app = crate::api::router(state.clone());
     let shutdown = state.shutdown.clone();
     // Replies and pushes are small and latency-bound: no Nagle delay on accepted sockets.
@@ -236,6 +237,7 @@ async fn serve(listener: TcpListener, state: Arc<ServerState>) {
         tracing::error!(%error, "server stopped with an error");
     }
     sweeper.abort();
+    claim_sweeper.abort();
     let deadline = Duration::from_secs(state.config.shutdown_timeout_secs);
     state.tasks.close();
     if tokio::time::timeout(deadline, state.tasks.wait()).await.is_err() {
@@ -243,6 +245,21 @@ async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     }
     state.node.store.close().await;
     tracing::info!("courtside stopped");
+}
+
+/// How often expired claims are released (and their release published).
+const CLAIM_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+async fn expire_claims(state: Arc<ServerState>) {
+    let mut interval = tokio::time::interval(CLAIM_SWEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        match state.sports.expire_claims().await {
+            Ok(0) => {}
+            Ok(released) => tracing::debug!(released, "expired claims released"),
+            Err(error) => tracing::warn!(%error, "claim sweep failed"),
+        }
+    }
 }
 
 async fn sweep_expired(state: Arc<ServerState>) {
