@@ -523,11 +523,26 @@ impl SportsService {
     /// (and its release published) whoever asks.
     pub async fn release(&self, actor: &Actor, t: &str, m: &str) -> Result<Release, SportsError> {
         self.match_record(t, m).await?;
+        let decide = |state: &ClaimState, now: i64| -> Result<Option<Release>, SportsError> {
+            Ok(Some(claim::release(state.claim.as_ref(), &actor.user, actor.is_director(), now)?))
+        };
+        Ok(self.clear_claim(t, m, &actor.user, decide).await?.unwrap_or(Release::NotHeld))
+    }
+
+    /// Clears the match's stored claim as `decide` says (`None`: leave it), publishing the
+    /// release; decided again if the claim changed meanwhile.
+    async fn clear_claim(
+        &self,
+        t: &str,
+        m: &str,
+        by: &str,
+        decide: impl Fn(&ClaimState, i64) -> Result<Option<Release>, SportsError>,
+    ) -> Result<Option<Release>, SportsError> {
         for _ in 0..ATTEMPTS_MAX {
             let (state, position) = self.claim_state(t, m).await?;
             let now = self.now();
-            let outcome = claim::release(state.claim.as_ref(), &actor.user, actor.is_director(), now)?;
-            let Some(previous) = state.claim.clone() else { return Ok(outcome) };
+            let Some(outcome) = decide(&state, now)? else { return Ok(None) };
+            let Some(previous) = state.claim.clone() else { return Ok(Some(outcome)) };
             let claim_channel = layout::claim(t, m);
             let cleared = ClaimState { claim: None, last_token: state.last_token };
             let reason = match &outcome {
@@ -538,7 +553,7 @@ impl SportsService {
             let mut public = self.public(
                 layout::match_channel(t, m),
                 Some("claim"),
-                &json!({ "type": "claim_released", "matchId": m, "holder": previous.holder, "by": actor.user, "reason": reason }),
+                &json!({ "type": "claim_released", "matchId": m, "holder": previous.holder, "by": by, "reason": reason }),
             );
             public.remove_key = true;
             let group = AppendGroup {
@@ -550,7 +565,7 @@ impl SportsService {
                 expected: vec![ExpectedPosition { channel: claim_channel, position }],
             };
             if self.try_append(group).await?.is_some() {
-                return Ok(outcome);
+                return Ok(Some(outcome));
             }
         }
         Err(SportsError::Contended)
@@ -560,16 +575,38 @@ impl SportsService {
     /// subscribers learn of it without anyone asking. Returns how many were released. Meant to
     /// run every few seconds; several nodes may run it at once (a release already done is a
     /// no-op).
+    ///
+    /// Only the very claim seen expired is cleared: one taken or renewed meanwhile stays. A
+    /// failure on one tournament or claim is logged and the sweep goes on.
     pub async fn expire_claims(&self) -> Result<usize, SportsError> {
-        let sweeper = Actor { user: "courtside".into(), roles: vec![Role::Director] };
         let now = self.now();
         let mut released = 0;
         for tournament in self.tournaments().await? {
-            let keyed = self.keyed(&layout::claims(&tournament.id)).await?;
+            let t = &tournament.id;
+            let keyed = match self.keyed(&layout::claims(t)).await {
+                Ok(keyed) => keyed,
+                Err(error) => {
+                    tracing::warn!(tournament = t, %error, "claim sweep skipped a tournament");
+                    continue;
+                }
+            };
             for (m, publication) in &keyed.entries {
-                let claim: Claim = decode(&publication.data)?;
-                if !claim.is_live_at(now) && self.release(&sweeper, &tournament.id, m).await? == Release::NotHeld {
-                    released += 1;
+                let Ok(seen) = decode::<Claim>(&publication.data) else {
+                    tracing::warn!(tournament = t, match_id = m, "unreadable claim index entry");
+                    continue;
+                };
+                if seen.is_live_at(now) {
+                    continue;
+                }
+                let expired = |state: &ClaimState, now: i64| -> Result<Option<Release>, SportsError> {
+                    let same_and_expired =
+                        state.claim.as_ref().is_some_and(|c| c.fencing_token == seen.fencing_token && !c.is_live_at(now));
+                    Ok(same_and_expired.then_some(Release::NotHeld))
+                };
+                match self.clear_claim(t, m, "courtside", expired).await {
+                    Ok(Some(_)) => released += 1,
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(tournament = t, match_id = m, %error, "expired claim not released"),
                 }
             }
         }
@@ -614,11 +651,15 @@ impl SportsService {
         let state_channel = layout::match_state(t, &m);
         if let Some(op_id) = &update.op_id {
             check_op_id(op_id)?;
-            if let Some(original) = self.store.find_idempotent(&state_channel, op_id).await? {
-                return Ok(ScoreOutcome { score: decode(&original.data)?, duplicate: true });
-            }
         }
         for _ in 0..ATTEMPTS_MAX {
+            // Each attempt first asks whether the operation is a retry of one already stored
+            // (perhaps by the request it raced): a retry gets its first answer, never a refusal.
+            if let Some(op_id) = &update.op_id {
+                if let Some(original) = self.store.find_idempotent(&state_channel, op_id).await? {
+                    return Ok(ScoreOutcome { score: decode(&original.data)?, duplicate: true });
+                }
+            }
             let (record, current, match_position) = self.match_record(t, &m).await?;
             let (claim_state, claim_position) = self.claim_state(t, &m).await?;
             let now = self.now();
@@ -634,6 +675,9 @@ impl SportsService {
                 if current.as_ref().is_some_and(|score| score.status == MatchStatus::Completed) {
                     return Err(SportsError::MatchFinished { match_id: m });
                 }
+            }
+            if current.as_ref().is_some_and(|score| score.status == MatchStatus::Cancelled) {
+                require(actor.is_official(), "the match is cancelled; only staff or a director may change it")?;
             }
             let format = record.format.unwrap_or_else(ScoringFormat::best_of_3_to_25);
             let accepted = scoring::check_status(&format, &update.sets, update.status).map_err(SportsError::ScoreRejected)?;
@@ -697,8 +741,12 @@ impl SportsService {
             if previous_status != score.status {
                 let status = json!({ "type": "match_status", "matchId": m, "status": score.status, "winner": score.state.winner });
                 requests.push(self.public(layout::schedule(t), None, &status));
-                if score.status == MatchStatus::Completed {
-                    // Seed 000's bracket update: who advances.
+            }
+            // Seed 000's bracket update, keyed by match: who advances — set when a match is won
+            // or a won match is corrected, withdrawn when a won match is reopened.
+            let was_result = current.as_ref().filter(|c| c.status == MatchStatus::Completed);
+            if score.status == MatchStatus::Completed {
+                if was_result.is_none_or(|c| c.sets != score.sets) {
                     let winner_team = match score.state.winner {
                         Some(scoring::Side::Home) => Some(&score.home_team_id),
                         Some(scoring::Side::Away) => Some(&score.away_team_id),
@@ -710,6 +758,9 @@ impl SportsService {
                     });
                     requests.push(self.public(layout::brackets(t), Some(&m), &result));
                 }
+            } else if was_result.is_some() {
+                let reopened = json!({ "type": "match_result_withdrawn", "matchId": m, "status": score.status });
+                requests.push(AppendRequest { remove_key: true, ..self.public(layout::brackets(t), Some(&m), &reopened) });
             }
             if let Some(conflict) = decision.conflict_record() {
                 requests.push(Self::log_entry(layout::conflicts(t), &conflict_entry(&m, &actor.user, now, &conflict, &update.sets)));
@@ -765,6 +816,8 @@ impl SportsService {
     /// `offset`.
     pub async fn score_history(&self, t: &str, m: &str, limit: usize, offset: u64) -> Result<HistoryPageOut, SportsError> {
         self.match_record(t, m).await?;
+        // Offsets are stored as signed 64-bit numbers; anything past the end is past the end.
+        let offset = offset.min(i64::MAX as u64);
         let page = self
             .store
             .read(&layout::score_history(t, m), HistoryQuery::After { offset, limit: limit.min(HISTORY_PAGE_MAX) })
@@ -778,7 +831,7 @@ impl SportsService {
         require(actor.is_director(), "only a director may list conflicts")?;
         self.tournament(t).await?;
         let page =
-            self.store.read(&layout::conflicts(t), HistoryQuery::After { offset, limit: limit.min(HISTORY_PAGE_MAX) }).await?;
+            self.store.read(&layout::conflicts(t), HistoryQuery::After { offset: offset.min(i64::MAX as u64), limit: limit.min(HISTORY_PAGE_MAX) }).await?;
         page.publications.iter().map(|p| decode(&p.data)).collect()
     }
 
@@ -799,7 +852,7 @@ impl SportsService {
         let now = self.now();
         let channel = layout::announcements(t);
         let announcement = Announcement {
-            id: format!("a{now:x}"),
+            id: format!("a{now:x}-{:x}", announcement_sequence()),
             tournament_id: t.to_string(),
             priority,
             title: title.to_string(),
@@ -833,6 +886,12 @@ impl SportsService {
         self.store.append_group(AppendGroup::single(request)).await?;
         Ok(())
     }
+}
+
+/// Counts announcements made by this process, so ids made in the same millisecond differ.
+fn announcement_sequence() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn require(allowed: bool, why: &str) -> Result<(), SportsError> {
@@ -921,18 +980,32 @@ impl SportsService {
         }
     }
 
-    /// Everything the tournament holds (directors only).
+    /// One match's record, score, history and claim as of one moment: read again if the match
+    /// or its claim changed while they were read (a score during play, say).
+    async fn export_match(&self, t: &str, m: &str) -> Result<MatchExport, SportsError> {
+        for _ in 0..ATTEMPTS_MAX {
+            let (record, score, before) = self.match_record(t, m).await?;
+            let (claim, claim_before) = self.claim_state(t, m).await?;
+            let history = self.read_all(&layout::score_history(t, m)).await?;
+            let history = history.iter().map(|p| decode(&p.data)).collect::<Result<_, _>>()?;
+            let (_, _, after) = self.match_record(t, m).await?;
+            let (_, claim_after) = self.claim_state(t, m).await?;
+            if before == after && claim_before == claim_after {
+                return Ok(MatchExport { record, score, history, claim });
+            }
+        }
+        Err(SportsError::Contended)
+    }
+
+    /// Everything the tournament holds (directors only). Each match is consistent in itself;
+    /// export a tournament that is not being played for one consistent whole.
     pub async fn export(&self, actor: &Actor, t: &str) -> Result<TournamentExport, SportsError> {
         require(actor.is_director(), "only a director may export a tournament")?;
         let tournament = self.tournament(t).await?;
         let registry = self.registry(t).await?;
         let mut matches = Vec::with_capacity(registry.matches.len());
         for listed in &registry.matches {
-            let (record, score, _) = self.match_record(t, &listed.id).await?;
-            let history = self.read_all(&layout::score_history(t, &listed.id)).await?;
-            let history = history.iter().map(|p| decode(&p.data)).collect::<Result<_, _>>()?;
-            let (claim, _) = self.claim_state(t, &listed.id).await?;
-            matches.push(MatchExport { record, score, history, claim });
+            matches.push(self.export_match(t, &listed.id).await?);
         }
         let conflicts = self.read_all(&layout::conflicts(t)).await?.iter().map(|p| decode(&p.data)).collect::<Result<_, _>>()?;
         let announcements =

@@ -193,6 +193,8 @@ async fn scores_are_validated_completed_and_published_everywhere_at_once() {
     assert_eq!(corrected.score.version, 2);
     let history = f.service.score_history("cup", "m1", 10, 0).await.expect("history");
     assert_eq!(history.total, 2);
+    assert_eq!(published_on(&f.sink, "tournament:cup:brackets").len(), 2, "a corrected result is republished");
+    assert_eq!(f.service.score_history("cup", "m1", 10, u64::MAX).await.expect("past the end").changes.len(), 0);
     assert_eq!(history.changes[1].previous_sets, sets(&[(25, 20), (25, 23)]), "a correction is a new entry");
     assert_eq!(f.service.score_history("cup", "m1", 10, 1).await.expect("page 2").changes.len(), 1);
     assert_eq!(f.service.scores("cup", Some("blue"), None).await.expect("scores").len(), 1);
@@ -289,4 +291,10 @@ async fn expired_claims_are_released_and_the_release_is_published() {
     assert!(f.service.claims("cup").await.expect("claims").is_empty());
     let lee = actor("lee", Role::Scorekeeper);
     assert_eq!(f.service.claim(&lee, "cup", "m1", None).await.expect("free again").fencing_token, 2, "tokens keep rising");
+    assert_eq!(f.service.expire_claims().await.expect("sweep"), 0);
+    assert_eq!(f.service.claim_of("cup", "m1").await.expect("claim").map(|c| c.holder), Some("lee".into()), "a live claim is never swept");
+    // A cancelled match is the officials' to change.
+    f.service.update_score(&director(), "cup", update(sets(&[(1, 0)]), MatchStatus::Cancelled)).await.expect("a director cancels");
+    let resumed = f.service.update_score(&lee, "cup", update(sets(&[(2, 0)]), MatchStatus::InProgress)).await;
+    assert!(matches!(resumed, Err(SportsError::Forbidden(_))), "{resumed:?}");
 }

@@ -23,8 +23,8 @@ const READ_CHUNK: usize = 16 * 1024;
 pub enum PubSubMode {
     /// `PUBLISH`/`SUBSCRIBE`: every Redis version.
     Plain,
-    /// `SPUBLISH`/`SSUBSCRIBE`: Redis ≥ 7. On Redis Cluster a channel's messages stay within the
-    /// shard that owns its slot instead of crossing the whole cluster bus.
+    /// `SPUBLISH`/`SSUBSCRIBE`: Redis ≥ 7 (one standalone server or primary; Redis Cluster, where
+    /// a channel's messages would stay within the shard owning its slot, is not supported yet).
     Sharded,
 }
 

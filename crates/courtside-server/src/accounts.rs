@@ -172,8 +172,16 @@ pub fn check_username(username: &str) -> Result<(), AccountError> {
     if valid { Ok(()) } else { Err(AccountError::InvalidUsername) }
 }
 
+/// Hashes in progress at once: each takes about 19 MiB and a core, so many sign-ins at once
+/// queue here instead of exhausting memory.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)))
+}
+
 /// Hashes with Argon2id (the crate's defaults: 19 MiB, 2 passes); CPU-heavy, so off the runtime.
 async fn hash_password(password: String) -> Result<String, AccountError> {
+    let _permit = hashing_permits().acquire().await.map_err(|error| AccountError::Hashing(error.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default().hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string())
@@ -184,6 +192,7 @@ async fn hash_password(password: String) -> Result<String, AccountError> {
 }
 
 async fn password_matches(password: String, hash: String) -> bool {
+    let Ok(_permit) = hashing_permits().acquire().await else { return false };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
     })

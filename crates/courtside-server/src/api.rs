@@ -64,6 +64,15 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
+/// An optional JSON body, read after the caller was authenticated: empty (or absent) is
+/// `T::default()`; anything else must be the documented JSON (400 otherwise).
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|error| ApiError(ClientError::BadRequest(format!("the body is not the documented JSON: {error}"))))
+}
+
 /// A [`ClientError`] answered over HTTP.
 #[derive(Debug)]
 pub struct ApiError(pub ClientError);

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounts::{AccountError, TokenLifetimes};
-use crate::api::{ApiError, HttpFailure, principal_from};
+use crate::api::{ApiError, HttpFailure, optional_json, principal_from};
 use crate::protocol::ClientError;
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
 use crate::openapi::{ErrorBody, UsersList};
@@ -109,16 +109,18 @@ pub(crate) struct RefreshBody {
     request_body = RefreshBody,
     responses((status = 200, description = "New tokens; the presented one is spent", body = IssuedTokens), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
 )]
-pub(crate) async fn refresh(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Option<Json<RefreshBody>>) -> Result<Response, Failure> {
+pub(crate) async fn refresh(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, Failure> {
+    // The body wins: many HTTP clients attach the (expired) access token to every request.
+    let from_body = optional_json::<RefreshBody>(&body)?.refresh_token;
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_string());
-    let token = from_header
-        .or_else(|| body.and_then(|Json(body)| body.refresh_token))
-        .ok_or_else(|| ApiError(ClientError::Unauthorized("send the refresh token as `Authorization: Bearer …`".into())))?;
+    let token = from_body
+        .or(from_header)
+        .ok_or_else(|| ApiError(ClientError::Unauthorized("send the refresh token as `Authorization: Bearer …` or in the body".into())))?;
     let issued = state.accounts.refresh(&state.auth, &token, lifetimes(&state)).await?;
     Ok(Json(issued).into_response())
 }

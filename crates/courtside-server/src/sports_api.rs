@@ -24,7 +24,7 @@ use courtside_core::store::StoreError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, HttpFailure, principal_from};
+use crate::api::{ApiError, HttpFailure, optional_json, principal_from};
 use crate::protocol::ClientError;
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
 use crate::openapi::{AnnouncementsList, ClaimOut, ClaimsList, ConflictsList, ErrorBody, EventDetail, EventsList, Released, ScoreOut, ScoresList};
@@ -561,10 +561,10 @@ pub(crate) async fn take_claim(
     State(state): Shared,
     headers: HeaderMap,
     Path((event_id, match_id)): Path<(String, String)>,
-    body: Option<Json<ClaimBody>>,
+    body: axum::body::Bytes,
 ) -> Reply {
     let actor = actor(&state, &headers)?;
-    let body = body.map(|Json(body)| body).unwrap_or_default();
+    let body: ClaimBody = optional_json(&body)?;
     ok(json!({ "claim": state.sports.claim(&actor, &event_id, &match_id, body.expires_at).await? }))
 }
 

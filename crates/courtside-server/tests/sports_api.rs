@@ -173,6 +173,10 @@ async fn racing_claims_stale_versions_and_bad_scores_are_refused_clearly() {
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("permission_denied")));
     let anonymous = Http { server: &server, auth: String::new() };
     assert_eq!(anonymous.get("/api/events").await.0, 401);
+    let garbled = reqwest::Client::new().post(server.http("/api/events/cup/claims/m1")).body("{not json").send().await.expect("request");
+    assert_eq!(garbled.status().as_u16(), 401, "credentials are checked before the body");
+    let garbled = winner.send(reqwest::Method::POST, "/api/events/cup/claims/m1", None).await;
+    assert_eq!(garbled.0, 200, "no body is the default claim: {:?}", garbled.1);
     let (status, _) = director.get("/api/events/nope").await;
     assert_eq!(status, 404);
     let (status, body) = director.put("/api/events/cup/courts/c2", json!({ "id": "c3", "name": "x" })).await;

@@ -140,6 +140,13 @@ impl Dispatcher {
             while let Some(batch) = received.recv().await {
                 let mut outgoing = Vec::with_capacity(batch.len());
                 for item in batch {
+                    // Namespaces starting with `_` hold the server's own records: no client
+                    // follows them, so other nodes have nothing to deliver (and they may be
+                    // private: password hashes must not cross the broker).
+                    if item.channel().namespace().starts_with('_') {
+                        item.deliver_to(&sequencer);
+                        continue;
+                    }
                     match encode(&item) {
                         Ok(message) => outgoing.push(message),
                         Err(why) => {
@@ -281,5 +288,47 @@ pub async fn within<T, E: Display>(
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(format!("{what} failed: {error}")),
         Err(_) => Err(format!("{what} timed out after {limit:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Hub;
+    use crate::stream::Epoch;
+    use std::sync::atomic::AtomicUsize;
+
+    fn publication(channel: &str) -> Publication {
+        Publication {
+            channel: ChannelName::parse(channel).expect("name"),
+            epoch: Epoch::from_text("e"),
+            offset: 1,
+            key: None,
+            removed: false,
+            data: bytes::Bytes::from_static(b"{}"),
+            time_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_servers_own_records_never_leave_the_node() {
+        let sequencer = Sequencer::new(Arc::new(Hub::new()));
+        let encoded = Arc::new(AtomicUsize::new(0));
+        let counting = encoded.clone();
+        let (queue, mut sent) = mpsc::channel::<Vec<String>>(8);
+        let dispatcher = Dispatcher::relaying(
+            sequencer,
+            Arc::new(RelayStats::default()),
+            "test",
+            move |item: &Relayed| {
+                counting.fetch_add(1, Ordering::SeqCst);
+                Ok(item.channel().to_string())
+            },
+            queue,
+        );
+        dispatcher.committed(vec![publication("_users:all"), publication("match:1")]);
+        let batch = tokio::time::timeout(Duration::from_secs(1), sent.recv()).await.expect("sent").expect("a batch");
+        assert_eq!(batch, ["match:1"]);
+        assert_eq!(encoded.load(Ordering::SeqCst), 1, "the internal record was never encoded");
     }
 }

@@ -22,15 +22,7 @@ pub fn unique_key_prefix() -> String {
     format!("courtside-test:{}:{:016x}", std::process::id(), rand::rng().random::<u64>())
 }
 
-/// The one way a test gives up for lack of Redis: under `CI=true` it fails with `reason`,
-/// elsewhere it prints `SKIPPED: …` to stderr and the test returns.
-pub fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{reason} (CI=true, so this test must not be skipped)");
-    }
-    // Written past the test harness's capture, so a skip is visible in a normal run.
-    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("SKIPPED: {reason}\n"));
-}
+pub use courtside_testkit::skip_or_fail;
 
 async fn ping(url: &str) -> Result<(), String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;

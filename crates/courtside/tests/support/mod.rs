@@ -3,8 +3,8 @@
 //! proxy that makes PostgreSQL unreachable on demand, `courtside serve` child processes (killed
 //! when dropped, logs kept for diagnosis), and a small WebSocket protocol-v1 client.
 //!
-//! Copied in spirit from `courtside-postgres/tests/support` and `courtside-redis/tests/common`
-//! (there is no shared test-support crate).
+//! The skip-or-fail rule and the test databases come from `courtside-testkit`, shared with the
+//! other crates' tests.
 
 #![allow(dead_code)] // each test uses a different part of this module
 
@@ -24,27 +24,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
-use tokio_postgres::{Client, NoTls};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_courtside");
 
 // ---------------------------------------------------------------------------------------------
-// Skipping
+// Skipping and PostgreSQL: the workspace's one rule and test databases (`courtside-testkit`)
 
-pub fn is_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// The one way a test gives up for lack of a service: under `CI=true` it fails with `reason`,
-/// elsewhere it prints `SKIPPED: …` to stderr and the test returns.
-pub fn skip_or_fail(reason: &str) {
-    if is_ci() {
-        panic!("{reason} (CI=true, so this test must not be skipped)");
-    }
-    eprintln!("SKIPPED: {reason}");
-}
+#[allow(unused_imports)] // each test binary uses a different part
+pub use courtside_testkit::postgres::{TestDatabase, database_url, fresh_database, server_address as postgres_address};
+#[allow(unused_imports)]
+pub use courtside_testkit::{is_ci, skip_or_fail};
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -57,122 +48,6 @@ pub fn temp_dir(label: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
-}
-
-// ---------------------------------------------------------------------------------------------
-// PostgreSQL
-
-pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const ADMIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The administrative URL: `COURTSIDE_TEST_POSTGRES_URL`, or the local default.
-pub fn admin_url() -> String {
-    std::env::var("COURTSIDE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string())
-}
-
-async fn connect_admin(url: &str) -> Result<Client, String> {
-    let connecting = tokio_postgres::connect(url, NoTls);
-    let (client, connection) = tokio::time::timeout(ADMIN_CONNECT_TIMEOUT, connecting)
-        .await
-        .map_err(|_| format!("no answer within {ADMIN_CONNECT_TIMEOUT:?}"))?
-        .map_err(|error| error_chain(&error))?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-/// An error and its causes: the driver's own message leaves the cause out.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// A fresh, empty database for this test, or `None` (after [`skip_or_fail`]) without PostgreSQL.
-pub async fn fresh_database() -> Option<TestDatabase> {
-    let admin_url = admin_url();
-    match connect_admin(&admin_url).await {
-        Ok(_) => Some(TestDatabase::create(&admin_url).await),
-        Err(reason) => {
-            skip_or_fail(&format!("PostgreSQL not reachable at {admin_url} ({reason}); set COURTSIDE_TEST_POSTGRES_URL"));
-            None
-        }
-    }
-}
-
-/// A database created for one test (`courtside_test_<pid>_<random>`); dropped with its
-/// connections ended when this is dropped.
-pub struct TestDatabase {
-    pub url: String,
-    pub name: String,
-    admin_url: String,
-}
-
-impl TestDatabase {
-    pub async fn create(admin_url: &str) -> TestDatabase {
-        let name = format!("courtside_test_{}_{:08x}", std::process::id(), rand::rng().random::<u32>());
-        let admin = connect_admin(admin_url).await.unwrap_or_else(|reason| panic!("connect to {admin_url}: {reason}"));
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-        TestDatabase { url: database_url(admin_url, &name), name, admin_url: admin_url.to_string() }
-    }
-
-    /// A store URL for this database whose host and port are `127.0.0.1:port` (a proxy).
-    pub fn url_via(&self, port: u16) -> String {
-        let config: tokio_postgres::Config = self.url.parse().expect("database url");
-        let user = config.get_user().unwrap_or("postgres");
-        let password = config
-            .get_password()
-            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-            .unwrap_or_default();
-        format!("postgres://{user}{password}@127.0.0.1:{port}/{}", self.name)
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop has no runtime of its own to await on: use a short-lived one on another thread.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async {
-                let admin = connect_admin(&admin_url).await.ok()?;
-                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("note: could not drop test database {}", self.name);
-        }
-    }
-}
-
-/// `admin_url` with its database replaced by `database` (URL or `key=value` form).
-pub fn database_url(admin_url: &str, database: &str) -> String {
-    for scheme in ["postgres://", "postgresql://"] {
-        if let Some(rest) = admin_url.strip_prefix(scheme) {
-            let (location, query) = match rest.find('?') {
-                Some(at) => rest.split_at(at),
-                None => (rest, ""),
-            };
-            let authority = location.split('/').next().unwrap_or_default();
-            return format!("{scheme}{authority}/{database}{query}");
-        }
-    }
-    format!("{admin_url} dbname={database}")
-}
-
-/// The PostgreSQL server the test databases live on.
-pub fn postgres_address() -> SocketAddr {
-    let config: tokio_postgres::Config = admin_url().parse().expect("admin url");
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) if host != "localhost" => host.clone(),
-        _ => "127.0.0.1".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}").parse().expect("a numeric host in COURTSIDE_TEST_POSTGRES_URL")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,26 @@
+//! What Courtside's tests share, so every crate's tests treat missing services alike:
+//!
+//! - [`skip_or_fail`]: a test that needs PostgreSQL, Redis or Chromium and cannot find it prints
+//!   `SKIPPED: …` and returns — unless `CI=true`, where it fails: CI must never pass by testing
+//!   nothing.
+//! - [`postgres`]: a fresh database per test on the server at `COURTSIDE_TEST_POSTGRES_URL`,
+//!   dropped when the test ends, so runs never collide.
+//!
+//! A dev-dependency only: no shipped crate depends on this one.
+
+pub mod postgres;
+
+/// Is this a CI run (`CI=true`), where tests must not skip?
+pub fn is_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// The one way a test gives up for lack of a service: under `CI=true` it fails with `reason`,
+/// elsewhere it prints `SKIPPED: …` to stderr (past the test harness's capture, so a skip is
+/// visible in a normal run) and the caller returns.
+pub fn skip_or_fail(reason: &str) {
+    if is_ci() {
+        panic!("{reason} (CI=true, so this test must not be skipped)");
+    }
+    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("SKIPPED: {reason}\n"));
+}
