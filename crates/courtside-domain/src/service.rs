@@ -254,31 +254,17 @@ impl SportsService {
 
     pub async fn create_tournament(&self, actor: &Actor, tournament: Tournament) -> Result<Tournament, SportsError> {
         require(actor.is_director(), "only a director may create a tournament")?;
-        check_id("tournament", &tournament.id)?;
-        check_name(&tournament.name)?;
-        if let Some(format) = &tournament.default_format {
-            format.validate()?;
-        }
-        let events = layout::events();
-        for _ in 0..ATTEMPTS_MAX {
-            let existing = self.keyed(&events).await?;
-            if existing.entries.contains_key(&tournament.id) {
-                return Err(SportsError::AlreadyExists { what: "tournament", id: tournament.id });
-            }
-            let group = AppendGroup {
-                requests: vec![Self::record(events.clone(), &tournament.id, &tournament)],
-                expected: vec![ExpectedPosition { channel: events.clone(), position: existing.position }],
-            };
-            if self.try_append(group).await?.is_some() {
-                return Ok(tournament);
-            }
-        }
-        Err(SportsError::Contended)
+        self.write_tournament(tournament, false).await
     }
 
     /// Replaces a tournament's name and default format (directors only).
     pub async fn update_tournament(&self, actor: &Actor, tournament: Tournament) -> Result<Tournament, SportsError> {
         require(actor.is_director(), "only a director may edit a tournament")?;
+        self.write_tournament(tournament, true).await
+    }
+
+    /// Stores `tournament`, which must (`existing`) or must not exist yet.
+    async fn write_tournament(&self, tournament: Tournament, existing: bool) -> Result<Tournament, SportsError> {
         check_id("tournament", &tournament.id)?;
         check_name(&tournament.name)?;
         if let Some(format) = &tournament.default_format {
@@ -286,13 +272,15 @@ impl SportsService {
         }
         let events = layout::events();
         for _ in 0..ATTEMPTS_MAX {
-            let existing = self.keyed(&events).await?;
-            if !existing.entries.contains_key(&tournament.id) {
-                return Err(SportsError::NotFound { what: "tournament", id: tournament.id });
+            let stored = self.keyed(&events).await?;
+            match (stored.entries.contains_key(&tournament.id), existing) {
+                (true, false) => return Err(SportsError::AlreadyExists { what: "tournament", id: tournament.id }),
+                (false, true) => return Err(SportsError::NotFound { what: "tournament", id: tournament.id }),
+                _ => {}
             }
             let group = AppendGroup {
                 requests: vec![Self::record(events.clone(), &tournament.id, &tournament)],
-                expected: vec![ExpectedPosition { channel: events.clone(), position: existing.position }],
+                expected: vec![ExpectedPosition { channel: events.clone(), position: stored.position }],
             };
             if self.try_append(group).await?.is_some() {
                 return Ok(tournament);
