@@ -76,12 +76,15 @@ pub struct SportsConfig {
     /// Requests per caller (user, or client address without a token) per endpoint class;
     /// seed 001's limits by default.
     pub rate_limits: BTreeMap<String, RateLimit>,
+    /// Proxies (load balancers) whose `X-Forwarded-For` is believed: behind them the client's
+    /// address is the right-most one they did not add. Empty: the connection's peer counts.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for SportsConfig {
     fn default() -> Self {
         let rate_limits = EndpointClass::ALL.iter().map(|class| (class.name().to_string(), class.default_limit())).collect();
-        Self { claim_ttl_secs: 15 * 60, claim_ttl_max_secs: 12 * 3600, rate_limits }
+        Self { claim_ttl_secs: 15 * 60, claim_ttl_max_secs: 12 * 3600, rate_limits, trusted_proxies: Vec::new() }
     }
 }
 

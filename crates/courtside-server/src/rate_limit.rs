@@ -177,6 +177,35 @@ pub enum Caller {
     Address(IpAddr),
 }
 
+impl Caller {
+    /// The bucket of a client address: an IPv6 address counts by its /64 (one subscriber's
+    /// network), or anyone holding a /64 would have endless buckets.
+    pub fn address(ip: IpAddr) -> Caller {
+        match ip {
+            IpAddr::V4(_) => Caller::Address(ip),
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                Caller::Address(IpAddr::V6(bits.into()))
+            }
+        }
+    }
+}
+
+/// The client's address: the connection's peer, unless the peer is a trusted proxy, in which
+/// case the right-most address in `X-Forwarded-For` that is not a trusted proxy (what the
+/// proxies in front appended; anything left of it the client may have made up).
+pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted_proxies: &[IpAddr]) -> IpAddr {
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let Some(forwarded_for) = forwarded_for else { return peer };
+    forwarded_for
+        .rsplit(',')
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .find(|hop| !trusted_proxies.contains(hop))
+        .unwrap_or(peer)
+}
+
 /// What one request was told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -261,6 +290,22 @@ mod tests {
         assert!(limiter.check(EndpointClass::ClaimWrite, Caller::User("lee".into()), now).allowed, "per caller");
         assert!(limiter.check(EndpointClass::ClaimRead, kim(), now).allowed, "per class");
         assert!(limiter.check(EndpointClass::ClaimWrite, kim(), now + Duration::from_secs(30)).allowed);
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_forwarded_client_counts() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let trusted = [proxy];
+        assert_eq!(client_address(proxy, Some("198.51.100.1, 203.0.113.7"), &trusted), client, "the right-most untrusted hop");
+        assert_eq!(client_address(proxy, Some("203.0.113.7, 10.0.0.2"), &trusted), client, "trusted hops are skipped");
+        assert_eq!(client_address(proxy, None, &trusted), proxy);
+        assert_eq!(client_address(proxy, Some("garbage"), &trusted), proxy);
+        assert_eq!(client_address(client, Some("198.51.100.1"), &trusted), client, "an untrusted peer cannot claim another address");
+        let a = Caller::address("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = Caller::address("2001:db8:1:2:bbbb::9".parse().unwrap());
+        assert_eq!(a, b, "one IPv6 /64 is one bucket");
+        assert_ne!(a, Caller::address("2001:db8:1:3::1".parse().unwrap()));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::openapi::{AnnouncementsList, ClaimOut, ClaimsList, ConflictsList, Err
 use courtside_domain::model::Announcement;
 #[allow(unused_imports)]
 use courtside_domain::service::HistoryPageOut;
-use crate::rate_limit::{Caller, EndpointClass};
+use crate::rate_limit::{Caller, EndpointClass, client_address};
 use crate::server::ServerState;
 
 /// Default page size of score history.
@@ -72,12 +72,14 @@ pub async fn rate_limited(
     next: Next,
 ) -> Response {
     let class = EndpointClass::of(request.method(), matched.as_str());
+    let forwarded_for = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
+    let address = Caller::address(client_address(peer.ip(), forwarded_for, &state.config.sports.trusted_proxies));
     let caller = match principal_from(&state, request.headers(), None) {
         Ok(Principal::Server) => return next.run(request).await,
         // Sign-in is counted by address whoever asks: it is where passwords are guessed.
-        Ok(Principal::User { .. }) if class == EndpointClass::SignIn => Caller::Address(peer.ip()),
+        Ok(Principal::User { .. }) if class == EndpointClass::SignIn => address,
         Ok(Principal::User { id, .. }) => Caller::User(id),
-        Ok(Principal::Anonymous) | Err(_) => Caller::Address(peer.ip()),
+        Ok(Principal::Anonymous) | Err(_) => address,
     };
     let verdict = state.http_limits.check(class, caller, Instant::now());
     let mut response = if verdict.allowed {

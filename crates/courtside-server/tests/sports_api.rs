@@ -254,3 +254,18 @@ async fn directors_edit_tournaments_matches_and_announce() {
     assert_eq!(status, 200);
     assert_eq!(body["announcements"][0]["announcement"]["priority"], "critical", "{body}");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    use courtside_server::rate_limit::RateLimit;
+    let server = TestServer::start_with(|config| {
+        config.sports.rate_limits.insert("claim_read".into(), RateLimit::new(1, 60));
+        config.sports.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let from = |address: &'static str| client.get(server.http("/api/events/cup/claims/m1")).header("x-forwarded-for", address).send();
+    assert_eq!(from("203.0.113.1").await.expect("request").status().as_u16(), 401, "counted, then refused for lack of a token");
+    assert_eq!(from("203.0.113.1").await.expect("request").status().as_u16(), 429, "the same client again");
+    assert_eq!(from("203.0.113.2").await.expect("request").status().as_u16(), 401, "another client behind the proxy");
+}
