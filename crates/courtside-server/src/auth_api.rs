@@ -23,7 +23,7 @@ use crate::openapi::{ErrorBody, UsersList};
 #[allow(unused_imports)]
 use crate::accounts::{IssuedTokens, UserView};
 use crate::server::ServerState;
-use crate::sports_api::rate_limited;
+use crate::rate_limit::rate_limited;
 
 pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
     Router::new()

@@ -6,12 +6,9 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use std::net::SocketAddr;
-use std::time::Instant;
-
-use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -32,7 +29,6 @@ use crate::openapi::{AnnouncementsList, ClaimOut, ClaimsList, ConflictsList, Err
 use courtside_domain::model::Announcement;
 #[allow(unused_imports)]
 use courtside_domain::service::HistoryPageOut;
-use crate::rate_limit::{Caller, EndpointClass, client_address};
 use crate::server::ServerState;
 
 /// Default page size of score history.
@@ -57,43 +53,7 @@ pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
         .route("/api/events/{event_id}/coverage-plans", get(coverage_plan).put(set_coverage_plan).delete(clear_coverage_plan))
         .route("/api/events/{event_id}/announcements", get(announcements).post(announce))
         .route("/api/events/{event_id}/conflicts", get(conflicts))
-        .route_layer(middleware::from_fn_with_state(state, rate_limited))
-}
-
-/// Counts the request against its caller's bucket for the endpoint's class: a signed-in user by
-/// name, anyone else by address (the app backend's API key is not limited). Every limited
-/// response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds when the
-/// bucket is full again); past the limit the answer is 429 with `Retry-After`.
-pub async fn rate_limited(
-    State(state): State<Arc<ServerState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    matched: MatchedPath,
-    request: Request,
-    next: Next,
-) -> Response {
-    let class = EndpointClass::of(request.method(), matched.as_str());
-    let forwarded_for = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
-    let address = Caller::address(client_address(peer.ip(), forwarded_for, &state.config.sports.trusted_proxies));
-    let caller = match principal_from(&state, request.headers(), None) {
-        Ok(Principal::Server) => return next.run(request).await,
-        // Sign-in is counted by address whoever asks: it is where passwords are guessed.
-        Ok(Principal::User { .. }) if class == EndpointClass::SignIn => address,
-        Ok(Principal::User { id, .. }) => Caller::User(id),
-        Ok(Principal::Anonymous) | Err(_) => address,
-    };
-    let verdict = state.http_limits.check(class, caller, Instant::now());
-    let mut response = if verdict.allowed {
-        next.run(request).await
-    } else {
-        let mut refused = ApiError(ClientError::TooManyRequests).into_response();
-        refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(verdict.retry_after_secs));
-        refused
-    };
-    let headers = response.headers_mut();
-    headers.insert("x-ratelimit-limit", HeaderValue::from(verdict.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(verdict.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(verdict.reset_at_secs));
-    response
+        .route_layer(middleware::from_fn_with_state(state, crate::rate_limit::rate_limited))
 }
 
 /// A [`SportsError`] answered over HTTP.

@@ -434,6 +434,24 @@ async fn run_publisher(setup: Arc<PublisherSetup>, log: Arc<Mutex<PublisherLog>>
     }
 }
 
+/// One anonymous subscriber to `channel` on `url` that resumes through whatever happens, once it
+/// has subscribed: its stop flag, its log and its task.
+async fn lone_subscriber(
+    url: String,
+    channel: &str,
+) -> (Arc<AtomicBool>, Arc<Mutex<SubscriberLog>>, tokio::task::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let setup = Arc::new(SubscriberSetup { urls: vec![url], channels: vec![channel.to_string()], token: None, stop: stop.clone() });
+    let subscriber = Arc::new(Mutex::new(SubscriberLog::new("subscriber".into(), 1)));
+    let task = tokio::spawn(run_subscriber(setup, subscriber.clone(), 0, Vec::new(), 1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lock(&subscriber).initially_subscribed() {
+        assert!(Instant::now() < deadline, "the subscriber could not subscribe");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (stop, subscriber, task)
+}
+
 async fn connect_publisher(url: &str, token: &str) -> Result<WsClient, String> {
     let mut client = WsClient::open(url, Duration::from_secs(2)).await?;
     let reply = client.request("connect", json!({ "token": token }), Duration::from_secs(3)).await?;
@@ -839,20 +857,7 @@ async fn postgres_outage_fails_publishes_fast_and_the_node_recovers() {
     };
 
     // A subscriber that stays (and resumes if it must) through the outage.
-    let stop = Arc::new(AtomicBool::new(false));
-    let setup = Arc::new(SubscriberSetup {
-        urls: vec![cluster.nodes[0].ws_url()],
-        channels: vec![channel.clone()],
-        token: None,
-        stop: stop.clone(),
-    });
-    let subscriber = Arc::new(Mutex::new(SubscriberLog::new("subscriber".into(), 1)));
-    let subscriber_task = tokio::spawn(run_subscriber(setup, subscriber.clone(), 0, Vec::new(), 1));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !lock(&subscriber).initially_subscribed() {
-        assert!(Instant::now() < deadline, "the subscriber could not subscribe");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (stop, subscriber, subscriber_task) = lone_subscriber(cluster.nodes[0].ws_url(), &channel).await;
 
     let mut publisher = connect_publisher(&cluster.nodes[0].ws_url(), &staff).await.expect("publisher connects");
     let publish = |key: &str, data: Value| json!({ "channel": channel, "data": data, "idempotency_key": key });
@@ -1055,20 +1060,7 @@ async fn a_publication_whose_commit_answer_was_lost_still_reaches_live_subscribe
     let mut cluster = Cluster { nodes: vec![node], redis: None, database: Some(database), dir: dir.clone(), seed: 0 };
     cluster.nodes[0].wait_ready(Duration::from_secs(30)).await;
     let channel = format!("match:lost-commit-{:08x}", rand::rng().random::<u32>());
-    let stop = Arc::new(AtomicBool::new(false));
-    let setup = Arc::new(SubscriberSetup {
-        urls: vec![cluster.nodes[0].ws_url()],
-        channels: vec![channel.clone()],
-        token: None,
-        stop: stop.clone(),
-    });
-    let subscriber = Arc::new(Mutex::new(SubscriberLog::new("subscriber".into(), 1)));
-    let subscriber_task = tokio::spawn(run_subscriber(setup, subscriber.clone(), 0, Vec::new(), 1));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !lock(&subscriber).initially_subscribed() {
-        assert!(Instant::now() < deadline, "the subscriber could not subscribe");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (stop, subscriber, subscriber_task) = lone_subscriber(cluster.nodes[0].ws_url(), &channel).await;
     let mut publisher = connect_publisher(&cluster.nodes[0].ws_url(), &staff).await.expect("publisher connects");
     let publish = |key: &str, n: u32| json!({ "channel": channel, "data": {"n": n}, "idempotency_key": key });
     let reply = publisher.request("publish", publish("k1", 1), FAST).await.expect("reply");
