@@ -236,4 +236,9 @@ mod tests {
     fn a_malformed_url_is_refused() {
         assert!(matches!(store_config("postgres://[not a host"), Err(PostgresError::InvalidUrl(_))));
     }
+
+    #[test]
+    fn the_deployment_guide_names_this_schema_version() {
+        courtside_testkit::assert_docs_say("deployment.md", &format!("PostgreSQL schema version {SCHEMA_VERSION}"));
+    }
 }

@@ -24,6 +24,11 @@
 //! Only after the commit is the batch handed to the sink (once, in commit order) and only then is
 //! each request answered. A failed batch rolls back (no offset is consumed), hands nothing to the
 //! sink and answers every request with [`StoreError::Unavailable`].
+//!
+//! Every append is answered within [`BATCH_TIMEOUT`] of reaching the writer, also while the
+//! database does not answer: the checkout and the transaction share that one deadline, and when a
+//! batch fails because the database is unreachable, every append that queued up behind it is
+//! answered `Unavailable` at once instead of starting another batch that would wait as long.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -43,8 +48,9 @@ use crate::{describe_error, from_sql_int, to_sql_int, ttl_for_sql};
 /// The most appends written in one transaction.
 pub(crate) const WRITER_BATCH_MAX: usize = 1024;
 
-/// How long one batch (checkout, statements and commit) may take before it is abandoned.
-const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one batch (checkout, statements and commit) may take before it is abandoned; also
+/// the longest an append waits for its answer while the database does not answer.
+pub(crate) const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long rolling back a batch that the database refused may take before the connection is
 /// dropped instead (which rolls back as well).
@@ -184,8 +190,8 @@ impl Writer {
                     WriterCommand::Shutdown { done } => shutdown = shutdown.or(Some(done)),
                 }
             }
-            if !batch.is_empty() {
-                self.apply_batch(&mut batch).await;
+            if !batch.is_empty() && self.apply_batch(&mut batch).await == BatchOutcome::DatabaseUnreachable {
+                fail_queued(&mut commands, &mut shutdown);
             }
         }
         drop(commands);
@@ -196,7 +202,7 @@ impl Writer {
     }
 
     /// Writes one batch, then feeds the sink and answers every request.
-    async fn apply_batch(&mut self, batch: &mut Vec<PendingAppend>) {
+    async fn apply_batch(&mut self, batch: &mut Vec<PendingAppend>) -> BatchOutcome {
         match self.write_batch(batch).await {
             Ok(committed) => {
                 self.health.record(true);
@@ -207,14 +213,17 @@ impl Writer {
                 for (pending, answer) in batch.drain(..).zip(committed.answers) {
                     let _ = pending.reply.send(answer);
                 }
+                BatchOutcome::Committed
             }
             Err(error) => {
-                self.health.record(!error.database_unreachable());
+                let unreachable = error.database_unreachable();
+                self.health.record(!unreachable);
                 tracing::error!(%error, appends = batch.len(), "postgres store batch failed; nothing acknowledged");
                 let reason = error.to_string();
                 for pending in batch.drain(..) {
                     let _ = pending.reply.send(Err(StoreError::Unavailable(reason.clone())));
                 }
+                if unreachable { BatchOutcome::DatabaseUnreachable } else { BatchOutcome::Refused }
             }
         }
     }
@@ -223,9 +232,13 @@ impl Writer {
     /// a failure the transaction is rolled back, or the connection is discarded rather than
     /// returned to the pool (the server rolls back a transaction whose connection is gone).
     async fn write_batch(&mut self, batch: &[PendingAppend]) -> Result<CommittedBatch, BatchError> {
-        let mut client = self.pool.get().await?;
+        let deadline = tokio::time::Instant::now() + BATCH_TIMEOUT;
+        let mut client = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(checked_out) => checked_out?,
+            Err(_) => return Err(BatchError::TimedOut(BATCH_TIMEOUT)),
+        };
         let written =
-            tokio::time::timeout(BATCH_TIMEOUT, write_transaction(&mut client, &mut self.known_channels, batch)).await;
+            tokio::time::timeout_at(deadline, write_transaction(&mut client, &mut self.known_channels, batch)).await;
         let error = match written {
             Ok(Ok(committed)) => return Ok(committed),
             Ok(Err(error)) => error,
@@ -237,6 +250,35 @@ impl Writer {
             drop(Object::take(client));
         }
         Err(error)
+    }
+}
+
+/// How a batch ended, as far as the appends queued behind it are concerned.
+#[derive(Debug, PartialEq, Eq)]
+enum BatchOutcome {
+    Committed,
+    /// The database answered with an error; the next batch may well succeed.
+    Refused,
+    /// The database did not answer: the appends queued meanwhile are failed at once.
+    DatabaseUnreachable,
+}
+
+/// Answers every append queued right now with `Unavailable` (they waited through a batch the
+/// database did not answer, and would wait as long again); a queued shutdown is kept.
+fn fail_queued(commands: &mut mpsc::UnboundedReceiver<WriterCommand>, shutdown: &mut Option<oneshot::Sender<()>>) {
+    let mut failed = 0usize;
+    while let Ok(command) = commands.try_recv() {
+        match command {
+            WriterCommand::Append { reply, .. } => {
+                failed += 1;
+                let reason = "postgres did not answer the batch queued ahead of this append; nothing acknowledged";
+                let _ = reply.send(Err(StoreError::Unavailable(reason.to_string())));
+            }
+            WriterCommand::Shutdown { done } => *shutdown = shutdown.take().or(Some(done)),
+        }
+    }
+    if failed > 0 {
+        tracing::warn!(appends = failed, "postgres unreachable: failed the appends queued behind the batch");
     }
 }
 

@@ -1,5 +1,5 @@
 //! An unreachable database: connecting fails fast, appends fail fast with `Unavailable` (never
-//! acknowledged), `ready()` is false, and the store recovers by itself once the database is back.
+//! acknowledged; within 5 s, also when queued behind an unanswered batch), `ready()` is false, and the store recovers by itself once the database is back.
 //!
 //! The outage is staged with a TCP proxy in front of PostgreSQL that the test can stop (connections
 //! refused), freeze (connections open but silent: the worst case) and start again.
@@ -105,6 +105,55 @@ async fn a_silent_database_fails_appends_within_seconds_and_the_store_recovers()
     assert_eq!(recovered, 2, "the failed append consumed no offset");
     assert!(eventually_ready(&store).await);
     assert_eq!(sink.seen.lock().iter().map(|p| p.offset).collect::<Vec<_>>(), vec![1, 2]);
+    store.close().await;
+    proxy.stop();
+}
+
+/// The documented bound: an append is answered within 5 s of reaching the store, also when it
+/// queued up behind a batch the database never answered (it must not wait for a batch of its own).
+const APPEND_ANSWER_MAX: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_queued_behind_an_unanswered_batch_fail_within_the_bound() {
+    let Some(database) = support::fresh_database().await else { return };
+    let proxy = Proxy::start(upstream_address(), 0).await;
+    let store = Arc::new(PostgresStore::connect(&proxy.url_for(&database), Arc::new(NoSink)).await.expect("connect"));
+    let c = channel("match:queued");
+    assert_eq!(store.append(request(&c, "1")).await.expect("append").publication.offset, 1);
+
+    proxy.freeze(true);
+    let first = {
+        let (store, c) = (store.clone(), c.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            (store.append(request(&c, "\"first\"")).await, started.elapsed())
+        })
+    };
+    // Two seconds into the first batch, more appends queue up behind it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let queued: Vec<_> = (0..3)
+        .map(|i| {
+            let (store, c) = (store.clone(), c.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                (store.append(request(&c, &i.to_string())).await, started.elapsed())
+            })
+        })
+        .collect();
+    let (answer, waited) = first.await.expect("first append");
+    assert!(matches!(answer, Err(StoreError::Unavailable(_))), "got {answer:?}");
+    assert!(waited < APPEND_ANSWER_MAX + Duration::from_millis(500), "the first append waited {waited:?}");
+    for append in queued {
+        let (answer, waited) = append.await.expect("queued append");
+        eprintln!("queued append answered after {waited:?}: {answer:?}");
+        assert!(matches!(answer, Err(StoreError::Unavailable(_))), "got {answer:?}");
+        // It queued 2 s into a 5 s batch: answered when that batch gave up, ~3 s later, not after
+        // a batch of its own.
+        assert!(waited < APPEND_ANSWER_MAX - Duration::from_millis(500), "a queued append waited {waited:?}");
+    }
+
+    proxy.freeze(false);
+    assert_eq!(append_until_it_succeeds(&store, &c, "2").await, 2, "no failed append consumed an offset");
     store.close().await;
     proxy.stop();
 }

@@ -137,4 +137,9 @@ mod tests {
         drop(newer);
         assert!(matches!(open_writer(&path), Err(SqliteError::SchemaTooNew { .. })));
     }
+
+    #[test]
+    fn the_deployment_guide_names_this_schema_version() {
+        courtside_testkit::assert_docs_say("deployment.md", &format!("SQLite schema version {SCHEMA_VERSION}"));
+    }
 }

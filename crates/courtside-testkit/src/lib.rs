@@ -5,6 +5,7 @@
 //!   nothing.
 //! - [`postgres`]: a fresh database per test on the server at `COURTSIDE_TEST_POSTGRES_URL`,
 //!   dropped when the test ends, so runs never collide.
+//! - [`assert_docs_say`]: a figure the docs quote is the code's.
 //!
 //! A dev-dependency only: no shipped crate depends on this one.
 
@@ -23,4 +24,13 @@ pub fn skip_or_fail(reason: &str) {
         panic!("{reason} (CI=true, so this test must not be skipped)");
     }
     let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("SKIPPED: {reason}\n"));
+}
+
+/// Fails unless `docs/<document>` says `sentence` (compared with runs of whitespace, line breaks
+/// included, taken as one space): for a test that keeps a figure in the docs equal to the code.
+pub fn assert_docs_say(document: &str, sentence: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(document);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat(&text).contains(&flat(sentence)), "docs/{document} must say {sentence:?}");
 }
