@@ -6,3 +6,7 @@
 //! - [`ranking`]: [`ranking::Ranking`], one board season's order-statistic index (rank, top N,
 //!   pages, around a player) in memory.
 pub mod ranking;
+pub mod board;
+pub mod calendar;
+pub mod elo;
+pub mod changes;
