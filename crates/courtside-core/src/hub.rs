@@ -2,12 +2,14 @@
 //!
 //! A committed publication is wrapped once in an [`Arc<Delivery>`] and pushed, by pointer, into
 //! every subscriber's outbox with `try_send`: the hub never waits for a connection and takes no
-//! per-subscriber lock. A full outbox marks its connection as a slow consumer; the connection
-//! then closes itself and its client resumes from its last offset.
+//! per-subscriber lock. An outbox is bounded twice, by items and by the bytes of the payloads it
+//! holds (so a few large publications cannot hold as much memory as a thousand small ones); a full
+//! outbox marks its connection as a slow consumer; the connection then closes itself and its
+//! client resumes from its last offset.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -57,9 +59,40 @@ pub enum Outbound {
     Presence(Arc<PresenceEvent>),
 }
 
+/// What one item counts against an outbox's byte bound besides its payload (the frame around it).
+const ITEM_OVERHEAD_BYTES: usize = 128;
+
+impl Outbound {
+    /// The bytes this item counts against its outbox's bound: its payload and a fixed overhead.
+    fn queued_bytes(&self) -> usize {
+        match self {
+            Outbound::Publication(delivery) => delivery.publication.data.len() + ITEM_OVERHEAD_BYTES,
+            Outbound::Presence(_) => ITEM_OVERHEAD_BYTES,
+        }
+    }
+}
+
 struct OutboxSignal {
     overflowed: AtomicBool,
     notify: Notify,
+    /// Bytes of the items queued now (pushed, not yet received).
+    queued_bytes: AtomicUsize,
+    queued_bytes_max: usize,
+}
+
+impl OutboxSignal {
+    fn mark_overflowed(&self) {
+        if !self.overflowed.swap(true, Ordering::AcqRel) {
+            self.notify.notify_waiters();
+        }
+    }
+
+    fn received(&self, item: Option<Outbound>) -> Option<Outbound> {
+        if let Some(item) = &item {
+            self.queued_bytes.fetch_sub(item.queued_bytes(), Ordering::Relaxed);
+        }
+        item
+    }
 }
 
 /// Urgent items a connection may have queued ahead of the rest; more go to the normal queue.
@@ -83,9 +116,21 @@ pub struct Inbox {
 
 /// A connection's queue, holding at most `capacity` items before it counts as a slow consumer.
 pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
+    bounded_outbox(capacity, usize::MAX)
+}
+
+/// A connection's queue, holding at most `capacity` items and `bytes_max` bytes of payload
+/// ([`Outbound`]'s payload plus a fixed overhead per item) before it counts as a slow consumer.
+/// One item is always accepted into an empty queue, however large.
+pub fn bounded_outbox(capacity: usize, bytes_max: usize) -> (Outbox, Inbox) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let (urgent_tx, urgent_rx) = mpsc::channel(URGENT_QUEUE_LEN);
-    let signal = Arc::new(OutboxSignal { overflowed: AtomicBool::new(false), notify: Notify::new() });
+    let signal = Arc::new(OutboxSignal {
+        overflowed: AtomicBool::new(false),
+        notify: Notify::new(),
+        queued_bytes: AtomicUsize::new(0),
+        queued_bytes_max: bytes_max,
+    });
     (Outbox { tx, urgent_tx, signal: signal.clone() }, Inbox { rx, urgent_rx, signal })
 }
 
@@ -97,41 +142,71 @@ impl Outbox {
     /// Queues ahead of everything already queued (in the urgent lane; if that is full, at the
     /// back like any item). Returns what [`Outbox::push`] returns.
     pub fn push_urgent(&self, item: Outbound) -> bool {
+        let Some(bytes) = self.reserve_bytes(&item) else { return false };
         match self.urgent_tx.try_send(item) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(item)) => self.push(item),
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                self.release_bytes(bytes);
+                self.push(item)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.release_bytes(bytes);
+                false
+            }
         }
     }
 
-    /// Queues without waiting. Returns `false` if the queue was full (the connection is then
-    /// marked overflowed) or closed.
+    /// Queues without waiting. Returns `false` if the queue was full, by items or by bytes (the
+    /// connection is then marked overflowed), or closed.
     pub fn push(&self, item: Outbound) -> bool {
+        let Some(bytes) = self.reserve_bytes(&item) else { return false };
         match self.tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.signal.overflowed.swap(true, Ordering::AcqRel) {
-                    self.signal.notify.notify_waiters();
-                }
+                self.release_bytes(bytes);
+                self.signal.mark_overflowed();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.release_bytes(bytes);
+                false
+            }
         }
+    }
+
+    /// Counts `item` against the byte bound; `None` (and the connection marked overflowed) if it
+    /// does not fit. An empty queue takes any one item.
+    fn reserve_bytes(&self, item: &Outbound) -> Option<usize> {
+        let bytes = item.queued_bytes();
+        // A count, not a guard of other memory: relaxed is enough (it is exact once pushes settle).
+        let before = self.signal.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if before > 0 && before.saturating_add(bytes) > self.signal.queued_bytes_max {
+            self.release_bytes(bytes);
+            self.signal.mark_overflowed();
+            return None;
+        }
+        Some(bytes)
+    }
+
+    fn release_bytes(&self, bytes: usize) {
+        self.signal.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
 
 impl Inbox {
     /// The next item: an urgent one if any is queued.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        tokio::select! {
+        let item = tokio::select! {
             biased;
             Some(item) = self.urgent_rx.recv() => Some(item),
             item = self.rx.recv() => item,
-        }
+        };
+        self.signal.received(item)
     }
 
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        self.urgent_rx.try_recv().or_else(|_| self.rx.try_recv()).ok()
+        let item = self.urgent_rx.try_recv().or_else(|_| self.rx.try_recv()).ok();
+        self.signal.received(item)
     }
 
     /// A handle that tells when this queue overflows, usable while the inbox is being read.
@@ -361,6 +436,30 @@ mod tests {
         }
         assert_eq!(got, 3);
         assert_eq!(hub.stats.overflows.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn an_outbox_full_by_bytes_overflows_before_it_is_full_by_items() {
+        let hub = Hub::new();
+        let channel = ChannelName::parse("match:1").unwrap();
+        let large = |offset| Publication { data: Bytes::from(vec![b'1'; 10_000]), ..publication(&channel, offset) };
+        let (slow, mut slow_inbox) = bounded_outbox(1024, 25_000);
+        hub.subscribe(&channel, 1, slow);
+        hub.deliver(large(1));
+        hub.deliver(large(2));
+        assert!(!slow_inbox.is_overflowed(), "two of 10 kB fit in 25 kB");
+        // Reading frees what was read.
+        assert!(slow_inbox.try_recv().is_some());
+        hub.deliver(large(3));
+        assert!(!slow_inbox.is_overflowed(), "the read one no longer counts");
+        hub.deliver(large(4));
+        assert!(slow_inbox.is_overflowed(), "a third queued one does not fit");
+        assert_eq!(hub.stats.overflows.load(Ordering::Relaxed), 1);
+
+        // However large, one item always fits an empty queue.
+        let (lone, lone_inbox) = bounded_outbox(1024, 10);
+        assert!(lone.push(Outbound::Publication(Arc::new(Delivery::new(large(5))))));
+        assert!(!lone_inbox.is_overflowed());
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct ClientLimits {
     pub connect_timeout_secs: u64,
     /// Queued outgoing items before the connection counts as a slow consumer.
     pub send_queue_len_max: usize,
+    /// Queued outgoing bytes (payloads plus 128 per item) before the connection counts as a slow
+    /// consumer, whichever bound is reached first.
+    pub send_queue_bytes_max: usize,
     /// Largest WebSocket message accepted from a client.
     pub message_bytes_max: usize,
     /// Largest publication payload.
@@ -168,6 +171,7 @@ impl Default for ClientLimits {
             idle_timeout_secs: 60,
             connect_timeout_secs: 10,
             send_queue_len_max: 1024,
+            send_queue_bytes_max: 1024 * 1024,
             message_bytes_max: 64 * 1024,
             publication_bytes_max: 32 * 1024,
             commands_per_sec: 50,
@@ -325,6 +329,9 @@ impl Config {
         if c.send_queue_len_max == 0 {
             return invalid("client.send_queue_len_max", "must be at least 1");
         }
+        if c.send_queue_bytes_max < c.publication_bytes_max {
+            return invalid("client.send_queue_bytes_max", "must be at least client.publication_bytes_max");
+        }
         if c.message_bytes_max < 1024 {
             return invalid("client.message_bytes_max", "must be at least 1024");
         }
@@ -460,6 +467,9 @@ impl Config {
 }
 
 #[cfg(test)]
+mod docs_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -513,6 +523,7 @@ mod tests {
         for (toml, key) in [
             ("[client]\nsubscriptions_max = 0\n", "client.subscriptions_max"),
             ("[client]\npublication_bytes_max = 100000\n", "client.publication_bytes_max"),
+            ("[client]\nsend_queue_bytes_max = 1000\n", "client.send_queue_bytes_max"),
             ("[client]\ncommands_burst = 0\n", "client.commands_burst"),
             ("allowed_origins = [\"not an origin\"]\n", "allowed_origins"),
         ] {

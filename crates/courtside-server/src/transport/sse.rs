@@ -125,7 +125,7 @@ async fn open(
     // from: the stream starts fresh and says `recovered: false`, with snapshots where keyed.
     let resume_requested = last_event_id.is_some();
     let resume = last_event_id.and_then(|id| parse_event_id(&id, query.channels.len()));
-    let (outbox, inbox) = hub::outbox(state.config.client.send_queue_len_max);
+    let (outbox, inbox) = hub::bounded_outbox(state.config.client.send_queue_len_max, state.config.client.send_queue_bytes_max);
     let mut sse = SseStream {
         id: state.next_connection_id(),
         channels: query.channels.clone(),

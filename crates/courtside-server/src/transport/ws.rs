@@ -47,7 +47,7 @@ pub async fn upgrade(State(state): State<Arc<ServerState>>, headers: HeaderMap, 
 async fn run(mut socket: WebSocket, state: Arc<ServerState>) {
     state.metrics.connections.fetch_add(1, Ordering::Relaxed);
     state.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-    let (outbox, mut inbox) = hub::outbox(state.config.client.send_queue_len_max);
+    let (outbox, mut inbox) = hub::bounded_outbox(state.config.client.send_queue_len_max, state.config.client.send_queue_bytes_max);
     let mut session = Session::new(state.clone(), outbox);
     let reason = drive(&mut socket, &mut session, &mut inbox, &state).await;
     Box::pin(session.close()).await;
