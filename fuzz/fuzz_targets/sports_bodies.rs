@@ -6,7 +6,7 @@
 use courtside_domain::claim::{Claim, authorize_write};
 use courtside_domain::conflict::{ScoreEdit, StoredRevision, decide};
 use courtside_domain::model::Match;
-use courtside_domain::scoring::{ScoringFormat, check_status};
+use courtside_domain::scoring::{MatchStatus, ScoringFormat, SetScore, check_status};
 use courtside_domain::service::{ScoreUpdate, TournamentExport};
 use libfuzzer_sys::fuzz_target;
 
@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(planned) = serde_json::from_slice::<Match>(data) {
         if let Some(format) = planned.format {
             let _ = format.validate();
+            // A format is read as sent (the service validates it): the rules must refuse an
+            // invalid one, never panic on it.
+            let _ = check_status(&format, &[SetScore::new(25, 23), SetScore::new(3, 1)], MatchStatus::InProgress);
         }
     }
     let _ = serde_json::from_slice::<TournamentExport>(data);

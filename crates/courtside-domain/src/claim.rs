@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// A scorekeeper's claim on a match.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Claim {
     /// The user holding the claim (the authenticated principal's id).
     pub holder: String,
@@ -204,7 +204,8 @@ pub enum FenceError {
 
 /// Lets `user` write the score at `now_ms` with `fencing_token` only if they hold the live
 /// claim and the token is the claim's own: an older token (even the same user's, from before the
-/// claim was lost and taken again) is stale, a newer one was never issued.
+/// claim was lost and taken again) is stale — checked before the holder, so a replaced holder's
+/// device is told its token is stale — and a newer one was never issued.
 pub fn authorize_write(
     existing: Option<&Claim>,
     user: &str,
@@ -220,22 +221,26 @@ pub fn authorize_write(
             expired_at_ms: claim.expires_at_ms,
         });
     }
+    // An older token first, whoever holds the claim now: the device of a replaced holder learns
+    // the precise reason (its claim was superseded), not merely that someone else holds it.
+    if fencing_token < claim.fencing_token {
+        return Err(FenceError::StaleToken {
+            presented: fencing_token,
+            current: claim.fencing_token,
+        });
+    }
     if claim.holder != user {
         return Err(FenceError::HeldByOther {
             holder: claim.holder.clone(),
         });
     }
-    match fencing_token.cmp(&claim.fencing_token) {
-        std::cmp::Ordering::Equal => Ok(()),
-        std::cmp::Ordering::Less => Err(FenceError::StaleToken {
+    if fencing_token > claim.fencing_token {
+        return Err(FenceError::UnknownToken {
             presented: fencing_token,
             current: claim.fencing_token,
-        }),
-        std::cmp::Ordering::Greater => Err(FenceError::UnknownToken {
-            presented: fencing_token,
-            current: claim.fencing_token,
-        }),
+        });
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -439,6 +444,14 @@ mod tests {
             Err(FenceError::HeldByOther {
                 holder: "ann".into()
             })
+        );
+        assert_eq!(
+            authorize_write(Some(&live), "bob", 2, NOW),
+            Err(FenceError::StaleToken {
+                presented: 2,
+                current: 3
+            }),
+            "a replaced holder's older token is stale, whoever holds the claim now"
         );
         assert_eq!(
             authorize_write(Some(&live), "ann", 2, NOW),

@@ -30,7 +30,9 @@ pub fn check_id(what: &'static str, id: &str) -> Result<(), InvalidId> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tournament {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \t\r\n]")]
     pub name: String,
     /// The format matches get when they name none.
     #[serde(default)]
@@ -40,34 +42,47 @@ pub struct Tournament {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Division {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \t\r\n]")]
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Team {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \t\r\n]")]
     pub name: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub division_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Court {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \t\r\n]")]
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Match {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub division_id: String,
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub home_team_id: String,
+    /// Not the home team.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub away_team_id: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub court_id: Option<String>,
     #[serde(default)]
     pub scheduled_at_ms: Option<i64>,
@@ -78,7 +93,7 @@ pub struct Match {
 
 /// A match's current score as stored and published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScoreRecord {
     pub tournament_id: String,
     pub match_id: String,
@@ -103,7 +118,7 @@ impl ScoreRecord {
 /// One accepted change of a match's score: who, when, what it became. A correction is a new
 /// entry, never an edit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScoreChange {
     pub version: u64,
     pub at_ms: i64,
@@ -118,7 +133,7 @@ pub struct ScoreChange {
 
 /// A crossing of score edits, kept for the director.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConflictEntry {
     pub match_id: String,
     pub kind: ConflictKind,
@@ -132,7 +147,7 @@ pub struct ConflictEntry {
 
 /// A match's claim state: the live claim, if any, and the highest fencing token ever issued.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimState {
     pub claim: Option<Claim>,
     pub last_token: u64,

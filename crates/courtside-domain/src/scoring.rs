@@ -19,46 +19,26 @@ use serde::{Deserialize, Serialize};
 /// to `final_set_points` when given), must be won by `win_by`, and ends at `cap` points if the
 /// format has one (the cap applies to every set).
 ///
-/// Built from JSON (camelCase) only if [`ScoringFormat::validate`] accepts it; a format written
-/// as a struct literal should be validated by whoever writes it ([`evaluate`] refuses to judge a
-/// score under an invalid format).
+/// JSON (camelCase) gives the fields only; whoever takes a format from a client checks it with
+/// [`ScoringFormat::validate`] (the service does, answering which rule it breaks), and
+/// [`evaluate`] refuses to judge a score under an invalid format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", try_from = "ScoringFormatFields")]
-pub struct ScoringFormat {
-    pub sets_to_win: u8,
-    pub set_points: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub final_set_points: Option<u16>,
-    pub win_by: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cap: Option<u16>,
-}
-
-/// The JSON shape of a [`ScoringFormat`] before validation.
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ScoringFormatFields {
-    sets_to_win: u8,
-    set_points: u16,
-    final_set_points: Option<u16>,
-    win_by: u16,
-    cap: Option<u16>,
-}
-
-impl TryFrom<ScoringFormatFields> for ScoringFormat {
-    type Error = FormatError;
-
-    fn try_from(fields: ScoringFormatFields) -> Result<Self, FormatError> {
-        let format = ScoringFormat {
-            sets_to_win: fields.sets_to_win,
-            set_points: fields.set_points,
-            final_set_points: fields.final_set_points,
-            win_by: fields.win_by,
-            cap: fields.cap,
-        };
-        format.validate()?;
-        Ok(format)
-    }
+pub struct ScoringFormat {
+    #[schema(minimum = 1, maximum = 255)]
+    pub sets_to_win: u8,
+    #[schema(minimum = 1, maximum = 65535)]
+    pub set_points: u16,
+    /// Only with a deciding set (`setsToWin` ≥ 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 65535)]
+    pub final_set_points: Option<u16>,
+    #[schema(minimum = 1, maximum = 65535)]
+    pub win_by: u16,
+    /// At least the set target (`setPoints`, and `finalSetPoints` when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 65535)]
+    pub cap: Option<u16>,
 }
 
 /// Why a scoring format was refused.
@@ -250,11 +230,57 @@ impl fmt::Display for Side {
     }
 }
 
-/// The points of one set, exactly as the client sent them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+/// The points of one set, exactly as the client sent them: in JSON an object with exactly
+/// `home` and `away` (an array such as `[25, 20]`, or any other field, is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)] // for the schema (`additionalProperties: false`); read by hand below
 pub struct SetScore {
     pub home: i64,
     pub away: i64,
+}
+
+impl<'de> Deserialize<'de> for SetScore {
+    // Written by hand: serde's derive also reads a struct from a sequence (`[25, 20]`), which
+    // would let a client's positional mix-up pass as a set.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "lowercase")]
+        enum Field {
+            Home,
+            Away,
+        }
+
+        struct SetVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for SetVisitor {
+            type Value = SetScore;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a set as an object {\"home\": points, \"away\": points}")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SetScore, A::Error> {
+                use serde::de::Error;
+                let (mut home, mut away) = (None, None);
+                while let Some(field) = map.next_key::<Field>()? {
+                    let (slot, name) = match field {
+                        Field::Home => (&mut home, "home"),
+                        Field::Away => (&mut away, "away"),
+                    };
+                    if slot.is_some() {
+                        return Err(A::Error::duplicate_field(name));
+                    }
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(SetScore {
+                    home: home.ok_or_else(|| A::Error::missing_field("home"))?,
+                    away: away.ok_or_else(|| A::Error::missing_field("away"))?,
+                })
+            }
+        }
+
+        deserializer.deserialize_struct("SetScore", &["home", "away"], SetVisitor)
+    }
 }
 
 impl SetScore {
@@ -275,9 +301,11 @@ impl fmt::Display for SetScore {
 
 /// Where a valid score leaves the match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScoreState {
+    #[schema(maximum = 255)]
     pub sets_won_home: u8,
+    #[schema(maximum = 255)]
     pub sets_won_away: u8,
     pub winner: Option<Side>,
     /// The match has a winner (`winner.is_some()`).
@@ -291,6 +319,9 @@ pub struct ScoreState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ViolationCode {
+    /// A field breaks a rule of its own (an id, a name, an operation id, the body's id against
+    /// the path's); the message says which.
+    Invalid,
     /// The scoring format itself is invalid; the score cannot be judged.
     InvalidFormat,
     /// A set gives a side fewer than 0 points.
@@ -312,6 +343,7 @@ pub enum ViolationCode {
 impl ViolationCode {
     pub fn as_str(self) -> &'static str {
         match self {
+            ViolationCode::Invalid => "invalid",
             ViolationCode::InvalidFormat => "invalid_format",
             ViolationCode::NegativePoints => "negative_points",
             ViolationCode::TooManySets => "too_many_sets",
@@ -341,6 +373,11 @@ pub struct ScoreViolation {
 }
 
 impl ScoreViolation {
+    /// A field that breaks a rule of its own ([`ViolationCode::Invalid`]).
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(path, ViolationCode::Invalid, message.into())
+    }
+
     fn new(path: impl Into<String>, code: ViolationCode, message: String) -> Self {
         Self {
             path: path.into(),
@@ -652,6 +689,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn a_set_is_read_only_from_an_object_with_home_and_away() {
+        let read = |text: &str| serde_json::from_str::<SetScore>(text);
+        assert_eq!(read(r#"{"away":20,"home":25}"#).expect("a set"), SetScore::new(25, 20));
+        for refused in [
+            "[25,20]",
+            r#"{"home":3,"away":1,"serve":"home"}"#,
+            r#"{"home":3}"#,
+            r#"{"home":3,"home":4,"away":1}"#,
+            r#"{"home":"3","away":1}"#,
+            "25",
+        ] {
+            assert!(read(refused).is_err(), "{refused} must be refused");
+        }
+    }
+
     fn sets(scores: &[(i64, i64)]) -> Vec<SetScore> {
         scores
             .iter()
@@ -769,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn format_json_is_camel_case_and_validated() {
+    fn format_json_is_camel_case_read_whole_and_validated_apart() {
         let json = serde_json::to_value(ScoringFormat::one_set_to_21_cap_23()).expect("serialize");
         assert_eq!(
             json,
@@ -780,15 +833,12 @@ mod tests {
         ))
         .expect("valid format");
         assert_eq!(parsed, ScoringFormat::best_of_3_to_25());
-        let invalid = serde_json::from_value::<ScoringFormat>(serde_json::json!(
+        // Read as sent, so the service can answer which rule it breaks (422, not a parse error).
+        let invalid: ScoringFormat = serde_json::from_value(serde_json::json!(
             {"setsToWin": 2, "setPoints": 25, "winBy": 0}
-        ));
-        assert!(
-            invalid
-                .expect_err("winBy 0")
-                .to_string()
-                .contains("winBy is 0")
-        );
+        ))
+        .expect("the fields are well-formed");
+        assert_eq!(invalid.validate(), Err(FormatError::NoWinBy));
         let unknown = serde_json::from_value::<ScoringFormat>(serde_json::json!(
             {"setsToWin": 2, "setPoints": 25, "winBy": 2, "setPoint": 3}
         ));

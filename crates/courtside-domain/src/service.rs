@@ -95,6 +95,8 @@ pub enum SportsError {
     Release(#[from] ReleaseError),
     #[error(transparent)]
     Fence(#[from] FenceError),
+    #[error("operation id {op_id:?} was already used for a different score of this match; use a new id for a new edit")]
+    OpIdReused { op_id: String },
     #[error("the match changed {ATTEMPTS_MAX} times while this request was decided; retry")]
     Contended,
     #[error(transparent)]
@@ -108,6 +110,7 @@ pub enum SportsError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScoreUpdate {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub match_id: String,
     pub sets: Vec<SetScore>,
     pub status: MatchStatus,
@@ -117,8 +120,10 @@ pub struct ScoreUpdate {
     /// When the client made an offline edit (no base version): the later edit wins.
     #[serde(default)]
     pub client_time_ms: Option<i64>,
-    /// The client's operation id: a retry with the same id gets the first answer.
+    /// The client's operation id: a retry with the same id (and the same sets and status) gets
+    /// the first answer; the same id with other sets or status is refused (`op_id_reused`).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")]
     pub op_id: Option<String>,
     /// The claim's fencing token: a write carrying an older one is refused.
     #[serde(default)]
@@ -253,20 +258,21 @@ impl SportsService {
     // Tournaments and their registry
 
     pub async fn create_tournament(&self, actor: &Actor, tournament: Tournament) -> Result<Tournament, SportsError> {
+        check_id("tournament", &tournament.id)?;
         require(actor.is_director(), "only a director may create a tournament")?;
         self.write_tournament(tournament, false).await
     }
 
     /// Replaces a tournament's name and default format (directors only).
     pub async fn update_tournament(&self, actor: &Actor, tournament: Tournament) -> Result<Tournament, SportsError> {
+        check_id("tournament", &tournament.id)?;
         require(actor.is_director(), "only a director may edit a tournament")?;
         self.write_tournament(tournament, true).await
     }
 
     /// Stores `tournament`, which must (`existing`) or must not exist yet.
     async fn write_tournament(&self, tournament: Tournament, existing: bool) -> Result<Tournament, SportsError> {
-        check_id("tournament", &tournament.id)?;
-        check_name(&tournament.name)?;
+        check_name("name", &tournament.name)?;
         if let Some(format) = &tournament.default_format {
             format.validate()?;
         }
@@ -319,35 +325,59 @@ impl SportsService {
         Ok(registry)
     }
 
-    /// Creates or replaces a division, team or court (`kind` is `division`, `team` or `court`).
-    async fn put_entry(&self, actor: &Actor, t: &str, kind: &'static str, id: &str, value: &impl Serialize) -> Result<(), SportsError> {
-        require(actor.is_official(), "only staff or a director may change a tournament")?;
+    /// The checks before a division, team or court is stored, in the API's order: the ids, the
+    /// caller's role, the name — then the lookups (the tournament).
+    async fn check_entry(&self, actor: &Actor, t: &str, kind: &'static str, id: &str, name: &str) -> Result<(), SportsError> {
+        check_id("tournament", t)?;
         check_id(kind, id)?;
+        require(actor.is_official(), "only staff or a director may change a tournament")?;
+        check_name("name", name)?;
         self.tournament(t).await?;
+        Ok(())
+    }
+
+    /// Stores a checked division, team or court (`kind` is `division`, `team` or `court`).
+    async fn put_entry(&self, t: &str, kind: &'static str, id: &str, value: &impl Serialize) -> Result<(), SportsError> {
         let group = AppendGroup::single(Self::record(layout::registry(t), &format!("{kind}/{id}"), value));
         self.store.append_group(group).await?;
         Ok(())
     }
 
     pub async fn put_division(&self, actor: &Actor, t: &str, division: Division) -> Result<Division, SportsError> {
-        check_name(&division.name)?;
-        self.put_entry(actor, t, "division", &division.id, &division).await?;
+        self.check_entry(actor, t, "division", &division.id, &division.name).await?;
+        self.put_entry(t, "division", &division.id, &division).await?;
         Ok(division)
     }
 
     pub async fn put_team(&self, actor: &Actor, t: &str, team: Team) -> Result<Team, SportsError> {
-        check_name(&team.name)?;
+        if let Some(division) = &team.division_id {
+            check_id("division", division)?;
+        }
+        self.check_entry(actor, t, "team", &team.id, &team.name).await?;
         if let Some(division) = &team.division_id {
             self.require_entry(t, "division", division).await?;
         }
-        self.put_entry(actor, t, "team", &team.id, &team).await?;
+        self.put_entry(t, "team", &team.id, &team).await?;
         Ok(team)
     }
 
     pub async fn put_court(&self, actor: &Actor, t: &str, court: Court) -> Result<Court, SportsError> {
-        check_name(&court.name)?;
-        self.put_entry(actor, t, "court", &court.id, &court).await?;
+        self.check_entry(actor, t, "court", &court.id, &court.name).await?;
+        self.put_entry(t, "court", &court.id, &court).await?;
         Ok(court)
+    }
+
+    /// Every id a match names, before anything is looked up.
+    fn check_match_ids(t: &str, planned: &Match) -> Result<(), SportsError> {
+        check_id("tournament", t)?;
+        check_id("match", &planned.id)?;
+        check_id("division", &planned.division_id)?;
+        check_id("team", &planned.home_team_id)?;
+        check_id("team", &planned.away_team_id)?;
+        if let Some(court) = &planned.court_id {
+            check_id("court", court)?;
+        }
+        Ok(())
     }
 
     /// The division, teams and court a match names exist, and the teams differ.
@@ -386,8 +416,8 @@ impl SportsService {
     /// Creates a match (its format resolved: the match's, the tournament's default, or best of
     /// 3 to 25) and puts it on the schedule.
     pub async fn create_match(&self, actor: &Actor, t: &str, mut new: Match) -> Result<Match, SportsError> {
+        Self::check_match_ids(t, &new)?;
         require(actor.is_official(), "only staff or a director may schedule a match")?;
-        check_id("match", &new.id)?;
         let tournament = self.tournament(t).await?;
         self.check_match_references(t, &new).await?;
         let format = new.format.or(tournament.default_format).unwrap_or_else(ScoringFormat::best_of_3_to_25);
@@ -416,6 +446,7 @@ impl SportsService {
     /// Edits a scheduled match: court and time always; teams, division and format only until
     /// its first score (staff, director). The schedule channel gets the new record.
     pub async fn update_match(&self, actor: &Actor, t: &str, mut edited: Match) -> Result<Match, SportsError> {
+        Self::check_match_ids(t, &edited)?;
         require(actor.is_official(), "only staff or a director may edit a match")?;
         let m = edited.id.clone();
         let tournament = self.tournament(t).await?;
@@ -479,6 +510,8 @@ impl SportsService {
     /// Claims the match for `actor` (or renews their live claim); `expires_at_ms` defaults to
     /// the policy's TTL. Of two scorekeepers racing, exactly one wins.
     pub async fn claim(&self, actor: &Actor, t: &str, m: &str, expires_at_ms: Option<i64>) -> Result<Claim, SportsError> {
+        check_id("tournament", t)?;
+        check_id("match", m)?;
         require(actor.may_keep_score(), "only a scorekeeper, staff or a director may claim a match")?;
         self.match_record(t, m).await?;
         for _ in 0..ATTEMPTS_MAX {
@@ -629,13 +662,13 @@ impl SportsService {
 
     /// Applies a score update; see the module docs for how it is decided.
     pub async fn update_score(&self, actor: &Actor, t: &str, update: ScoreUpdate) -> Result<ScoreOutcome, SportsError> {
+        let m = update.match_id.clone();
+        check_id("tournament", t)?;
+        check_id("match", &m)?;
         require(actor.may_keep_score(), "only a scorekeeper, staff or a director may update a score")?;
         if update.status == MatchStatus::Cancelled {
             require(actor.is_official(), "only staff or a director may cancel a match")?;
         }
-        let m = update.match_id.clone();
-        check_id("tournament", t)?;
-        check_id("match", &m)?;
         let state_channel = layout::match_state(t, &m);
         if let Some(op_id) = &update.op_id {
             check_op_id(op_id)?;
@@ -645,7 +678,8 @@ impl SportsService {
             // (perhaps by the request it raced): a retry gets its first answer, never a refusal.
             if let Some(op_id) = &update.op_id {
                 if let Some(original) = self.store.find_idempotent(&state_channel, op_id).await? {
-                    return Ok(ScoreOutcome { score: decode(&original.data)?, duplicate: true });
+                    let first: ScoreRecord = decode(&original.data)?;
+                    return same_operation(t, &update, op_id, first).map(|score| ScoreOutcome { score, duplicate: true });
                 }
             }
             let (record, current, match_position) = self.match_record(t, &m).await?;
@@ -763,8 +797,8 @@ impl SportsService {
             match self.store.append_group(group).await {
                 Ok(appended) => {
                     let duplicate = appended.first().is_some_and(|a| a.duplicate);
-                    let score = match appended.first() {
-                        Some(first) if duplicate => decode(&first.publication.data)?,
+                    let score = match (appended.first(), &update.op_id) {
+                        (Some(first), Some(op_id)) if duplicate => same_operation(t, &update, op_id, decode(&first.publication.data)?)?,
                         _ => score,
                     };
                     return Ok(ScoreOutcome { score, duplicate });
@@ -816,6 +850,7 @@ impl SportsService {
 
     /// Every recorded crossing of edits in the tournament (directors only).
     pub async fn conflicts(&self, actor: &Actor, t: &str, limit: usize, offset: u64) -> Result<Vec<ConflictEntry>, SportsError> {
+        check_id("tournament", t)?;
         require(actor.is_director(), "only a director may list conflicts")?;
         self.tournament(t).await?;
         let page =
@@ -834,8 +869,9 @@ impl SportsService {
         title: &str,
         body: &str,
     ) -> Result<Announcement, SportsError> {
+        check_id("tournament", t)?;
         require(actor.is_official(), "only staff or a director may announce")?;
-        check_name(title)?;
+        check_name("title", title)?;
         self.tournament(t).await?;
         let now = self.now();
         let channel = layout::announcements(t);
@@ -859,10 +895,11 @@ impl SportsService {
     }
 
     pub async fn set_coverage_plan(&self, actor: &Actor, t: &str, matches: Vec<String>) -> Result<Vec<String>, SportsError> {
-        self.tournament(t).await?;
+        check_id("tournament", t)?;
         for m in &matches {
             check_id("match", m)?;
         }
+        self.tournament(t).await?;
         let request = Self::record(layout::coverage(t), &actor.user, &matches);
         self.store.append_group(AppendGroup::single(request)).await?;
         Ok(matches)
@@ -886,30 +923,46 @@ fn require(allowed: bool, why: &str) -> Result<(), SportsError> {
     if allowed { Ok(()) } else { Err(SportsError::Forbidden(why.to_string())) }
 }
 
-/// Longest name or title.
+/// Longest name or title, in characters (as JSON Schema's `maxLength` counts).
 pub const NAME_LEN_MAX: usize = 200;
 
-fn check_name(name: &str) -> Result<(), SportsError> {
-    if name.trim().is_empty() || name.len() > NAME_LEN_MAX {
+/// A name or title (`field`): 1 to [`NAME_LEN_MAX`] characters, not only spaces, tabs and line
+/// breaks (the OpenAPI document says the same with a pattern every regex dialect reads alike).
+fn check_name(field: &str, name: &str) -> Result<(), SportsError> {
+    let blank = name.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if blank || name.chars().count() > NAME_LEN_MAX {
         return Err(SportsError::InvalidField {
-            field: "name".into(),
-            message: format!("must be 1 to {NAME_LEN_MAX} bytes and not blank"),
+            field: field.into(),
+            message: format!("must be 1 to {NAME_LEN_MAX} characters, not only spaces and line breaks"),
         });
     }
     Ok(())
 }
 
-/// Longest client operation id.
+/// Longest client operation id, in characters.
 pub const OP_ID_LEN_MAX: usize = 128;
 
 fn check_op_id(op_id: &str) -> Result<(), SportsError> {
-    if op_id.is_empty() || op_id.len() > OP_ID_LEN_MAX || op_id.chars().any(char::is_control) {
+    if op_id.is_empty() || op_id.chars().count() > OP_ID_LEN_MAX || op_id.chars().any(char::is_control) {
         return Err(SportsError::InvalidField {
             field: "opId".into(),
-            message: format!("must be 1 to {OP_ID_LEN_MAX} bytes without control characters"),
+            message: format!("must be 1 to {OP_ID_LEN_MAX} characters without control characters"),
         });
     }
     Ok(())
+}
+
+/// The first answer to `op_id`, if `update` is that operation again: the same match, the same
+/// sets and a status that was stored as the first one was (a won match sent as in progress is
+/// stored as completed); anything else reuses the id for another edit.
+fn same_operation(t: &str, update: &ScoreUpdate, op_id: &str, first: ScoreRecord) -> Result<ScoreRecord, SportsError> {
+    let same_status = update.status == first.status
+        || (update.status == MatchStatus::InProgress && first.status == MatchStatus::Completed && first.state.completed);
+    if first.tournament_id == t && first.match_id == update.match_id && first.sets == update.sets && same_status {
+        Ok(first)
+    } else {
+        Err(SportsError::OpIdReused { op_id: op_id.to_string() })
+    }
 }
 
 fn conflict_entry(m: &str, editor: &str, now: i64, record: &conflict::ConflictRecord, sets: &[SetScore]) -> ConflictEntry {
@@ -988,6 +1041,7 @@ impl SportsService {
     /// Everything the tournament holds (directors only). Each match is consistent in itself;
     /// export a tournament that is not being played for one consistent whole.
     pub async fn export(&self, actor: &Actor, t: &str) -> Result<TournamentExport, SportsError> {
+        check_id("tournament", t)?;
         require(actor.is_director(), "only a director may export a tournament")?;
         let tournament = self.tournament(t).await?;
         let registry = self.registry(t).await?;
@@ -1029,24 +1083,33 @@ impl SportsService {
         }
         let t = export.tournament.id.clone();
         check_id("tournament", &t)?;
-        check_name(&export.tournament.name)?;
+        check_name("tournament.name", &export.tournament.name)?;
+        if let Some(format) = &export.tournament.default_format {
+            format.validate()?;
+        }
         let registry = layout::registry(&t);
         let mut requests = Vec::new();
         for division in &export.divisions {
             check_id("division", &division.id)?;
+            check_name("divisions.name", &division.name)?;
             requests.push(Self::record(registry.clone(), &format!("division/{}", division.id), division));
         }
         for team in &export.teams {
             check_id("team", &team.id)?;
+            check_name("teams.name", &team.name)?;
+            if let Some(division) = &team.division_id {
+                check_id("division", division)?;
+            }
             requests.push(Self::record(registry.clone(), &format!("team/{}", team.id), team));
         }
         for court in &export.courts {
             check_id("court", &court.id)?;
+            check_name("courts.name", &court.name)?;
             requests.push(Self::record(registry.clone(), &format!("court/{}", court.id), court));
         }
         for exported in &export.matches {
             let m = &exported.record.id;
-            check_id("match", m)?;
+            Self::check_match_ids(&t, &exported.record)?;
             if let Some(format) = &exported.record.format {
                 format.validate()?;
             }

@@ -141,12 +141,15 @@ async fn only_the_live_claim_with_its_token_may_write_the_score() {
     assert_eq!(written.expect("holder writes").score.version, 1);
     assert!(matches!(f.service.update_score(&lee, "cup", first.clone()).await, Err(SportsError::Fence(FenceError::HeldByOther { .. }))));
 
-    // The claim expires; lee takes it; kim's late write with the old token is refused.
+    // The claim expires; lee takes it; kim's late write with the old token is refused as stale
+    // (the precise reason: kim's device was replaced), without its token as held by another.
     f.clock.fetch_add(61_000, Ordering::SeqCst);
     let taken = f.service.claim(&lee, "cup", "m1", None).await.expect("lee claims");
     assert_eq!(taken.fencing_token, 2);
     let late = ScoreUpdate { fencing_token: Some(claim.fencing_token), ..update(sets(&[(4, 1)]), MatchStatus::InProgress) };
-    assert!(matches!(f.service.update_score(&kim, "cup", late).await, Err(SportsError::Fence(FenceError::HeldByOther { .. }))));
+    assert!(matches!(f.service.update_score(&kim, "cup", late).await, Err(SportsError::Fence(FenceError::StaleToken { presented: 1, current: 2 }))));
+    let tokenless = update(sets(&[(4, 1)]), MatchStatus::InProgress);
+    assert!(matches!(f.service.update_score(&kim, "cup", tokenless).await, Err(SportsError::Fence(FenceError::HeldByOther { .. }))));
     // Kim reclaims after lee releases: a new token; the old one is stale even for kim.
     assert_eq!(f.service.release(&lee, "cup", "m1").await.expect("release"), Release::Released);
     let again = f.service.claim(&kim, "cup", "m1", None).await.expect("kim again");

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::TokenError;
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
-use crate::openapi::{BroadcastBodyDoc, BroadcastResultDoc, ChannelsDoc, ErrorBody, HistoryDoc, PresenceDoc, PublishBodyDoc, PublishResultDoc};
+use crate::openapi::{BroadcastBodyDoc, BroadcastResultDoc, ChannelNameDoc, ChannelsDoc, ErrorBody, HistoryDoc, PresenceDoc, PublishBodyDoc, PublishResultDoc};
 use crate::protocol::{ClientError, HistoryParams, Publications, PublishParams};
 use crate::server::ServerState;
 use crate::session::{history_checked, publish_checked, HistoryResult, PublishResult};
@@ -70,7 +70,10 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|error| ApiError(ClientError::BadRequest(format!("the body is not the documented JSON: {error}"))))
+    // `null` is no body too: clients that always send JSON send it for "nothing".
+    serde_json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|error| ApiError(ClientError::BadRequest(format!("the body is not the documented JSON: {error}"))))
 }
 
 /// A [`ClientError`] answered over HTTP.
@@ -127,6 +130,15 @@ impl From<JsonRejection> for ApiError {
 }
 
 impl From<QueryRejection> for ApiError {
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self(ClientError::PayloadTooLarge { size: BODY_BYTES_MAX + 1, limit: BODY_BYTES_MAX }),
+            _ => Self(ClientError::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
     fn from(rejection: QueryRejection) -> Self {
         Self(ClientError::BadRequest(rejection.body_text()))
     }
@@ -226,7 +238,7 @@ pub(crate) struct ChannelPublishResult<'a> {
     summary = "Publish one payload to a channel",
     request_body = PublishBodyDoc,
     responses((status = 200, description = "Stored and delivered, or the original of a repeated idempotency key", body = PublishResultDoc), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 413, description = "Payload too large", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
-    security(("bearer" = []), ("apikey" = [])),
+    security(("bearer" = []), ("apikey" = []), ()),
 )]
 pub(crate) async fn publish(
     State(state): State<Arc<ServerState>>,
@@ -271,7 +283,7 @@ pub(crate) struct BroadcastBody {
     summary = "Publish one payload to up to 1000 channels",
     request_body = BroadcastBodyDoc,
     responses((status = 200, description = "One result or error per channel, in order", body = BroadcastResultDoc), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
-    security(("bearer" = []), ("apikey" = [])),
+    security(("bearer" = []), ("apikey" = []), ()),
 )]
 pub(crate) async fn broadcast(
     State(state): State<Arc<ServerState>>,
@@ -325,9 +337,9 @@ pub(crate) async fn broadcast(
     path = "/api/history",
     tag = "channels",
     summary = "A page of a channel's history",
-    params(("channel" = String, Query, description = "The channel"), ("since_offset" = Option<u64>, Query, description = "Publications after this offset"), ("epoch" = Option<String>, Query, description = "The epoch the offset belongs to"), ("limit" = Option<usize>, Query, description = "At most this many (1 to 1000)")),
+    params(("channel" = ChannelNameDoc, Query, description = "The channel"), ("after" = Option<u64>, Query, description = "Publications after this offset; without it, the newest `limit`", minimum = 0, maximum = 9_223_372_036_854_775_807_i64), ("limit" = Option<u64>, Query, description = "At most this many (default 100)", minimum = 1, maximum = 1000)),
     responses((status = 200, description = "The page", body = HistoryDoc), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
-    security(("bearer" = []), ("apikey" = [])),
+    security(("bearer" = []), ("apikey" = []), ()),
 )]
 pub(crate) async fn history(
     State(state): State<Arc<ServerState>>,
@@ -337,6 +349,9 @@ pub(crate) async fn history(
     let principal = principal_from(&state, &headers, None)?;
     let Query(params) = query?;
     let page = history_checked(&state, &principal, &params).await?;
+    if params.after.is_some_and(|after| after > i64::MAX as u64) {
+        return Err(ClientError::BadRequest(format!("`after` must be at most {}", i64::MAX)).into());
+    }
     #[derive(Serialize)]
     struct Body<'a> {
         channel: &'a ChannelName,
@@ -366,9 +381,9 @@ pub(crate) struct ChannelQuery {
     path = "/api/presence",
     tag = "channels",
     summary = "Who is subscribed to a channel, across the cluster",
-    params(("channel" = String, Query, description = "The channel")),
+    params(("channel" = ChannelNameDoc, Query, description = "The channel")),
     responses((status = 200, description = "The clients", body = PresenceDoc), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
-    security(("bearer" = []), ("apikey" = [])),
+    security(("bearer" = []), ("apikey" = []), ()),
 )]
 pub(crate) async fn presence(
     State(state): State<Arc<ServerState>>,
@@ -396,11 +411,13 @@ pub(crate) async fn presence(
     tag = "channels",
     summary = "Channels with subscribers on this node (API key)",
     responses((status = 200, description = "The channels", body = ChannelsDoc), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The caller may not do this", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
-    security(("bearer" = []), ("apikey" = [])),
+    security(("apikey" = [])),
 )]
 pub(crate) async fn channels(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if principal_from(&state, &headers, None)? != Principal::Server {
-        return Err(ClientError::PermissionDenied.into());
+    match principal_from(&state, &headers, None)? {
+        Principal::Server => {}
+        Principal::Anonymous => return Err(ClientError::Unauthorized("this endpoint needs the API key".into()).into()),
+        Principal::User { .. } => return Err(ClientError::PermissionDenied.into()),
     }
     let channels: Vec<_> = state
         .node

@@ -106,12 +106,16 @@ pub(crate) struct RefreshBody {
     path = "/api/auth/refresh",
     tag = "auth",
     summary = "Exchange a refresh token (sent as the Bearer credential, or in the body)",
-    request_body = RefreshBody,
+    request_body = Option<RefreshBody>,
     responses((status = 200, description = "New tokens; the presented one is spent", body = IssuedTokens), (status = 400, description = "Bad request: not the documented JSON, or an invalid id", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 429, description = "Past the caller's rate limit (see Retry-After)", body = ErrorBody), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
 )]
-pub(crate) async fn refresh(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, Failure> {
+pub(crate) async fn refresh(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Failure> {
     // The body wins: many HTTP clients attach the (expired) access token to every request.
-    let from_body = optional_json::<RefreshBody>(&body)?.refresh_token;
+    let from_body = optional_json::<RefreshBody>(&body.map_err(ApiError::from)?)?.refresh_token;
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -138,9 +142,11 @@ fn require_director(state: &ServerState, headers: &HeaderMap) -> Result<(), Fail
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUser {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.@+-]+$")]
     username: String,
+    /// 8 to 1024 bytes (UTF-8).
     password: String,
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<crate::openapi::RoleDoc>, min_items = 1)]
     roles: Vec<Role>,
 }
 

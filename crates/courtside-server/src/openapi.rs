@@ -14,6 +14,7 @@ use courtside_domain::model::{Announcement, ConflictEntry, Court, Division, Matc
 use courtside_domain::scoring::ScoreViolation;
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// Every error: `{"error": {...}}`.
@@ -29,7 +30,8 @@ pub struct ErrorDetail {
     pub status: u16,
     /// A sentence saying what was wrong.
     pub message: String,
-    /// Validation failures: where and why.
+    /// Validation failures (`validation_failed`, `invalid_score`): where and why; `code` is
+    /// `invalid` for a field that breaks a rule of its own.
     pub fields: Option<Vec<ScoreViolation>>,
     /// Conflicts on a score: the stored score.
     pub current: Option<ScoreRecord>,
@@ -98,12 +100,15 @@ pub struct UsersList {
 
 /// `POST /api/publish`.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PublishBodyDoc {
+    #[schema(value_type = ChannelNameDoc)]
     pub channel: String,
     /// Any JSON value.
     pub data: serde_json::Value,
     pub key: Option<String>,
     /// Remove `key` from the keyed state.
+    #[schema(nullable = false)]
     pub remove: Option<bool>,
     pub idempotency_key: Option<String>,
 }
@@ -117,7 +122,9 @@ pub struct PublishResultDoc {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BroadcastBodyDoc {
+    #[schema(min_items = 1, max_items = 1000, value_type = Vec<ChannelNameDoc>)]
     pub channels: Vec<String>,
     pub data: serde_json::Value,
     pub key: Option<String>,
@@ -134,7 +141,10 @@ pub struct BroadcastResultDoc {
 pub struct HistoryDoc {
     pub channel: String,
     pub epoch: String,
+    /// The channel's latest offset.
     pub offset: u64,
+    /// The oldest offset still in history.
+    pub earliest: u64,
     pub publications: Vec<serde_json::Value>,
 }
 
@@ -145,7 +155,120 @@ pub struct PresenceDoc {
 
 #[derive(Serialize, ToSchema)]
 pub struct ChannelsDoc {
-    pub channels: Vec<String>,
+    /// Sorted by name.
+    pub channels: Vec<ChannelSubscribersDoc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChannelSubscribersDoc {
+    pub channel: String,
+    /// Local subscribers (WebSocket and SSE) on this node.
+    pub subscribers: u64,
+}
+
+/// An id of a tournament, division, team, court or match: it becomes part of channel names.
+pub struct Id;
+
+impl utoipa::PartialSchema for Id {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("An id: letters, digits, `_` and `-`"))
+            .min_length(Some(1))
+            .max_length(Some(courtside_domain::model::ID_LEN_MAX))
+            .pattern(Some(ID_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for Id {}
+
+/// What [`courtside_domain::model::check_id`] accepts, as a pattern (with the length limits).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-]+$";
+
+/// A channel name: `namespace:rest`, segments of letters, digits, `_`, `-`, `.` and `@`.
+pub struct ChannelNameDoc;
+
+impl utoipa::PartialSchema for ChannelNameDoc {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("`namespace:rest`: segments of letters, digits, `_`, `-`, `.` and `@`, none empty"))
+            .min_length(Some(3))
+            .max_length(Some(courtside_core::channel::CHANNEL_NAME_LEN_MAX))
+            .pattern(Some("^[A-Za-z0-9_.@-]+(:[A-Za-z0-9_.@-]+)+$"))
+            .into()
+    }
+}
+
+impl ToSchema for ChannelNameDoc {}
+
+/// A role a token or a user may carry: the server's own list ([`courtside_core::Role::ALL`]).
+pub struct RoleDoc;
+
+impl utoipa::PartialSchema for RoleDoc {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(courtside_core::Role::ALL.iter().map(|role| role.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for RoleDoc {}
+
+/// The error responses of an endpoint, each with its description and the one error shape: what
+/// a sports handler can answer besides success, named once per set of statuses.
+fn error_responses(statuses: &[u16]) -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+    let body = utoipa::openapi::ContentBuilder::new().schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))).build();
+    statuses
+        .iter()
+        .map(|status| {
+            let description = match status {
+                400 => "Bad request: not the documented JSON, or an invalid id (`invalid_id`)",
+                401 => "No, a bad or an expired token",
+                403 => "The caller may not do this",
+                404 => "Not found",
+                409 => "Conflict (see the error code; `current` holds the stored score where there is one)",
+                413 => "The body is over 1 MiB",
+                422 => "Validation failed (`fields` says where and why)",
+                429 => "Past the caller's rate limit (see Retry-After)",
+                _ => "The store is unavailable, or the request kept meeting concurrent changes",
+            };
+            let response = utoipa::openapi::ResponseBuilder::new().description(description).content("application/json", body.clone()).build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}
+
+/// Declares response sets: `Name => [statuses]`.
+macro_rules! error_sets {
+    ($($(#[$doc:meta])* $name:ident => [$($status:literal),*];)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+                error_responses(&[$($status),*])
+            }
+        }
+    )*};
+}
+
+error_sets! {
+    /// A list without path ids.
+    ListErrors => [401, 429, 503];
+    /// A read of something a path names.
+    ReadErrors => [400, 401, 404, 429, 503];
+    /// A read or a removal some roles may not do.
+    RestrictedErrors => [400, 401, 403, 404, 429, 503];
+    /// A creation from a body alone.
+    CreateErrors => [400, 401, 403, 409, 413, 422, 429, 503];
+    /// A change to something a path names.
+    WriteErrors => [400, 401, 403, 404, 413, 422, 429, 503];
+    /// A change that may meet a conflicting state.
+    ConflictingWriteErrors => [400, 401, 403, 404, 409, 413, 422, 429, 503];
+    /// A change to the caller's own record.
+    OwnWriteErrors => [400, 401, 404, 413, 422, 429, 503];
 }
 
 struct Security;
@@ -171,20 +294,20 @@ impl Modify for Security {
 #[openapi(
     info(title = "Courtside HTTP API", description = "Tournaments, live scores, claims and channels. The wire protocol (WebSocket, SSE) is in docs/protocol.md."),
     paths(
-        crate::sports_api::list_events, crate::sports_api::create_event, crate::sports_api::event,
-        crate::sports_api::update_event, crate::sports_api::update_match, crate::sports_api::announcements,
-        crate::sports_api::export, crate::sports_api::import,
-        crate::sports_api::put_division, crate::sports_api::put_team, crate::sports_api::put_court,
-        crate::sports_api::create_match, crate::sports_api::update_score, crate::sports_api::scores,
-        crate::sports_api::score, crate::sports_api::score_history, crate::sports_api::claims,
-        crate::sports_api::claim, crate::sports_api::take_claim, crate::sports_api::release_claim,
-        crate::sports_api::coverage_plan, crate::sports_api::set_coverage_plan, crate::sports_api::clear_coverage_plan,
-        crate::sports_api::announce, crate::sports_api::conflicts,
+        crate::sports_api::events::list_events, crate::sports_api::events::create_event, crate::sports_api::events::event,
+        crate::sports_api::events::update_event, crate::sports_api::events::update_match, crate::sports_api::events::announcements,
+        crate::sports_api::events::export, crate::sports_api::events::import,
+        crate::sports_api::events::put_division, crate::sports_api::events::put_team, crate::sports_api::events::put_court,
+        crate::sports_api::events::create_match, crate::sports_api::scores::update_score, crate::sports_api::scores::scores,
+        crate::sports_api::scores::score, crate::sports_api::scores::score_history, crate::sports_api::claims::claims,
+        crate::sports_api::claims::claim, crate::sports_api::claims::take_claim, crate::sports_api::claims::release_claim,
+        crate::sports_api::claims::coverage_plan, crate::sports_api::claims::set_coverage_plan, crate::sports_api::claims::clear_coverage_plan,
+        crate::sports_api::events::announce, crate::sports_api::scores::conflicts,
         crate::auth_api::login, crate::auth_api::refresh, crate::auth_api::add_user, crate::auth_api::list_users,
         crate::api::publish, crate::api::broadcast, crate::api::history, crate::api::presence, crate::api::channels,
         crate::api::health, crate::api::ready, crate::api::metrics,
     ),
-    components(schemas(Announcement)),
+    components(schemas(Announcement, ErrorBody)),
     modifiers(&Security),
     tags(
         (name = "sports", description = "Tournaments and what they hold"),

@@ -253,3 +253,24 @@ async fn the_openapi_document_is_served_complete_and_matches_the_docs() {
     let markdown = std::fs::read_to_string(docs.join("rest-api.md")).expect("docs/rest-api.md");
     assert_eq!(markdown, courtside_server::openapi::document_markdown(), "docs/rest-api.md is stale: run `courtside openapi --markdown > docs/rest-api.md`");
 }
+
+/// `/api/history` takes `after` and `limit` (as documented) and refuses offsets past the stores'
+/// signed 64-bit range; `/api/channels` without credentials is 401 and lists objects.
+#[tokio::test]
+async fn history_parameters_and_channels_are_what_the_document_says() {
+    let server = TestServer::start().await;
+    let key = format!("apikey {}", server.api_key());
+    server.publish("match:1", json!({ "n": 1 })).await;
+    let (status, page) = server.get("/api/history?channel=match:1&after=0&limit=10", Some(&key)).await;
+    assert_eq!((status, page["publications"].as_array().map(Vec::len)), (200, Some(1)), "{page}");
+    let (status, body) = server.get("/api/history?channel=match:1&after=9223372036854775808", Some(&key)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
+    let (status, body) = server.get("/api/history?channel=match:1&since_offset=0", Some(&key)).await;
+    assert_eq!(status, 400, "undocumented parameters are refused: {body}");
+    let (status, _) = server.get("/api/channels", None).await;
+    assert_eq!(status, 401);
+    let document: Value = serde_json::from_str(&courtside_server::openapi::document_json()).expect("json");
+    let params: Vec<&str> = document["paths"]["/api/history"]["get"]["parameters"].as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(params, ["channel", "after", "limit"]);
+    assert_eq!(document["components"]["schemas"]["ChannelsDoc"]["properties"]["channels"]["items"]["$ref"], "#/components/schemas/ChannelSubscribersDoc");
+}

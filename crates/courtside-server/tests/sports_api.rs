@@ -269,3 +269,97 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
     assert_eq!(from("203.0.113.1").await.expect("request").status().as_u16(), 429, "the same client again");
     assert_eq!(from("203.0.113.2").await.expect("request").status().as_u16(), 401, "another client behind the proxy");
 }
+
+/// Bodies are read strictly: a set is `{home, away}` and nothing else, never an array.
+#[tokio::test]
+async fn sets_with_unknown_fields_or_as_arrays_are_refused() {
+    let server = TestServer::start().await;
+    let director = as_user(&server, "dana", Role::Director);
+    tournament(&director).await;
+    for sets in [json!([{ "home": 3, "away": 1, "serve": "home" }]), json!([[25, 20]])] {
+        let (status, body) = director.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": sets, "status": "in_progress" })).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{sets} → {body}");
+    }
+    let (status, body) = director.get("/api/events/cup/scores/m1").await;
+    assert_eq!((status, &body["score"]), (200, &Value::Null), "nothing was stored");
+    // As in JSON Schema, 25.0 is the integer 25.
+    let (status, body) = director.post("/api/events/cup/scores", json!({ "matchId": "m1", "sets": [{ "home": 3.0, "away": 1 }], "status": "in_progress" })).await;
+    assert_eq!((status, body["score"]["sets"][0]["home"].as_i64()), (200, Some(3)), "{body}");
+}
+
+/// An operation id names one edit: the same body again gets the first answer, another body a
+/// clear refusal instead of a silently lost edit.
+#[tokio::test]
+async fn an_op_id_reused_for_another_score_is_refused() {
+    let server = TestServer::start().await;
+    let director = as_user(&server, "dana", Role::Director);
+    tournament(&director).await;
+    let first = json!({ "matchId": "m1", "sets": [{ "home": 1, "away": 0 }], "status": "in_progress", "opId": "op-1" });
+    assert_eq!(director.post("/api/events/cup/scores", first.clone()).await.0, 200);
+    let (status, again) = director.post("/api/events/cup/scores", first).await;
+    assert_eq!((status, again["duplicate"].as_bool()), (200, Some(true)), "{again}");
+    let other = json!({ "matchId": "m1", "sets": [{ "home": 2, "away": 0 }], "status": "in_progress", "opId": "op-1" });
+    let (status, refused) = director.post("/api/events/cup/scores", other).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("op_id_reused")), "{refused}");
+    let (_, score) = director.get("/api/events/cup/scores/m1").await;
+    assert_eq!(score["score"]["sets"][0]["home"], 1, "the first edit stands");
+}
+
+/// A scorekeeper whose claim was taken over writes with its old token: 409 stale_fencing_token.
+#[tokio::test]
+async fn a_replaced_holders_device_is_told_its_token_is_stale() {
+    let server = TestServer::start().await;
+    let director = as_user(&server, "dana", Role::Director);
+    tournament(&director).await;
+    let kim = as_user(&server, "kim", Role::Scorekeeper);
+    let (_, claimed) = kim.post("/api/events/cup/claims/m1", json!({})).await;
+    let old_token = claimed["claim"]["fencingToken"].as_u64().expect("token");
+    assert_eq!(director.delete("/api/events/cup/claims/m1").await.0, 200, "a director frees the match");
+    let lee = as_user(&server, "lee", Role::Scorekeeper);
+    assert_eq!(lee.post("/api/events/cup/claims/m1", json!({})).await.0, 200);
+    let late = json!({ "matchId": "m1", "sets": [{ "home": 1, "away": 0 }], "status": "in_progress", "fencingToken": old_token });
+    let (status, body) = kim.post("/api/events/cup/scores", late).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("stale_fencing_token")), "{body}");
+}
+
+/// Every sports request checks its ids, then the caller's role, before it looks anything up; an
+/// offset past the stores' range is a bad request, not an empty page.
+#[tokio::test]
+async fn ids_and_roles_are_checked_before_anything_is_looked_up() {
+    let server = TestServer::start().await;
+    let director = as_user(&server, "dana", Role::Director);
+    tournament(&director).await;
+    let fan = as_user(&server, "fan", Role::Spectator);
+    let team = json!({ "id": "x", "name": "X", "divisionId": "nowhere" });
+    for (who, path, expected) in [
+        (&fan, "/api/events/%7F/teams/x", (400, "invalid_id")),
+        (&director, "/api/events/%7F/teams/x", (400, "invalid_id")),
+        (&fan, "/api/events/cup/teams/x", (403, "permission_denied")),
+        (&fan, "/api/events/nope/teams/x", (403, "permission_denied")),
+    ] {
+        let (status, body) = who.put(path, team.clone()).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (expected.0, Some(expected.1)), "{path}: {body}");
+    }
+    for path in ["/api/events/%7F", "/api/events/%7F/claims", "/api/events/%7F/coverage-plans", "/api/events/%7F/export", "/api/events/cup/claims/a%20b"] {
+        let (status, body) = director.get(path).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_id")), "{path}: {body}");
+    }
+    assert_eq!(director.delete("/api/events/%7F/coverage-plans").await.0, 400);
+    for path in [
+        "/api/events/cup/scores/m1/history?offset=9223372036854775808",
+        "/api/events/cup/conflicts?offset=9223372036854775808",
+        "/api/events/cup/conflicts?limit=0",
+        "/api/events/cup/announcements?limit=1001",
+        "/api/events/cup/announcements?offset=1",
+    ] {
+        let (status, body) = director.get(path).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{path}: {body}");
+    }
+    assert_eq!(director.get("/api/events/cup/scores/m1/history?offset=9223372036854775807").await.0, 200);
+    // A field that breaks its own rule says so with the code `invalid`, as documented.
+    let (status, body) = director.put("/api/events/cup/courts/c2", json!({ "id": "c2", "name": " " })).await;
+    assert_eq!((status, body["error"]["fields"][0]["code"].as_str()), (422, Some("invalid")), "{body}");
+    // The claim body is optional (seed 001), `null` included.
+    let kim = as_user(&server, "kim", Role::Scorekeeper);
+    assert_eq!(kim.send(reqwest::Method::POST, "/api/events/cup/claims/m1", Some(Value::Null)).await.0, 200);
+}
