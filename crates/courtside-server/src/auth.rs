@@ -43,6 +43,32 @@ pub enum AuthSetupError {
     CannotMint(String),
     #[error("cannot sign a token: {0}")]
     Sign(String),
+    #[error(
+        "no signing key in {data_dir} (looked for {path}); the server generates it there at its first start. \
+         Point at the server's data directory with --data-dir (or --config, COURTSIDE_DATA_DIR), \
+         or give the key with --jwt-secret-file",
+        data_dir = data_dir.display(),
+        path = path.display()
+    )]
+    NoSigningKey { data_dir: PathBuf, path: PathBuf },
+}
+
+/// Whether missing secrets in the data directory may be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// The server: generate the HS256 secret and the API key on first start.
+    GenerateMissing,
+    /// A tool (`courtside token`): use what is there, never create a secret; a missing signing
+    /// key is [`AuthSetupError::NoSigningKey`], a missing API key leaves none (nothing matches).
+    ExistingOnly,
+}
+
+/// A secret the server generated into its data directory at this start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedSecret {
+    /// What it is, for the log: `"API key"` or `"token signing key"`.
+    pub what: &'static str,
+    pub path: PathBuf,
 }
 
 /// A verified token: who it speaks for and until when.
@@ -57,14 +83,22 @@ pub struct Authenticator {
     encoding: Option<EncodingKey>,
     algorithm: Algorithm,
     validation: Validation,
-    api_key: String,
+    /// `None` only for a tool that found no API key ([`Secrets::ExistingOnly`]).
+    api_key: Option<String>,
+    generated: Vec<GeneratedSecret>,
 }
 
 impl Authenticator {
     /// Loads keys as configured, generating the HS256 secret and the API key into the data
-    /// directory on first start when none is configured.
+    /// directory on first start when none is configured (see [`Authenticator::generated`]).
     pub fn from_config(config: &Config) -> Result<Self, AuthSetupError> {
+        Self::load(config, Secrets::GenerateMissing)
+    }
+
+    /// Loads keys as configured; with [`Secrets::ExistingOnly`] nothing is written.
+    pub fn load(config: &Config, secrets: Secrets) -> Result<Self, AuthSetupError> {
         let auth = &config.auth;
+        let mut generated = Vec::new();
         let (algorithm, decoding, encoding) = match auth.jwt_algorithm.as_str() {
             "RS256" | "ES256" => {
                 let algorithm = if auth.jwt_algorithm == "RS256" { Algorithm::RS256 } else { Algorithm::ES256 };
@@ -88,21 +122,31 @@ impl Authenticator {
                 } else if let Some(path) = &auth.jwt_secret_file {
                     read_secret(path)?
                 } else {
-                    read_or_generate_secret(&config.data_dir.join("jwt-secret"))?
+                    let path = config.data_dir.join("jwt-secret");
+                    match read_or_generate_secret(&path, secrets, "token signing key", &mut generated)? {
+                        Some(secret) => secret,
+                        None => return Err(AuthSetupError::NoSigningKey { data_dir: config.data_dir.clone(), path }),
+                    }
                 };
                 (Algorithm::HS256, DecodingKey::from_secret(&secret), Some(EncodingKey::from_secret(&secret)))
             }
         };
         let api_key = if config.api_key.is_empty() {
-            String::from_utf8_lossy(&read_or_generate_secret(&config.data_dir.join("api-key"))?).into_owned()
+            read_or_generate_secret(&config.data_dir.join("api-key"), secrets, "API key", &mut generated)?
+                .map(|key| String::from_utf8_lossy(&key).into_owned())
         } else {
-            config.api_key.clone()
+            Some(config.api_key.clone())
         };
         let mut validation = Validation::new(algorithm);
         // A token is expired at `exp`: the connection is closed at the same instant (3003).
         validation.leeway = 0;
         validation.validate_aud = false;
-        Ok(Self { decoding, encoding, algorithm, validation, api_key })
+        Ok(Self { decoding, encoding, algorithm, validation, api_key, generated })
+    }
+
+    /// The secrets generated into the data directory when this authenticator was loaded.
+    pub fn generated(&self) -> &[GeneratedSecret] {
+        &self.generated
     }
 
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
@@ -139,12 +183,14 @@ impl Authenticator {
 
     /// Constant-time comparison with the server API key.
     pub fn is_api_key(&self, presented: &str) -> bool {
-        let (a, b) = (presented.as_bytes(), self.api_key.as_bytes());
+        let Some(api_key) = &self.api_key else { return false };
+        let (a, b) = (presented.as_bytes(), api_key.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
+    /// The server API key (empty only for a tool that found none).
     pub fn api_key(&self) -> &str {
-        &self.api_key
+        self.api_key.as_deref().unwrap_or_default()
     }
 }
 
@@ -157,9 +203,19 @@ fn read_secret(path: &Path) -> Result<Vec<u8>, AuthSetupError> {
     Ok(text.trim().as_bytes().to_vec())
 }
 
-fn read_or_generate_secret(path: &Path) -> Result<Vec<u8>, AuthSetupError> {
+/// The secret in `path`; if there is none, a new one written there (`GenerateMissing`, noted in
+/// `generated` as `what`) or `None` (`ExistingOnly`).
+fn read_or_generate_secret(
+    path: &Path,
+    secrets: Secrets,
+    what: &'static str,
+    generated: &mut Vec<GeneratedSecret>,
+) -> Result<Option<Vec<u8>>, AuthSetupError> {
     if path.exists() {
-        return read_secret(path);
+        return read_secret(path).map(Some);
+    }
+    if secrets == Secrets::ExistingOnly {
+        return Ok(None);
     }
     let write_error = |source| AuthSetupError::Write { path: path.to_path_buf(), source };
     if let Some(parent) = path.parent() {
@@ -169,7 +225,8 @@ fn read_or_generate_secret(path: &Path) -> Result<Vec<u8>, AuthSetupError> {
     rand::rng().fill_bytes(&mut bytes);
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_private_file(path, &secret).map_err(write_error)?;
-    Ok(secret.into_bytes())
+    generated.push(GeneratedSecret { what, path: path.to_path_buf() });
+    Ok(Some(secret.into_bytes()))
 }
 
 fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -238,5 +295,24 @@ mod tests {
         assert!(second.verify(&token).is_ok());
         assert!(second.is_api_key(first.api_key()));
         assert!(!second.is_api_key("guess"));
+        let names = |auth: &Authenticator| auth.generated().iter().map(|g| g.what).collect::<Vec<_>>();
+        assert_eq!(names(&first), ["token signing key", "API key"], "the first start says what it generated");
+        assert!(second.generated().is_empty(), "a restart generates nothing");
+    }
+
+    #[test]
+    fn a_tool_never_creates_a_secret() {
+        let data_dir = std::env::temp_dir().join(format!("courtside-auth-existing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let config = Config { data_dir: data_dir.clone(), ..Config::default() };
+        let refused = Authenticator::load(&config, Secrets::ExistingOnly).err().expect("no signing key");
+        assert!(matches!(&refused, AuthSetupError::NoSigningKey { data_dir: named, .. } if *named == data_dir), "{refused}");
+        assert!(refused.to_string().contains("--data-dir"), "{refused}");
+        assert!(!data_dir.exists(), "nothing was written");
+        let server = Authenticator::from_config(&config).unwrap();
+        std::fs::remove_file(data_dir.join("api-key")).unwrap();
+        let tool = Authenticator::load(&config, Secrets::ExistingOnly).unwrap();
+        assert!(server.verify(&tool.mint("kim", &[], 60).unwrap()).is_ok(), "the tool signs with the server's key");
+        assert!(!tool.is_api_key("") && !data_dir.join("api-key").exists(), "no API key, none created");
     }
 }

@@ -1,6 +1,7 @@
 //! The server: builds the node from the configuration, serves HTTP, WebSocket and SSE on one
-//! listener, sweeps expired history, and shuts down gracefully (stop accepting, tell clients to
-//! reconnect, flush the store, exit before the deadline).
+//! listener, sweeps expired history, and shuts down gracefully (refuse new work, tell clients to
+//! reconnect, drain them while `/health` and `/ready` (503) still answer, flush the store, exit
+//! before the deadline). Logs where a first start put the secrets it generated.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,9 @@ use courtside_domain::service::SportsService;
 use courtside_core::presence::MemoryPresence;
 use courtside_core::store::StreamStore;
 use courtside_sqlite::SqliteStore;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -31,7 +35,9 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{BrokerChoice, Config, StoreChoice};
 use crate::accounts::Accounts;
+use crate::api::ApiError;
 use crate::metrics::Metrics;
+use crate::protocol::ClientError;
 use crate::rate_limit::HttpRateLimiter;
 
 /// How often expired history is swept.
@@ -100,6 +106,10 @@ impl RunningServer {
 /// Opens the store, binds the listener and starts serving in the background.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let auth = Authenticator::from_config(&config)?;
+    for secret in auth.generated() {
+        let path = std::fs::canonicalize(&secret.path).unwrap_or_else(|_| secret.path.clone());
+        tracing::info!("first start: generated the {} into {}", secret.what, path.display());
+    }
     let node_id = Epoch::new_random().to_string();
     // Critical announcements overtake whatever each connection has queued.
     let hub = Arc::new(Hub::with_urgency(Arc::new(courtside_domain::layout::is_urgent)));
@@ -224,27 +234,50 @@ pub async fn migrate(config: &Config) -> Result<(), ServerError> {
 async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     let sweeper = tokio::spawn(sweep_expired(state.clone()));
     let claim_sweeper = tokio::spawn(expire_claims(state.clone()));
-    let app = crate::api::router(state.clone());
-    let shutdown = state.shutdown.clone();
+    let app = crate::api::router(state.clone()).layer(axum::middleware::from_fn_with_state(state.clone(), refuse_while_draining));
+    // The listener stays open until the connections have drained, so probes get their 503.
+    let stop_listening = CancellationToken::new();
+    let drained = stop_listening.clone();
     // Replies and pushes are small and latency-bound: no Nagle delay on accepted sockets.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(error) = served {
-        tracing::error!(%error, "server stopped with an error");
-    }
+    let serving = tokio::spawn(
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { drained.cancelled().await })
+            .into_future(),
+    );
+    state.shutdown.cancelled().await;
     sweeper.abort();
     claim_sweeper.abort();
-    let deadline = Duration::from_secs(state.config.shutdown_timeout_secs);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(state.config.shutdown_timeout_secs);
     state.tasks.close();
-    if tokio::time::timeout(deadline, state.tasks.wait()).await.is_err() {
+    if tokio::time::timeout_at(deadline, state.tasks.wait()).await.is_err() {
         tracing::warn!(remaining = state.tasks.len(), "shutdown deadline passed with connections still open");
+    }
+    // Now close the listener; requests in flight get what is left of the deadline.
+    stop_listening.cancel();
+    let abort = serving.abort_handle();
+    match tokio::time::timeout_at(deadline, serving).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => tracing::error!(%error, "server stopped with an error"),
+        Ok(Err(error)) => tracing::error!(%error, "server task failed"),
+        Err(_) => {
+            tracing::warn!("shutdown deadline passed with HTTP requests still in flight");
+            abort.abort();
+        }
     }
     state.node.store.close().await;
     tracing::info!("courtside stopped");
+}
+
+/// Once shutdown has begun, only `/health` and `/ready` (which then answers 503) are served
+/// while connections drain; any other request is refused with 503 `unavailable`.
+async fn refuse_while_draining(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
+    if state.shutdown.is_cancelled() && !matches!(request.uri().path(), "/health" | "/ready") {
+        return ApiError(ClientError::Unavailable("the server is shutting down".into())).into_response();
+    }
+    next.run(request).await
 }
 
 /// How often expired claims are released (and their release published).

@@ -154,6 +154,34 @@ async fn shutdown_tells_clients_to_reconnect_and_keeps_what_was_acknowledged() {
     assert_eq!(offsets(&result(&reply)["publications"]), vec![1]);
 }
 
+/// While connections drain, the listener stays open: `/ready` answers 503 (load balancers stop
+/// routing here), `/health` 200, anything else 503 `unavailable`; then the server stops.
+#[tokio::test]
+async fn ready_answers_503_while_shutdown_drains_connections() {
+    let server = TestServer::start().await;
+    // A client that never reads holds the drain open for the close handshake's timeout (1 s).
+    let client = server.connected("", &[]).await;
+    // A new connection per request, as a load balancer's probe makes.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    assert_eq!(http.get(server.http("/ready")).send().await.expect("ready").status(), 200);
+    server.server.shutdown();
+    let ready = http.get(server.http("/ready")).send().await.expect("the listener still answers during the drain");
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.text().await.expect("body"), "not ready: shutting down\n");
+    assert_eq!(http.get(server.http("/health")).send().await.expect("health").status(), 200);
+    let refused = http.get(server.http("/api/channels")).header("authorization", format!("apikey {}", server.api_key())).send().await.expect("refused");
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.expect("JSON error");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let closed = client.closed().await;
+    assert_eq!(closed.push_code, Some(3000));
+    let addr = server.server.addr;
+    tokio::time::timeout(Duration::from_secs(server.config.shutdown_timeout_secs + 2), server.server.stopped())
+        .await
+        .expect("stops before its deadline");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed once stopped");
+}
+
 #[tokio::test]
 async fn coalesced_writes_carry_several_pushes_in_one_message() {
     let server = TestServer::start_with(|c| c.client.write_coalesce_ms = 200).await;

@@ -1,6 +1,8 @@
 //! `courtside sub` and `courtside pub`: command-line clients in the spirit of `nats sub`/`nats
-//! pub`. `sub` speaks protocol v1 over WebSocket and resumes from `--from EPOCH:OFFSET`; `pub`
-//! uses the HTTP API.
+//! pub`. `sub` speaks protocol v1 over WebSocket, says on stderr where its live stream starts
+//! and resumes from `--from EPOCH:OFFSET`; `pub`
+//! uses the HTTP API and prints where the publication landed (and `"duplicate":true` for a
+//! retried idempotency key).
 
 use std::time::Duration;
 
@@ -196,6 +198,11 @@ async fn follow(
                     return Ok(SubEnd::Done);
                 }
             }
+            if value["id"] == 2 {
+                // Caught up: say where the live stream starts (the position to resume from).
+                let (epoch, offset) = position.clone().unwrap_or_default();
+                eprintln!("courtside: following {} live from {epoch}:{offset}", args.channel);
+            }
         }
     }
 }
@@ -222,6 +229,11 @@ pub async fn publish(args: PubArgs) -> Result<(), String> {
     if !status.is_success() {
         return Err(format!("{status}: {}", reply["error"]["message"].as_str().unwrap_or("request refused")));
     }
-    println!("{}", json!({ "channel": reply["channel"], "epoch": reply["epoch"], "offset": reply["offset"] }));
+    let mut landed = json!({ "channel": reply["channel"], "epoch": reply["epoch"], "offset": reply["offset"] });
+    // A retry with the same idempotency key: nothing new was stored, this is where the first landed.
+    if reply["duplicate"] == true {
+        landed["duplicate"] = json!(true);
+    }
+    println!("{landed}");
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! The `courtside` command: `serve` runs the server; `config` prints the effective
-//! configuration; `token` mints a development token; `sub`/`pub` are command-line clients;
-//! `bench` measures a running server. `main` only parses and dispatches.
+//! configuration; `token` mints a development token (with the key the server generated, never a
+//! new one); `sub`/`pub` are command-line clients; `bench` measures a running server; the store
+//! tools (`user`, `export`, `import`, `migrate`) print only their result. `main` only parses,
+//! sets up logging and dispatches.
 
 mod bench;
 mod client;
 mod demo;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +19,7 @@ use courtside_core::Role;
 use courtside_core::store::{NoSink, StreamStore};
 use courtside_domain::service::{Actor, SportsService};
 use courtside_server::accounts::Accounts;
-use courtside_server::auth::Authenticator;
+use courtside_server::auth::{Authenticator, Secrets};
 use courtside_server::config::AuthOverrides;
 use courtside_server::{Config, ConfigOverrides};
 
@@ -156,11 +159,20 @@ struct TokenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server logs what it does; a tool prints only its own result (its store's INFO lines
+    // are noise), unless COURTSIDE_LOG asks for more.
+    let default_level = match cli.command {
+        Command::Serve(_) | Command::Demo(_) => "info",
+        _ => "warn",
+    };
+    // Colour only for a person at a terminal, never into a file or a pipe (and not with NO_COLOR).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("COURTSIDE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -198,7 +210,9 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Token(args) => {
             let config = args.server.load()?;
             let roles = parse_roles(&args.roles)?;
-            let auth = Authenticator::from_config(&config).map_err(|e| e.to_string())?;
+            // Minting never creates a secret: a token signed with a key the server does not
+            // have would only be refused later, with no hint why.
+            let auth = Authenticator::load(&config, Secrets::ExistingOnly).map_err(|e| e.to_string())?;
             let token = auth
                 .mint(&args.sub, &roles, args.ttl_secs.unwrap_or(config.auth.token_ttl_secs))
                 .map_err(|e| e.to_string())?;

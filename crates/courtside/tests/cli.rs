@@ -1,4 +1,5 @@
-//! The `courtside` binary as a user runs it: `serve`, `config`, `token`, `pub`, `sub`.
+//! The `courtside` binary as a user runs it: `serve` (and what it logs), `config`, `token`,
+//! `pub`, `sub`, `user`, `export`/`import`, `demo`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -44,10 +45,16 @@ impl Served {
     }
 
     fn start_at(data_dir: PathBuf, port: u16) -> Served {
+        Self::start_logging(data_dir, port, Stdio::null())
+    }
+
+    /// Starts `serve` with its log (stderr) going to `log`, at the default level (`info`).
+    fn start_logging(data_dir: PathBuf, port: u16, log: Stdio) -> Served {
         let listen = format!("127.0.0.1:{port}");
         let child = courtside(&["serve", "--listen", &listen, "--data-dir", data_dir.to_str().expect("utf-8")])
+            .env_remove("COURTSIDE_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("serve starts");
         let url = format!("http://{listen}");
@@ -293,4 +300,79 @@ fn a_tournament_exported_from_one_data_dir_imports_exactly_into_another() {
     let missing = run(&mut courtside(&["export", "nope", "--data-dir", target_dir]));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("tournament nope not found"));
     let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn token_never_creates_a_secret_and_names_the_data_dir_it_looked_in() {
+    let elsewhere = temp_dir("token-elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("create");
+    // Run where no server ever ran, as a newcomer in the wrong directory does.
+    let refused = run(courtside(&["token", "--sub", "kim", "--role", "scorekeeper"]).current_dir(&elsewhere));
+    assert!(!refused.status.success(), "no key, no token");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("no signing key in ./data") && said.contains("--data-dir") && said.contains("--config"), "{said}");
+    assert!(!elsewhere.join("data").exists(), "nothing was created");
+    let missing = elsewhere.join("nowhere");
+    let refused = run(&mut courtside(&["token", "--sub", "kim", "--data-dir", missing.to_str().expect("utf-8")]));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(missing.to_str().expect("utf-8")), "names the directory");
+    assert!(!missing.exists());
+
+    // With the server's data dir, the token is one the server accepts.
+    let served = Served::start("token-served");
+    let token = served.token("kim", "scorekeeper");
+    stdout(&run(&mut courtside(&["pub", "match:7", "1", "--server", &served.url, "--token", &token])));
+}
+
+#[test]
+fn the_first_start_logs_where_the_keys_went_in_plain_text() {
+    let data_dir = temp_dir("first-start");
+    let log = data_dir.with_extension("log");
+    let port = free_port();
+    let mut served = Served::start_logging(data_dir.clone(), port, std::fs::File::create(&log).expect("log file").into());
+    served.terminate();
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(!logged.contains('\u{1b}'), "no ANSI colour codes in a log file:\n{logged:?}");
+    let canonical = data_dir.canonicalize().expect("data dir");
+    for (what, file) in [("token signing key", "jwt-secret"), ("API key", "api-key")] {
+        let line = format!("first start: generated the {what} into {}", canonical.join(file).display());
+        assert_eq!(logged.matches(&line).count(), 1, "one line for the {what}:\n{logged}");
+    }
+    drop(served);
+    let mut again = Served::start_logging(data_dir, port, std::fs::File::create(&log).expect("log file").into());
+    again.terminate();
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(logged.contains("courtside listening") && !logged.contains("first start"), "a restart generates nothing:\n{logged}");
+}
+
+#[test]
+fn store_tools_print_only_their_result() {
+    let data_dir = temp_dir("quiet");
+    let dir = data_dir.to_str().expect("utf-8");
+    let quiet = |args: &[&str]| {
+        let mut command = courtside(args);
+        run(command.env_remove("COURTSIDE_LOG"))
+    };
+    let added = quiet(&["user", "add", "--data-dir", dir, "--username", "kim", "--password", "long enough", "--role", "scorekeeper"]);
+    assert!(added.status.success());
+    assert_eq!(String::from_utf8_lossy(&added.stderr), "courtside: added user kim (scorekeeper)\n");
+    let exported = quiet(&["export", "cup", "--data-dir", dir]);
+    assert_eq!(String::from_utf8_lossy(&exported.stderr), "courtside: tournament cup not found\n");
+    let listed = quiet(&["user", "list", "--data-dir", dir]);
+    assert_eq!((stdout(&listed).as_str(), String::from_utf8_lossy(&listed.stderr).as_ref()), ("kim\tscorekeeper\n", ""));
+}
+
+#[test]
+fn pub_says_when_a_retry_was_a_duplicate() {
+    let served = Served::start("duplicate");
+    let token = served.token("staff1", "staff");
+    let publish = || {
+        let printed = stdout(&run(&mut courtside(&[
+            "pub", "court:c9", "{\"n\":1}", "--idempotency-key", "op-1", "--server", &served.url, "--token", &token,
+        ])));
+        serde_json::from_str::<serde_json::Value>(printed.trim()).expect("JSON line")
+    };
+    let first = publish();
+    assert_eq!((first["offset"].as_u64(), first.get("duplicate")), (Some(1), None), "{first}");
+    let retried = publish();
+    assert_eq!((retried["offset"].as_u64(), &retried["duplicate"]), (Some(1), &serde_json::Value::Bool(true)), "{retried}");
 }
