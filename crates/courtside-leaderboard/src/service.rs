@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use courtside_core::channel::ChannelName;
 use courtside_core::store::{AppendGroup, ExpectedPosition, HistoryQuery, StoreError, StreamStore};
+use courtside_core::stream::Publication;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{OnceCell, oneshot};
@@ -51,6 +52,8 @@ pub const BATCH_LEN_MAX: usize = 1024;
 pub const PAGE_LEN_MAX: usize = 1_000;
 /// Longest operation id, in bytes.
 pub const OP_ID_LEN_MAX: usize = 128;
+/// Publications applied per hold of a season's write lock.
+const APPLY_CHUNK_LEN: usize = 64;
 /// Publications read per history page while catching up.
 const CATCH_UP_PAGE_LEN: usize = 10_000;
 
@@ -384,8 +387,8 @@ impl LeaderboardService {
                 let group = AppendGroup { requests, expected: vec![ExpectedPosition { channel, position }] };
                 match self.inner.store.append_group(group).await {
                     Ok(appended) => {
-                        let mut index = slot.index.write();
-                        appended.iter().map(|a| index.apply(&a.publication)).collect::<Result<Vec<_>, _>>()?
+                        let publications: Vec<_> = appended.into_iter().map(|a| a.publication).collect();
+                        apply_in_chunks(slot, &publications)?
                     }
                     Err(StoreError::Conflict(_)) => {
                         self.catch_up_slot(slot).await?;
@@ -436,10 +439,7 @@ impl LeaderboardService {
                 slot.index.write().replace_with(reloaded);
                 return Ok(());
             }
-            let updates = {
-                let mut index = slot.index.write();
-                page.publications.iter().map(|p| index.apply(p)).collect::<Result<Vec<_>, _>>()?
-            };
+            let updates = apply_in_chunks(slot, &page.publications)?;
             self.sink(&updates);
             if updates.is_empty() || slot.index.read().position.offset >= page.top.offset {
                 return Ok(());
@@ -512,6 +512,19 @@ impl LeaderboardService {
         let ranked = index.ranking.rank(player).zip(index.ranking.get(player));
         Ok(ranked.map(|(rank, placement)| Ranked { player: player.to_string(), score: placement.score, rank }))
     }
+}
+
+/// Applies committed publications in order, taking the index's write lock for at most
+/// [`APPLY_CHUNK_LEN`] at a time, so queries never wait for a whole batch.
+fn apply_in_chunks(slot: &Slot, publications: &[Publication]) -> Result<Vec<ScoreUpdate>, CorruptEntry> {
+    let mut updates = Vec::with_capacity(publications.len());
+    for chunk in publications.chunks(APPLY_CHUNK_LEN) {
+        let mut index = slot.index.write();
+        for publication in chunk {
+            updates.push(index.apply(publication)?);
+        }
+    }
+    Ok(updates)
 }
 
 /// The answer to one operation of a batch, after the batch was applied (`applied`: one update
