@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::auth::TokenError;
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
 use crate::openapi::{BroadcastBodyDoc, BroadcastResultDoc, ChannelNameDoc, ChannelsDoc, ErrorBody, HistoryDoc, PresenceDoc, PublishBodyDoc, PublishResultDoc};
 use crate::protocol::{ClientError, HistoryParams, Publications, PublishParams};
@@ -57,6 +56,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/openapi.json", get(openapi_document))
         .merge(crate::sports_api::routes(state.clone()))
         .merge(crate::auth_api::routes(state.clone()))
+        .merge(crate::transport::socketio::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -129,7 +129,6 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<QueryRejection> for ApiError {
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
         match rejection.status() {
@@ -139,6 +138,7 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
+impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         Self(ClientError::BadRequest(rejection.body_text()))
     }
@@ -202,10 +202,7 @@ pub fn authenticate(
         None => query_token,
     };
     match token {
-        Some(token) => state.auth.verify(token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(|e| match e {
-            TokenError::Expired => ClientError::TokenExpired.into(),
-            TokenError::Invalid(message) => ClientError::Unauthorized(message).into(),
-        }),
+        Some(token) => state.auth.verify(token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(|e| ClientError::from(e).into()),
         None if state.config.allow_anonymous => Ok((Principal::Anonymous, None)),
         None => Err(ClientError::Unauthorized("this server needs a token".into()).into()),
     }
@@ -348,10 +345,10 @@ pub(crate) async fn history(
 ) -> Result<Response, ApiError> {
     let principal = principal_from(&state, &headers, None)?;
     let Query(params) = query?;
-    let page = history_checked(&state, &principal, &params).await?;
     if params.after.is_some_and(|after| after > i64::MAX as u64) {
         return Err(ClientError::BadRequest(format!("`after` must be at most {}", i64::MAX)).into());
     }
+    let page = history_checked(&state, &principal, &params).await?;
     #[derive(Serialize)]
     struct Body<'a> {
         channel: &'a ChannelName,

@@ -31,6 +31,15 @@ pub enum TokenError {
     Invalid(String),
 }
 
+impl From<TokenError> for crate::protocol::ClientError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Expired => crate::protocol::ClientError::TokenExpired,
+            TokenError::Invalid(message) => crate::protocol::ClientError::Unauthorized(message),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
     #[error("cannot read {path}: {source}")]

@@ -61,6 +61,9 @@ pub struct Metrics {
     pub gaps_filled_total: AtomicU64,
     pub duplicates_dropped_total: AtomicU64,
     pub sse_connections: AtomicI64,
+    /// Open Socket.IO sockets (on either Engine.IO transport).
+    pub socketio_connections: AtomicI64,
+    pub socketio_connections_total: AtomicU64,
     disconnects: [AtomicU64; Disconnect::ALL.len()],
     /// From the hub receiving a committed publication to its bytes being handed to the socket.
     pub deliver_latency: Histogram,
@@ -85,8 +88,10 @@ impl Metrics {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         gauge(&mut out, "courtside_connections", "Open WebSocket connections.", self.connections.load(Ordering::Relaxed));
         gauge(&mut out, "courtside_sse_connections", "Open SSE streams.", self.sse_connections.load(Ordering::Relaxed));
+        gauge(&mut out, "courtside_socketio_connections", "Open Socket.IO sockets (long-polling or WebSocket).", self.socketio_connections.load(Ordering::Relaxed));
         gauge(&mut out, "courtside_subscriptions", "Channel subscriptions on this node.", hub.subscription_count() as i64);
         counter(&mut out, "courtside_connections_total", "WebSocket connections accepted.", load(&self.connections_total));
+        counter(&mut out, "courtside_socketio_connections_total", "Socket.IO sessions opened.", load(&self.socketio_connections_total));
         counter(&mut out, "courtside_commands_total", "Client commands handled.", load(&self.commands_total));
         counter(&mut out, "courtside_command_errors_total", "Client commands answered with an error.", load(&self.command_errors_total));
         counter(&mut out, "courtside_client_publications_total", "Publish requests accepted from clients and the API (idempotent repeats included).", load(&self.client_publications_total));

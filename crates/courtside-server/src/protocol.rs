@@ -343,6 +343,19 @@ pub fn encode_publication_push(publication: &Publication) -> Bytes {
     Bytes::from(out)
 }
 
+/// Where a subscription starts, as the SSE `subscribed` event and the Socket.IO `subscribe`
+/// acknowledgement report it.
+#[derive(Serialize)]
+pub struct SubscribedReply<'a> {
+    pub channel: &'a ChannelName,
+    pub epoch: &'a str,
+    pub offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Publications<'a>>,
+}
+
 /// A list of publications as a JSON array, for replies.
 pub struct Publications<'a>(pub &'a [Publication]);
 

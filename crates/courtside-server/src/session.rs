@@ -252,13 +252,7 @@ impl Session {
     }
 
     fn refresh(&mut self, id: Option<u64>, principal: &Principal, token: &str) -> Result<(), ClientError> {
-        let verified = self.state.auth.verify(token).map_err(|e| match e {
-            TokenError::Expired => ClientError::TokenExpired,
-            TokenError::Invalid(message) => ClientError::Unauthorized(message),
-        })?;
-        if verified.principal.user_id() != principal.user_id() {
-            return Err(ClientError::Unauthorized("a refreshed token must be for the same user".into()));
-        }
+        let verified = verify_refresh(&self.state, principal, token)?;
         self.principal = Some(verified.principal);
         self.token_expires_at_secs = Some(verified.expires_at_secs);
         #[derive(Serialize)]
@@ -416,19 +410,9 @@ impl Session {
     }
 
     async fn fill_gap(&mut self, channel: &ChannelName, from: u64, to: u64) -> Result<(), Disconnect> {
-        let count = (to - from + 1) as usize;
-        let page = self
-            .state
-            .node
-            .history(channel, HistoryQuery::After { offset: from - 1, limit: count })
-            .await
-            .map_err(|_| Disconnect::InternalError)?;
-        if page.publications.len() != count {
-            // Trimmed before we could read it: let the client resume, which reports the loss.
-            return Err(Disconnect::InternalError);
-        }
+        let missing = read_missing(&self.state, channel, from, to).await?;
         self.state.metrics.gaps_filled_total.fetch_add(1, Ordering::Relaxed);
-        for publication in &page.publications {
+        for publication in &missing {
             let cursor = self.subscriptions.get_mut(channel).ok_or(Disconnect::InternalError)?;
             if cursor.admit(publication) != Admit::Deliver {
                 return Err(Disconnect::InternalError);
@@ -472,6 +456,31 @@ impl Session {
             self.state.node.leave(&channel, client.clone()).await;
         }
     }
+}
+
+/// A token that replaces a connection's own: valid, and for the same user.
+pub fn verify_refresh(state: &ServerState, principal: &Principal, token: &str) -> Result<crate::auth::VerifiedToken, ClientError> {
+    let verified = state.auth.verify(token)?;
+    if verified.principal.user_id() != principal.user_id() {
+        return Err(ClientError::Unauthorized("a refreshed token must be for the same user".into()));
+    }
+    Ok(verified)
+}
+
+/// Offsets `from..=to` of `channel`, read from history to fill a connection's gap; all of them,
+/// or an error that closes the connection (trimmed meanwhile: the client resumes, which reports
+/// the loss). Shared by every transport that follows channels.
+pub async fn read_missing(state: &ServerState, channel: &ChannelName, from: u64, to: u64) -> Result<Vec<courtside_core::stream::Publication>, Disconnect> {
+    let count = usize::try_from(to.saturating_sub(from).saturating_add(1)).map_err(|_| Disconnect::InternalError)?;
+    let page = state
+        .node
+        .history(channel, HistoryQuery::After { offset: from.saturating_sub(1), limit: count })
+        .await
+        .map_err(|_| Disconnect::InternalError)?;
+    if page.publications.len() != count {
+        return Err(Disconnect::InternalError);
+    }
+    Ok(page.publications)
 }
 
 /// Checks permission and size, then publishes: shared by the WebSocket and the HTTP API.

@@ -21,12 +21,11 @@ use courtside_core::node::SubscribeRequest;
 use courtside_core::store::HistoryQuery;
 use courtside_core::{ChannelName, Epoch, Publication, StreamPosition};
 use futures_util::stream::{self, Stream};
-use serde::Serialize;
 use tokio::time::Sleep;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::api::{authenticate, ApiError};
-use crate::protocol::{encode_publication_push, ClientError, Publications};
+use crate::protocol::{encode_publication_push, ClientError, Publications, SubscribedReply};
 use crate::server::ServerState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -77,17 +76,6 @@ pub fn parse_event_id(id: &str, channels: usize) -> Option<Vec<StreamPosition>> 
 
 pub fn format_event_id(positions: &[StreamPosition]) -> String {
     positions.iter().map(|p| format!("{}:{}", p.epoch, p.offset)).collect::<Vec<_>>().join(",")
-}
-
-#[derive(Serialize)]
-struct Subscribed<'a> {
-    channel: &'a ChannelName,
-    epoch: &'a str,
-    offset: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recovered: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    snapshot: Option<Publications<'a>>,
 }
 
 pub async fn stream(State(state): State<Arc<ServerState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
@@ -147,7 +135,7 @@ async fn open(
         let request = SubscribeRequest { since, snapshot: keyed && !resuming && (query.snapshot || resume_requested) };
         let outcome = state.node.subscribe(channel, sse.id, outbox.clone(), request).await.map_err(ClientError::from)?;
         sse.cursors.push(Cursor::new(outcome.position.clone()));
-        let subscribed = Subscribed {
+        let subscribed = SubscribedReply {
             channel,
             epoch: outcome.position.epoch.as_str(),
             offset: outcome.position.offset,

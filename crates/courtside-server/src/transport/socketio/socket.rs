@@ -1,0 +1,559 @@
+//! One Socket.IO socket over the node: the task that owns an Engine.IO session once it is open.
+//!
+//! It admits the client (the JWT in `auth.token`, else the handshake's `Authorization: Bearer`;
+//! refused: `connect_error`), maps the generic events onto the node — `subscribe`,
+//! `unsubscribe`, `publish`, `history`, `presence`, `presence_stats`, `refresh` — with the same
+//! permission checks and limits as the native protocol, and emits every publication of the
+//! channels it follows as a `publication` event, in order, gap-free and without repeats (the same
+//! cursors as the native protocol). Every event carries the socket's resume position
+//! ([`super::recovery`]) as its last argument, which socket.io-client sends back when it
+//! reconnects: the socket then follows the same channels again from where it was.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use courtside_core::access::Principal;
+use courtside_core::cursor::{Admit, Cursor};
+use courtside_core::hub::{Delivery, Inbox, Outbound, Outbox, PresenceEvent};
+use courtside_core::node::SubscribeRequest;
+use courtside_core::presence::ClientInfo;
+use courtside_core::stream::Publication;
+use courtside_core::ChannelName;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::engine::{Engine, EngineSession, Incoming, SendError};
+use super::recovery;
+use super::sio::{self, SioKind, SioPacket};
+use crate::auth::now_secs;
+use crate::protocol::{ChannelParams, ClientError, Disconnect, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply, write_publication};
+use crate::rate_limit::TokenBucket;
+use crate::server::ServerState;
+use crate::session::{HistoryResult, PublishResult, history_checked, publish_checked, read_missing, verify_refresh};
+
+/// The event a publication arrives as.
+pub const PUBLICATION_EVENT: &str = "publication";
+/// The event that tells why the server is closing the socket, just before it does.
+pub const DISCONNECT_EVENT: &str = "courtside:disconnect";
+
+/// The parts a socket task starts from.
+pub struct SocketStart {
+    pub state: Arc<ServerState>,
+    pub engine: Arc<Engine>,
+    pub session: Arc<EngineSession>,
+    pub incoming: mpsc::Receiver<Incoming>,
+    /// `Authorization: Bearer` of the handshake request, used when `auth.token` is absent.
+    pub header_token: Option<String>,
+    pub outbox: Outbox,
+    pub inbox: Inbox,
+}
+
+/// A followed channel: where its stream stands for this socket.
+struct Followed {
+    channel: ChannelName,
+    cursor: Cursor,
+}
+
+struct SioSocket {
+    state: Arc<ServerState>,
+    session: Arc<EngineSession>,
+    id: u64,
+    header_token: Option<String>,
+    principal: Option<Principal>,
+    token_expires_at_secs: Option<u64>,
+    outbox: Outbox,
+    followed: Vec<Followed>,
+    rate: TokenBucket,
+    refused_in_a_row: u32,
+}
+
+/// The data of `connect`: the client's `auth`, plus what socket.io-client adds to resume.
+#[derive(Deserialize, Default)]
+struct ConnectData {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    pid: Option<String>,
+    #[serde(default)]
+    offset: Option<String>,
+}
+
+/// Why the socket ends.
+enum End {
+    /// The client left (or its transport broke).
+    ClientGone,
+    /// The server ends it, with this reason.
+    Server(Disconnect),
+}
+
+/// Runs a socket until it ends, then leaves every channel and forgets the session.
+pub async fn run(start: SocketStart) {
+    let SocketStart { state, engine, session, mut incoming, header_token, outbox, mut inbox } = start;
+    let limits = &state.config.client;
+    let mut socket = SioSocket {
+        id: state.next_connection_id(),
+        state: state.clone(),
+        session: session.clone(),
+        header_token,
+        principal: None,
+        token_expires_at_secs: None,
+        outbox,
+        followed: Vec::new(),
+        rate: TokenBucket::new(limits.commands_per_sec, limits.commands_burst),
+        refused_in_a_row: 0,
+    };
+    state.metrics.socketio_connections.fetch_add(1, Ordering::Relaxed);
+    state.metrics.socketio_connections_total.fetch_add(1, Ordering::Relaxed);
+    let end = socket.drive(&mut incoming, &mut inbox).await;
+    if let End::Server(reason) = end {
+        state.metrics.disconnected(reason);
+        // The code first, as an event; then, only when the client must not come back, Socket.IO's
+        // own disconnect (socket.io-client does not reconnect after it). Otherwise the transport
+        // just closes, and the client reconnects and resumes.
+        let notice = serde_json::json!({ "code": reason.code(), "reason": reason.reason(), "reconnect": reason.reconnect() });
+        let _ = socket.emit_json(DISCONNECT_EVENT, &notice);
+        if !reason.reconnect() {
+            let mut packet = String::new();
+            sio::encode::disconnect(&mut packet);
+            let _ = session.send(packet);
+        }
+    }
+    // After the notice: it carries the position of every followed channel, for the resume.
+    socket.leave_all().await;
+    // Let the transport write what is queued (the disconnect) before it sees the close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    session.close();
+    engine.remove(&session.sid);
+    state.metrics.socketio_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl SioSocket {
+    async fn drive(&mut self, incoming: &mut mpsc::Receiver<Incoming>, inbox: &mut Inbox) -> End {
+        let limits = &self.state.config.client;
+        let ping_interval = Duration::from_secs(limits.ping_interval_secs);
+        let ping_timeout = Duration::from_secs(limits.idle_timeout_secs.saturating_sub(limits.ping_interval_secs).max(1));
+        let overflow = inbox.overflow_signal();
+        let shutdown = self.state.shutdown.clone();
+        let closed = self.session.closed.clone();
+        let ping = sleep_until(Instant::now() + ping_interval);
+        let connect_timer = sleep_until(Instant::now() + Duration::from_secs(limits.connect_timeout_secs));
+        let token_timer = sleep_until(Instant::now());
+        tokio::pin!(ping, connect_timer, token_timer);
+        let mut pong_due: Option<Instant> = None;
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => Err(End::Server(Disconnect::Shutdown)),
+                _ = closed.cancelled() => Err(End::ClientGone),
+                _ = overflow.overflowed() => Err(End::Server(Disconnect::SlowConsumer)),
+                message = incoming.recv() => match message {
+                    None => Err(End::ClientGone),
+                    Some(Incoming::Pong) => {
+                        pong_due = None;
+                        Ok(())
+                    }
+                    Some(Incoming::Message(text)) => Box::pin(self.handle_message(&text)).await.map_err(End::Server),
+                },
+                Some(item) = inbox.recv() => {
+                    let mut next = Some(item);
+                    let mut handled = Ok(());
+                    while let Some(item) = next {
+                        handled = self.deliver(item).await;
+                        if handled.is_err() {
+                            break;
+                        }
+                        next = inbox.try_recv();
+                    }
+                    handled.map_err(End::Server)
+                }
+                _ = &mut ping => {
+                    if pong_due.is_some_and(|due| Instant::now() >= due) {
+                        Err(End::Server(Disconnect::IdleTimeout))
+                    } else {
+                        ping.as_mut().reset(Instant::now() + ping_interval);
+                        if pong_due.is_none() {
+                            pong_due = Some(Instant::now() + ping_timeout);
+                        }
+                        self.send_raw("2".to_string()).map_err(End::Server)
+                    }
+                }
+                _ = &mut token_timer, if self.token_expires_at_secs.is_some() => Err(End::Server(Disconnect::TokenExpired)),
+                _ = &mut connect_timer, if self.principal.is_none() => Err(End::Server(Disconnect::ConnectRequired)),
+            };
+            if let Err(end) = step {
+                return end;
+            }
+            if let Some(expires) = self.token_expires_at_secs {
+                let left = Duration::from_secs(expires.saturating_sub(now_secs()));
+                token_timer.as_mut().reset(Instant::now() + left);
+            }
+        }
+    }
+
+    fn send_raw(&self, packet: String) -> Result<(), Disconnect> {
+        match self.session.send(packet) {
+            Ok(()) | Err(SendError::Closed) => Ok(()),
+            Err(SendError::Full) => Err(Disconnect::SlowConsumer),
+        }
+    }
+
+    /// The socket's resume position, as the JSON string every event ends with.
+    fn position_argument(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        recovery::encode(out, self.followed.iter().map(|f| (&f.channel, &f.cursor.position)));
+        out.push(b'"');
+    }
+
+    /// Emits `name` with `argument` (raw JSON) and the resume position.
+    fn emit(&self, name: &str, argument: &[u8]) -> Result<(), Disconnect> {
+        let mut out = Vec::with_capacity(argument.len() + name.len() + 64);
+        out.extend_from_slice(b"42[");
+        let mut quoted = String::new();
+        sio::encode::push_json_string(&mut quoted, name);
+        out.extend_from_slice(quoted.as_bytes());
+        out.push(b',');
+        out.extend_from_slice(argument);
+        out.push(b',');
+        self.position_argument(&mut out);
+        out.push(b']');
+        self.send_raw(String::from_utf8(out).map_err(|_| Disconnect::InternalError)?)
+    }
+
+    fn emit_json(&self, name: &str, value: &impl Serialize) -> Result<(), Disconnect> {
+        let argument = serde_json::to_vec(value).map_err(|_| Disconnect::InternalError)?;
+        self.emit(name, &argument)
+    }
+
+    /// Answers an event the client sent with an ack id.
+    fn ack(&self, id: u64, value: &impl Serialize) -> Result<(), Disconnect> {
+        let mut packet = String::new();
+        sio::encode::ack_start(&mut packet, id);
+        packet.push_str(&serde_json::to_string(value).map_err(|_| Disconnect::InternalError)?);
+        sio::encode::event_end(&mut packet);
+        self.send_raw(packet)
+    }
+
+    /// An error answered to the event `event`: in its ack when it asked for one, else as an
+    /// `error` event.
+    fn refuse(&self, event: &str, ack: Option<u64>, error: &ClientError) -> Result<(), Disconnect> {
+        self.state.metrics.command_errors_total.fetch_add(1, Ordering::Relaxed);
+        let body = ErrorBody { error: ErrorDetail { code: error.code(), message: error.to_string(), event } };
+        match ack {
+            Some(id) => self.ack(id, &body),
+            None => self.emit_json("error", &body.error),
+        }
+    }
+
+    async fn handle_message(&mut self, text: &str) -> Result<(), Disconnect> {
+        if text.len() > self.state.config.client.message_bytes_max {
+            return Err(Disconnect::MessageTooBig);
+        }
+        let packet = SioPacket::decode(text).map_err(|_| Disconnect::InvalidFrame)?;
+        if packet.namespace != "/" {
+            let mut refused = String::new();
+            sio::encode::connect_error(&mut refused, packet.namespace, "Invalid namespace", &serde_json::Value::Null);
+            return self.send_raw(refused);
+        }
+        match packet.kind {
+            SioKind::Connect(data) => self.connect(data).await,
+            SioKind::Disconnect => {
+                self.session.close();
+                Ok(())
+            }
+            SioKind::Ack { .. } => Ok(()),
+            SioKind::Event { name, args, ack } => {
+                if self.principal.is_none() {
+                    return Err(Disconnect::ConnectRequired);
+                }
+                if !self.rate.take(std::time::Instant::now()) {
+                    self.refused_in_a_row += 1;
+                    if self.refused_in_a_row > self.state.config.client.commands_burst {
+                        return Err(Disconnect::TooManyRequests);
+                    }
+                    return self.refuse(&name, ack, &ClientError::TooManyRequests);
+                }
+                self.refused_in_a_row = 0;
+                self.state.metrics.commands_total.fetch_add(1, Ordering::Relaxed);
+                let argument = args.first().copied();
+                if let Err(error) = self.event(&name, argument, ack).await {
+                    return self.refuse(&name, ack, &error);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn connect(&mut self, data: Option<&RawValue>) -> Result<(), Disconnect> {
+        if self.principal.is_some() {
+            return Ok(());
+        }
+        let data: ConnectData = match data {
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or_default(),
+            None => ConnectData::default(),
+        };
+        let token = data.token.clone().or_else(|| self.header_token.clone());
+        let admitted = match token {
+            Some(token) => self.state.auth.verify(&token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(ClientError::from),
+            None if self.state.config.allow_anonymous => Ok((Principal::Anonymous, None)),
+            None => Err(ClientError::Unauthorized("this server needs a token".into())),
+        };
+        let (principal, expires) = match admitted {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                let mut refused = String::new();
+                let detail = serde_json::json!({ "code": error.code() });
+                sio::encode::connect_error(&mut refused, "/", &error.to_string(), &detail);
+                self.send_raw(refused)?;
+                return Ok(());
+            }
+        };
+        self.principal = Some(principal);
+        self.token_expires_at_secs = expires;
+        let pid = data.pid.filter(|pid| is_private_id(pid)).unwrap_or_else(super::engine::random_id);
+        let mut accepted = String::new();
+        sio::encode::connect(&mut accepted, &self.client_id(), &pid);
+        self.send_raw(accepted)?;
+        if let Some(offset) = data.offset {
+            self.recover(&offset).await?;
+        }
+        Ok(())
+    }
+
+    /// Follows again the channels a reconnecting client names, each from its position: missed
+    /// publications as events, then a `subscribed` event per channel.
+    async fn recover(&mut self, offset: &str) -> Result<(), Disconnect> {
+        let Ok(positions) = recovery::decode(offset, self.state.config.client.subscriptions_max) else { return Ok(()) };
+        for (channel, since) in positions {
+            let params = SubscribeParams { channel: channel.clone(), since: Some(since), snapshot: false };
+            if let Err(error) = self.subscribe(params, None).await {
+                self.refuse("subscribe", None, &error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn client_id(&self) -> String {
+        format!("{}-{}", self.state.node_id, self.id)
+    }
+
+    fn client_info(&self) -> ClientInfo {
+        ClientInfo { client: self.client_id(), user: self.principal.as_ref().map(|p| p.user_id().to_string()).unwrap_or_default() }
+    }
+
+    /// One generic event; an `Err` is answered to the client, the socket stays.
+    async fn event(&mut self, name: &str, argument: Option<&RawValue>, ack: Option<u64>) -> Result<(), ClientError> {
+        let principal = self.principal.clone().ok_or(ClientError::Unauthorized("connect first".into()))?;
+        match name {
+            "subscribe" => self.subscribe(parse(argument)?, ack).await,
+            "unsubscribe" => {
+                let ChannelParams { channel } = parse(argument)?;
+                self.unsubscribe(&channel).await?;
+                self.acknowledge(ack, &serde_json::json!({}))
+            }
+            "publish" => {
+                let raw = argument.ok_or_else(|| ClientError::BadRequest("publish needs {channel, data}".into()))?;
+                let params: PublishParams<'_> = serde_json::from_str(raw.get()).map_err(|e| ClientError::BadRequest(e.to_string()))?;
+                let appended = publish_checked(&self.state, &principal, params).await?;
+                let result = PublishResult {
+                    epoch: appended.publication.epoch.as_str(),
+                    offset: appended.publication.offset,
+                    duplicate: appended.duplicate,
+                };
+                self.acknowledge(ack, &result)
+            }
+            "history" => {
+                let params: HistoryParams = parse(argument)?;
+                let page = history_checked(&self.state, &principal, &params).await?;
+                let result = HistoryResult {
+                    epoch: page.top.epoch.as_str(),
+                    offset: page.top.offset,
+                    earliest: page.earliest_offset,
+                    publications: Publications(&page.publications),
+                };
+                self.acknowledge(ack, &result)
+            }
+            "presence" | "presence_stats" => {
+                let ChannelParams { channel } = parse(argument)?;
+                let node = self.state.node.clone();
+                let options = node.options(&channel)?;
+                if !principal.may_subscribe(&channel, options) {
+                    return Err(ClientError::PermissionDenied);
+                }
+                if !options.presence {
+                    return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())));
+                }
+                if name == "presence_stats" {
+                    let stats = node.presence_stats(&channel).await?;
+                    self.acknowledge(ack, &stats)
+                } else {
+                    let clients = node.presence(&channel).await?;
+                    self.acknowledge(ack, &serde_json::json!({ "clients": clients }))
+                }
+            }
+            "refresh" => {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct RefreshParams {
+                    token: String,
+                }
+                let RefreshParams { token } = parse(argument)?;
+                let verified = verify_refresh(&self.state, &principal, &token)?;
+                self.principal = Some(verified.principal);
+                self.token_expires_at_secs = Some(verified.expires_at_secs);
+                let left = verified.expires_at_secs.saturating_sub(now_secs());
+                self.acknowledge(ack, &serde_json::json!({ "expires_in_secs": left }))
+            }
+            other => Err(ClientError::UnknownMethod(other.chars().take(64).collect())),
+        }
+    }
+
+    /// Answers `ack` if the client asked for one; a failure to queue it ends the socket later
+    /// (the queue reports the overflow).
+    fn acknowledge(&self, ack: Option<u64>, value: &impl Serialize) -> Result<(), ClientError> {
+        match ack {
+            Some(id) => self.ack(id, value).map_err(|_| ClientError::Internal),
+            None => Ok(()),
+        }
+    }
+
+    async fn subscribe(&mut self, params: SubscribeParams, ack: Option<u64>) -> Result<(), ClientError> {
+        let principal = self.principal.clone().ok_or(ClientError::Unauthorized("connect first".into()))?;
+        let node = self.state.node.clone();
+        let options = node.options(&params.channel)?;
+        if !principal.may_subscribe(&params.channel, options) {
+            return Err(ClientError::PermissionDenied);
+        }
+        if self.followed.iter().any(|f| f.channel == params.channel) {
+            return Err(ClientError::AlreadySubscribed);
+        }
+        let limit = self.state.config.client.subscriptions_max;
+        if self.followed.len() >= limit {
+            return Err(ClientError::BadRequest(format!("a connection may follow at most {limit} channels")));
+        }
+        let resuming = params.since.is_some();
+        let request = SubscribeRequest { since: params.since, snapshot: params.snapshot };
+        let outcome = node.subscribe(&params.channel, self.id, self.outbox.clone(), request).await?;
+        // Missed publications go out as events, each followed by the position it leads to.
+        let mut cursor = Cursor::new(outcome.position.clone());
+        cursor.position.offset = cursor.position.offset.saturating_sub(outcome.publications.len() as u64);
+        self.followed.push(Followed { channel: params.channel.clone(), cursor });
+        for publication in &outcome.publications {
+            self.admit_and_emit(publication).map_err(|_| ClientError::Internal)?;
+        }
+        let reply = SubscribedReply {
+            channel: &params.channel,
+            epoch: outcome.position.epoch.as_str(),
+            offset: outcome.position.offset,
+            recovered: resuming.then_some(outcome.recovered),
+            snapshot: outcome.snapshot.as_deref().map(Publications),
+        };
+        match ack {
+            Some(id) => self.ack(id, &reply).map_err(|_| ClientError::Internal)?,
+            None => self.emit_json("subscribed", &reply).map_err(|_| ClientError::Internal)?,
+        }
+        node.join(&params.channel, self.client_info()).await;
+        Ok(())
+    }
+
+    async fn unsubscribe(&mut self, channel: &ChannelName) -> Result<(), ClientError> {
+        let index = self.followed.iter().position(|f| &f.channel == channel).ok_or(ClientError::NotSubscribed)?;
+        self.followed.remove(index);
+        self.state.node.unsubscribe(channel, self.id).await;
+        self.state.node.leave(channel, self.client_info()).await;
+        Ok(())
+    }
+
+    async fn leave_all(&mut self) {
+        let client = self.client_info();
+        for followed in std::mem::take(&mut self.followed) {
+            self.state.node.unsubscribe(&followed.channel, self.id).await;
+            self.state.node.leave(&followed.channel, client.clone()).await;
+        }
+    }
+
+    /// An item from the hub: a publication (gap-free, no repeats) or a join/leave.
+    async fn deliver(&mut self, item: Outbound) -> Result<(), Disconnect> {
+        let delivery: Arc<Delivery> = match item {
+            Outbound::Publication(delivery) => delivery,
+            Outbound::Presence(event) => return self.emit_presence(&event),
+        };
+        let publication = &delivery.publication;
+        let Some(followed) = self.followed.iter_mut().find(|f| f.channel == publication.channel) else { return Ok(()) };
+        match followed.cursor.admit(publication) {
+            Admit::Deliver | Admit::Unnumbered => {}
+            Admit::Duplicate => {
+                self.state.metrics.duplicates_dropped_total.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Admit::Gap { from, to } => {
+                let missing = read_missing(&self.state, &publication.channel, from, to).await?;
+                self.state.metrics.gaps_filled_total.fetch_add(1, Ordering::Relaxed);
+                for earlier in missing.iter().chain(std::iter::once(publication)) {
+                    self.admit_and_emit(earlier)?;
+                }
+                self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
+                return Ok(());
+            }
+            Admit::EpochChanged { .. } => return Err(Disconnect::InternalError),
+        }
+        self.emit_publication(publication)?;
+        self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
+        Ok(())
+    }
+
+    /// Moves the channel's cursor past `publication` (which must be the next) and emits it.
+    fn admit_and_emit(&mut self, publication: &Publication) -> Result<(), Disconnect> {
+        let followed = self.followed.iter_mut().find(|f| f.channel == publication.channel).ok_or(Disconnect::InternalError)?;
+        match followed.cursor.admit(publication) {
+            Admit::Deliver | Admit::Unnumbered => self.emit_publication(publication),
+            _ => Err(Disconnect::InternalError),
+        }
+    }
+
+    /// `42["publication",{"channel":…,"epoch":…,"offset":…,…,"data":…},"<position>"]`.
+    fn emit_publication(&self, publication: &Publication) -> Result<(), Disconnect> {
+        let mut object = Vec::with_capacity(publication.data.len() + 128);
+        object.extend_from_slice(b"{\"channel\":\"");
+        // Channel names are `[A-Za-z0-9_.:@-]`: nothing to escape.
+        object.extend_from_slice(publication.channel.as_str().as_bytes());
+        object.extend_from_slice(b"\",");
+        let start = object.len();
+        write_publication(&mut object, publication);
+        // `write_publication` wrote `{"epoch":…}`; drop its opening brace to merge the objects.
+        object.remove(start);
+        self.emit(PUBLICATION_EVENT, &object)
+    }
+
+    fn emit_presence(&self, event: &PresenceEvent) -> Result<(), Disconnect> {
+        if !self.followed.iter().any(|f| f.channel == event.channel) {
+            return Ok(());
+        }
+        let name = if event.joined { "join" } else { "leave" };
+        self.emit_json(name, &serde_json::json!({ "channel": event.channel.as_str(), "client": event.client }))
+    }
+}
+
+/// A private id as this server issues them, echoed back on recovery.
+fn is_private_id(pid: &str) -> bool {
+    pid.len() == 20 && pid.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(argument: Option<&RawValue>) -> Result<T, ClientError> {
+    let raw = argument.ok_or_else(|| ClientError::BadRequest("this event needs an object argument".into()))?;
+    serde_json::from_str(raw.get()).map_err(|error| ClientError::BadRequest(error.to_string()))
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: u16,
+    message: String,
+    event: &'a str,
+}
