@@ -445,7 +445,10 @@ pub(crate) async fn health() -> &'static str {
     path = "/ready",
     tag = "operations",
     summary = "Readiness: the store takes writes and the server is not shutting down",
-    responses((status = 200, description = "Ready"), (status = 503, description = "The store is unavailable, or the request kept meeting concurrent changes", body = ErrorBody)),
+    responses(
+        (status = 200, description = "`ready`, or `ready (broker reconnecting)`", content_type = "text/plain", body = String),
+        (status = 503, description = "`not ready: shutting down` (while connections drain) or `not ready: store unavailable`", content_type = "text/plain", body = String),
+    ),
 )]
 pub(crate) async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     if state.shutdown.is_cancelled() {

@@ -274,3 +274,18 @@ async fn history_parameters_and_channels_are_what_the_document_says() {
     assert_eq!(params, ["channel", "after", "limit"]);
     assert_eq!(document["components"]["schemas"]["ChannelsDoc"]["properties"]["channels"]["items"]["$ref"], "#/components/schemas/ChannelSubscribersDoc");
 }
+
+/// Every metric `/metrics` serves has its row in docs/api.md.
+#[tokio::test]
+async fn every_served_metric_is_documented() {
+    let server = TestServer::start().await;
+    let text = reqwest::get(server.http("/metrics")).await.expect("metrics").text().await.expect("text");
+    let api_md = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md")).expect("docs/api.md");
+    let undocumented: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split(' ').next())
+        .filter(|name| !api_md.contains(&format!("| `{name}` |")) && !api_md.contains(&format!("| `{name}{{")))
+        .collect();
+    assert!(undocumented.is_empty(), "docs/api.md has no row for {undocumented:?}");
+}
