@@ -53,6 +53,9 @@ pub struct Queued {
     pub op_id: Option<String>,
 }
 
+/// One entry an operation writes: player, new score, rating change (match results).
+type Write<'a> = (&'a str, Score, Option<i64>);
+
 /// What [`SeasonIndex::prepare`] decided for one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -266,7 +269,7 @@ impl SeasonIndex {
                 plans.push(Plan::Duplicate);
                 continue;
             }
-            let writes: Result<Vec<(&str, Score, Option<i64>)>, PlanError> = match &queued.operation {
+            let writes: Result<Vec<Write<'_>>, PlanError> = match &queued.operation {
                 Operation::Submit { player, value } => {
                     let old = self.staged_or_current(&staged, player).map(|p| p.score);
                     board::apply(spec.operator, spec.order, old, *value)

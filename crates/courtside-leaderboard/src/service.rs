@@ -147,12 +147,15 @@ struct Slot {
     flush: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// (board id, season name)
+type SeasonId = (String, String);
+
 struct Inner {
     store: Arc<dyn StreamStore>,
     clock: Box<dyn Fn() -> i64 + Send + Sync>,
     sink: Option<Arc<dyn UpdateSink>>,
     boards: RwLock<HashMap<String, BoardSpec>>,
-    slots: Mutex<HashMap<(String, String), Arc<OnceCell<Arc<Slot>>>>>,
+    slots: Mutex<HashMap<SeasonId, Arc<OnceCell<Arc<Slot>>>>>,
     /// Board → player → how many registrations (connections) listen.
     listening: Mutex<HashMap<String, HashMap<String, usize>>>,
 }
