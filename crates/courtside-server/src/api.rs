@@ -1,212 +1,28 @@
-//! HTTP routes: the server API for app backends (publish, broadcast, history, presence,
-//! channels), health and readiness, metrics, and the WebSocket and SSE endpoints. Errors are one
-//! JSON shape, `{"error":{"code","status","message"}}`, mapped from [`ClientError`] here only.
+//! The server API for app backends (publish, broadcast, history, presence, channels), health,
+//! readiness and metrics. Errors are [`ClientError`]s, answered in the one shape of
+//! [`crate::http`].
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use courtside_core::access::Principal;
 use courtside_core::ChannelName;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
-use crate::openapi::{BroadcastBodyDoc, BroadcastResultDoc, ChannelNameDoc, ChannelsDoc, ErrorBody, HistoryDoc, PresenceDoc, PublishBodyDoc, PublishResultDoc};
+use crate::schemas::{BroadcastBodyDoc, BroadcastResultDoc, ChannelNameDoc, ChannelsDoc, ErrorBody, HistoryDoc, PresenceDoc, PublishBodyDoc, PublishResultDoc};
+use crate::http::{principal_from, ApiError};
 use crate::protocol::{ClientError, HistoryParams, Publications, PublishParams};
-use crate::server::ServerState;
+use crate::state::ServerState;
 use crate::session::{history_checked, publish_checked, HistoryResult, PublishResult};
-use crate::transport::{sse, ws};
 
-/// Largest HTTP request body (a broadcast carries one payload and a channel list).
-const BODY_BYTES_MAX: usize = 1 << 20;
 /// Most channels in one broadcast.
 const BROADCAST_CHANNELS_MAX: usize = 1000;
-
-fn cors(config: &crate::config::Config) -> CorsLayer {
-    let origins = if config.allowed_origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    CorsLayer::new()
-        .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("last-event-id")])
-}
-
-pub fn router(state: Arc<ServerState>) -> Router {
-    let cors = cors(&state.config);
-    Router::new()
-        .route("/ws", get(ws::upgrade))
-        .route("/sse", get(sse::stream))
-        .route("/api/publish", post(publish))
-        .route("/api/broadcast", post(broadcast))
-        .route("/api/history", get(history))
-        .route("/api/presence", get(presence))
-        .route("/api/channels", get(channels))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi_document))
-        .merge(crate::sports_api::routes(state.clone()))
-        .merge(crate::auth_api::routes(state.clone()))
-        .merge(crate::transport::socketio::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(cors)
-        .with_state(state)
-}
-
-/// An optional JSON body, read after the caller was authenticated: empty (or absent) is
-/// `T::default()`; anything else must be the documented JSON (400 otherwise).
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    // `null` is no body too: clients that always send JSON send it for "nothing".
-    serde_json::from_slice::<Option<T>>(body)
-        .map(Option::unwrap_or_default)
-        .map_err(|error| ApiError(ClientError::BadRequest(format!("the body is not the documented JSON: {error}"))))
-}
-
-/// A [`ClientError`] answered over HTTP.
-#[derive(Debug)]
-pub struct ApiError(pub ClientError);
-
-/// What a route module's handler fails with: its own error type `E` (mapped to HTTP by that
-/// module), or one of the shared ones (authentication, an unreadable body or query).
-pub enum HttpFailure<E> {
-    Module(E),
-    Api(ApiError),
-}
-
-impl<E> From<ApiError> for HttpFailure<E> {
-    fn from(error: ApiError) -> Self {
-        HttpFailure::Api(error)
-    }
-}
-
-impl<E> From<JsonRejection> for HttpFailure<E> {
-    fn from(rejection: JsonRejection) -> Self {
-        HttpFailure::Api(rejection.into())
-    }
-}
-
-impl<E> From<QueryRejection> for HttpFailure<E> {
-    fn from(rejection: QueryRejection) -> Self {
-        HttpFailure::Api(rejection.into())
-    }
-}
-
-impl<E: IntoResponse> IntoResponse for HttpFailure<E> {
-    fn into_response(self) -> Response {
-        match self {
-            HttpFailure::Module(error) => error.into_response(),
-            HttpFailure::Api(error) => error.into_response(),
-        }
-    }
-}
-
-impl From<ClientError> for ApiError {
-    fn from(error: ClientError) -> Self {
-        Self(error)
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        match rejection {
-            JsonRejection::BytesRejection(_) => Self(ClientError::PayloadTooLarge { size: BODY_BYTES_MAX + 1, limit: BODY_BYTES_MAX }),
-            other => Self(ClientError::BadRequest(other.body_text())),
-        }
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(rejection: BytesRejection) -> Self {
-        match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => Self(ClientError::PayloadTooLarge { size: BODY_BYTES_MAX + 1, limit: BODY_BYTES_MAX }),
-            _ => Self(ClientError::BadRequest(rejection.body_text())),
-        }
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        Self(ClientError::BadRequest(rejection.body_text()))
-    }
-}
-
-impl ClientError {
-    /// The error's HTTP status and its stable name in JSON bodies.
-    pub fn http(&self) -> (StatusCode, &'static str) {
-        match self {
-            ClientError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            ClientError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ClientError::UnknownNamespace(_) => (StatusCode::NOT_FOUND, "unknown_namespace"),
-            ClientError::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
-            ClientError::UnknownMethod(_) => (StatusCode::BAD_REQUEST, "unknown_method"),
-            ClientError::AlreadySubscribed => (StatusCode::CONFLICT, "already_subscribed"),
-            ClientError::NotSubscribed => (StatusCode::CONFLICT, "not_subscribed"),
-            ClientError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ClientError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
-            ClientError::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
-            ClientError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ClientError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ClientError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ClientError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.0.http();
-        let body = serde_json::json!({
-            "error": { "code": code, "status": status.as_u16(), "message": self.0.to_string() }
-        });
-        (status, Json(body)).into_response()
-    }
-}
-
-/// Who is calling: `Authorization: apikey …` is the app backend, `Authorization: Bearer …` (or
-/// a `token` query parameter, for EventSource) a user; nothing is anonymous where allowed.
-pub fn principal_from(state: &ServerState, headers: &HeaderMap, query_token: Option<&str>) -> Result<Principal, ApiError> {
-    authenticate(state, headers, query_token).map(|(principal, _)| principal)
-}
-
-/// Like [`principal_from`], also telling when the caller's token expires (for long-lived streams).
-pub fn authenticate(
-    state: &ServerState,
-    headers: &HeaderMap,
-    query_token: Option<&str>,
-) -> Result<(Principal, Option<u64>), ApiError> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let token = match authorization.map(|a| a.split_once(' ').unwrap_or((a, ""))) {
-        Some((scheme, key)) if scheme.eq_ignore_ascii_case("apikey") => {
-            return if state.auth.is_api_key(key.trim()) {
-                Ok((Principal::Server, None))
-            } else {
-                Err(ClientError::Unauthorized("wrong API key".into()).into())
-            };
-        }
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
-        Some(_) => return Err(ClientError::Unauthorized("use `Authorization: Bearer <jwt>` or `apikey <key>`".into()).into()),
-        None => query_token,
-    };
-    match token {
-        Some(token) => state.auth.verify(token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(|e| ClientError::from(e).into()),
-        None if state.config.allow_anonymous => Ok((Principal::Anonymous, None)),
-        None => Err(ClientError::Unauthorized("this server needs a token".into()).into()),
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -473,17 +289,4 @@ pub(crate) async fn ready(State(state): State<Arc<ServerState>>) -> Response {
 pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
     let body = state.metrics.render(&state.node);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError(ClientError::MethodNotAllowed)
-}
-
-async fn not_found() -> ApiError {
-    ApiError(ClientError::NotFound("no such route".into()))
-}
-
-/// The OpenAPI 3.1 document of this API.
-async fn openapi_document() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_json()).into_response()
 }

@@ -16,14 +16,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounts::{AccountError, TokenLifetimes};
-use crate::api::{ApiError, HttpFailure, optional_json, principal_from};
+use crate::http::{ApiError, HttpFailure, optional_json, principal_from};
 use crate::protocol::ClientError;
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
-use crate::openapi::{ErrorBody, UsersList};
+use crate::schemas::{ErrorBody, UsersList};
 #[allow(unused_imports)]
 use crate::accounts::{IssuedTokens, UserView};
-use crate::server::ServerState;
-use crate::rate_limit::rate_limited;
+use crate::state::ServerState;
+use crate::http::rate_limited;
 
 pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
     Router::new()
@@ -146,7 +146,7 @@ pub(crate) struct NewUser {
     username: String,
     /// 8 to 1024 bytes (UTF-8).
     password: String,
-    #[schema(value_type = Vec<crate::openapi::RoleDoc>, min_items = 1)]
+    #[schema(value_type = Vec<crate::schemas::RoleDoc>, min_items = 1)]
     roles: Vec<Role>,
 }
 

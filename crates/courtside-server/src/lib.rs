@@ -1,25 +1,26 @@
 //! Courtside's server: the only crate that speaks HTTP, WebSocket, SSE and JSON.
 //!
-//! # Layout
-//! - [`config`]: the configuration model, its defaults and layered loading.
-//! - [`auth`]: JWT verification and minting, the server API key, generated secrets.
-//! - [`accounts`]: users (Argon2id), login, rotating refresh tokens with reuse detection.
-//! - [`auth_api`]: `/api/auth/login`, `/api/auth/refresh` and `/api/users` over HTTP.
-//! - [`protocol`]: wire protocol v1 — command decoding, reply/push encoding, error and
-//!   disconnect codes.
-//! - [`session`]: one connection's state machine (transport-independent).
-//! - [`transport`]: WebSocket and SSE, driving sessions and cursors over sockets.
-//! - [`api`]: the HTTP routes — server API, health, readiness, metrics.
-//! - [`sports_api`]: the sports REST API (seed 001's paths) over the domain's service.
-//! - [`metrics`]: Prometheus counters and the delivery latency histogram.
-//! - [`openapi`]: the OpenAPI 3.1 document of the HTTP API (`/openapi.json`) and its Markdown.
-//! - [`rate_limit`]: token buckets, per connection and per caller and endpoint on the HTTP API.
-//! - [`server`]: wiring, serving and graceful shutdown.
+//! # Layout, in layers (each uses only the layers above it)
+//! 1. Wire and settings: [`protocol`] (wire protocol v1: commands, replies, pushes, error and
+//!    disconnect codes), [`config`] (the configuration model, defaults, layered loading),
+//!    [`rate_limit`] (token buckets and per-caller limits), [`metrics`].
+//! 2. Identity: [`auth`] (JWT, the API key, generated secrets), [`accounts`] (users, sign-in,
+//!    rotating refresh tokens).
+//! 3. Shared state and the bottom of HTTP: [`state`] (what every handler and connection
+//!    shares), [`http`] (the one error shape and status mapping, who the caller is, CORS, the
+//!    rate-limit middleware), [`schemas`] (the documented shapes of bodies and errors).
+//! 4. Connections: [`session`] (one native connection's state machine, transport-independent).
+//! 5. Routes and transports: [`api`] (server API, health, readiness, metrics), [`sports_api`],
+//!    [`auth_api`], [`transport`] (WebSocket, SSE, Socket.IO).
+//! 6. Assembly: [`router`] (the route table), [`openapi`] (the document, from the routes'
+//!    annotations), [`server`] (wiring, serving, graceful shutdown).
 //!
 //! # Architecture invariants
+//! - Imports point up this list only: no module names one below it, so there is no import
+//!   circle (a route or transport never names the router or the server).
 //! - Client-visible errors are [`protocol::ClientError`] (and [`protocol::Disconnect`] for
 //!   closes), and the sports domain's `SportsError`; each is mapped to its code or HTTP status in
-//!   exactly one place ([`api`], [`sports_api`]).
+//!   exactly one place ([`http`], [`sports_api`]).
 //! - Publications are encoded once per publication and shared by every subscriber.
 
 pub mod accounts;
@@ -27,13 +28,17 @@ pub mod api;
 pub mod auth;
 pub mod auth_api;
 pub mod config;
+pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod protocol;
 pub mod rate_limit;
+pub mod router;
+pub mod schemas;
 pub mod server;
 pub mod session;
 pub mod sports_api;
+pub mod state;
 pub mod transport;
 
 pub use config::{Config, ConfigOverrides};

@@ -1,24 +1,14 @@
 //! Rate limits: the token bucket (per WebSocket connection, and per user or IP on the HTTP API),
-//! [`HttpRateLimiter`], the per-endpoint limits of the sports API (seed 001's numbers by
-//! default), and [`rate_limited`], the middleware that applies them and writes the
-//! `X-RateLimit-*` headers every limited response carries.
+//! [`HttpRateLimiter`], and the per-endpoint limits of the sports API (seed 001's numbers by
+//! default). The middleware that applies them to requests is [`crate::http::rate_limited`].
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use courtside_core::access::Principal;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, principal_from};
-use crate::protocol::ClientError;
-use crate::server::ServerState;
 
 /// Requests allowed per window: the bucket holds `requests` and refills them over `per_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,42 +261,6 @@ impl HttpRateLimiter {
             retry_after_secs: if allowed { 0 } else { bucket.until_next().as_secs_f64().ceil().max(1.0) as u64 },
         }
     }
-}
-
-/// Counts the request against its caller's bucket for the endpoint's class: a signed-in user by
-/// name, anyone else by address (the app backend's API key is not limited). Every limited
-/// response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds when the
-/// bucket is full again); past the limit the answer is 429 with `Retry-After`.
-pub async fn rate_limited(
-    State(state): State<Arc<ServerState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    matched: MatchedPath,
-    request: Request,
-    next: Next,
-) -> Response {
-    let class = EndpointClass::of(request.method(), matched.as_str());
-    let forwarded_for = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
-    let address = Caller::address(client_address(peer.ip(), forwarded_for, &state.config.sports.trusted_proxies));
-    let caller = match principal_from(&state, request.headers(), None) {
-        Ok(Principal::Server) => return next.run(request).await,
-        // Sign-in is counted by address whoever asks: it is where passwords are guessed.
-        Ok(Principal::User { .. }) if class == EndpointClass::SignIn => address,
-        Ok(Principal::User { id, .. }) => Caller::User(id),
-        Ok(Principal::Anonymous) | Err(_) => address,
-    };
-    let verdict = state.http_limits.check(class, caller, Instant::now());
-    let mut response = if verdict.allowed {
-        next.run(request).await
-    } else {
-        let mut refused = ApiError(ClientError::TooManyRequests).into_response();
-        refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(verdict.retry_after_secs));
-        refused
-    };
-    let headers = response.headers_mut();
-    headers.insert("x-ratelimit-limit", HeaderValue::from(verdict.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(verdict.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(verdict.reset_at_secs));
-    response
 }
 
 #[cfg(test)]

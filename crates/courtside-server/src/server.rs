@@ -4,7 +4,7 @@
 //! before the deadline). Logs where a first start put the secrets it generated.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use courtside_core::presence::PresenceStore;
 use courtside_core::store::CommitSink;
 use courtside_postgres::{PostgresBroker, PostgresPresence, PostgresStore};
 use courtside_redis::{RedisBroker, RedisPresence};
-use courtside_core::hub::{ConnectionId, Hub};
+use courtside_core::hub::Hub;
 use courtside_core::node::{Node, NodeParts};
 use courtside_core::sequencer::Sequencer;
 use courtside_core::stream::now_ms;
@@ -35,40 +35,14 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{BrokerChoice, Config, StoreChoice};
 use crate::accounts::Accounts;
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::ClientError;
 use crate::rate_limit::HttpRateLimiter;
+use crate::state::ServerState;
 
 /// How often expired history is swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Everything a request handler or connection needs.
-pub struct ServerState {
-    pub node: Arc<Node>,
-    /// Tournaments, claims and scores, kept in the node's store.
-    pub sports: SportsService,
-    /// Per-caller limits of the sports API.
-    pub http_limits: HttpRateLimiter,
-    /// Users and sign-in sessions, kept in the node's store.
-    pub accounts: Accounts,
-    pub auth: Authenticator,
-    pub config: Config,
-    pub metrics: Metrics,
-    /// Cancelled when the server starts shutting down.
-    pub shutdown: CancellationToken,
-    /// Connections and streams still running; shutdown waits for them.
-    pub tasks: TaskTracker,
-    /// Names this node among its peers (random per start); qualifies client ids in presence.
-    pub node_id: String,
-    next_connection_id: AtomicU64,
-}
-
-impl ServerState {
-    pub fn next_connection_id(&self) -> ConnectionId {
-        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -234,7 +208,7 @@ pub async fn migrate(config: &Config) -> Result<(), ServerError> {
 async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     let sweeper = tokio::spawn(sweep_expired(state.clone()));
     let claim_sweeper = tokio::spawn(expire_claims(state.clone()));
-    let app = crate::api::router(state.clone()).layer(axum::middleware::from_fn_with_state(state.clone(), refuse_while_draining));
+    let app = crate::router::router(state.clone()).layer(axum::middleware::from_fn_with_state(state.clone(), refuse_while_draining));
     // The listener stays open until the connections have drained, so probes get their 503.
     let stop_listening = CancellationToken::new();
     let drained = stop_listening.clone();

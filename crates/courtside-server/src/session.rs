@@ -24,7 +24,7 @@ use crate::protocol::{
 };
 use crate::rate_limit::TokenBucket;
 use courtside_domain::layout;
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 /// Largest history page a client may ask for.
 pub const HISTORY_LIMIT_MAX: usize = 1000;

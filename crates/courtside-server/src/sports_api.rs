@@ -31,9 +31,9 @@ use courtside_domain::scoring::ScoreViolation;
 use courtside_domain::service::{Actor, SportsError};
 use serde_json::json;
 
-use crate::api::{ApiError, HttpFailure, principal_from};
+use crate::http::{ApiError, HttpFailure, principal_from};
 use crate::protocol::ClientError;
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
     Router::new()
@@ -60,7 +60,7 @@ pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
         )
         .route("/api/events/{event_id}/announcements", get(events::announcements).post(events::announce))
         .route("/api/events/{event_id}/conflicts", get(scores::conflicts))
-        .route_layer(middleware::from_fn_with_state(state, crate::rate_limit::rate_limited))
+        .route_layer(middleware::from_fn_with_state(state, crate::http::rate_limited))
 }
 
 /// A [`SportsError`] answered over HTTP.

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::requests::{self, ClaimBody, CoverageBody, EventPath, MatchPath};
 use super::{Reply, Shared, actor, ok};
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
-use crate::openapi::{ConflictingWriteErrors, OwnWriteErrors, ReadErrors, RestrictedErrors, ClaimOut, ClaimsList, Released};
+use crate::schemas::{ConflictingWriteErrors, OwnWriteErrors, ReadErrors, RestrictedErrors, ClaimOut, ClaimsList, Released};
 
 #[utoipa::path(
     get,

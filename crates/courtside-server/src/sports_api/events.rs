@@ -12,7 +12,7 @@ use serde_json::json;
 use super::requests::{self, AnnouncementBody, EntryPath, EventPath, LatestQuery, MatchPath, same_id};
 use super::{Reply, Shared, actor, created, ok};
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
-use crate::openapi::{ConflictingWriteErrors, CreateErrors, ListErrors, ReadErrors, RestrictedErrors, WriteErrors, AnnouncementsList, EventDetail, EventsList};
+use crate::schemas::{ConflictingWriteErrors, CreateErrors, ListErrors, ReadErrors, RestrictedErrors, WriteErrors, AnnouncementsList, EventDetail, EventsList};
 
 #[utoipa::path(
     get,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::Failure;
-use crate::api::{ApiError, optional_json};
+use crate::http::{ApiError, optional_json};
 use crate::protocol::ClientError;
 
 /// Default page size of score history, conflicts and announcements.
@@ -286,7 +286,7 @@ pub struct ClaimBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CoverageBody {
-    #[schema(max_items = 1000, value_type = Vec<crate::openapi::Id>)]
+    #[schema(max_items = 1000, value_type = Vec<crate::schemas::Id>)]
     pub selected_matches: Vec<String>,
 }
 

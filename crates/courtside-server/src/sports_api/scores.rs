@@ -11,7 +11,7 @@ use serde_json::json;
 use super::requests::{self, EventPath, MatchPath, PageQuery, ScoresQuery};
 use super::{Reply, Shared, actor, ok};
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
-use crate::openapi::{ConflictingWriteErrors, ReadErrors, RestrictedErrors, ConflictsList, ScoreOut, ScoresList};
+use crate::schemas::{ConflictingWriteErrors, ReadErrors, RestrictedErrors, ConflictsList, ScoreOut, ScoresList};
 #[allow(unused_imports)]
 use courtside_domain::service::HistoryPageOut;
 

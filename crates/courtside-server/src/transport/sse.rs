@@ -24,9 +24,9 @@ use futures_util::stream::{self, Stream};
 use tokio::time::Sleep;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use crate::api::{authenticate, ApiError};
+use crate::http::{authenticate, ApiError};
 use crate::protocol::{encode_publication_push, ClientError, Publications, SubscribedReply};
-use crate::server::ServerState;
+use crate::state::ServerState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting a dropped stream (sent with the first event).

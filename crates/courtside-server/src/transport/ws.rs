@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use courtside_core::hub::{self, Inbox};
 use tokio::time::{sleep_until, Instant};
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::protocol::{ClientError, Disconnect};
-use crate::server::ServerState;
+use crate::state::ServerState;
 use crate::session::Session;
 
 /// Bytes of queued frames written in one WebSocket message, at most.

@@ -34,9 +34,9 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use courtside_core::hub;
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::protocol::ClientError;
-use crate::server::ServerState;
+use crate::state::ServerState;
 use engine::{Engine, EngineError, EngineSession};
 use eio::EioPacket;
 

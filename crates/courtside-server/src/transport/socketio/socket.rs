@@ -31,7 +31,7 @@ use super::sio::{self, SioKind, SioPacket};
 use crate::auth::now_secs;
 use crate::protocol::{ChannelParams, ClientError, Disconnect, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply, write_publication};
 use crate::rate_limit::TokenBucket;
-use crate::server::ServerState;
+use crate::state::ServerState;
 use crate::session::{HistoryResult, PublishResult, history_checked, publish_checked, read_missing, verify_refresh};
 
 /// The event a publication arrives as.

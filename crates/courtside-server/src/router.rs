@@ -1,0 +1,39 @@
+//! The route table: every HTTP route, the WebSocket, SSE and Socket.IO endpoints and the
+//! OpenAPI document on one listener, with the body limit and CORS. The top of the HTTP layer: it
+//! names every route module; none of them names it.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::api::{broadcast, channels, health, history, metrics, presence, publish, ready};
+use crate::http::{cors, method_not_allowed, not_found, BODY_BYTES_MAX};
+use crate::state::ServerState;
+use crate::transport::{socketio, sse, ws};
+
+/// The whole HTTP surface of a server over `state`.
+pub fn router(state: Arc<ServerState>) -> Router {
+    let cors = cors(&state.config);
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/sse", get(sse::stream))
+        .route("/api/publish", post(publish))
+        .route("/api/broadcast", post(broadcast))
+        .route("/api/history", get(history))
+        .route("/api/presence", get(presence))
+        .route("/api/channels", get(channels))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(crate::openapi::serve_document))
+        .merge(crate::sports_api::routes(state.clone()))
+        .merge(crate::auth_api::routes(state.clone()))
+        .merge(socketio::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(cors)
+        .with_state(state)
+}

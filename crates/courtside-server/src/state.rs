@@ -1,0 +1,47 @@
+//! [`ServerState`]: what every request handler, connection and background task of a running
+//! server shares — the node, the sports and account services, the limiters, the configuration,
+//! the metrics, and the shutdown signal. The bottom of the server's HTTP layers: routes and
+//! transports use it, it uses none of them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use courtside_core::hub::ConnectionId;
+use courtside_core::node::Node;
+use courtside_domain::service::SportsService;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accounts::Accounts;
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rate_limit::HttpRateLimiter;
+
+/// Everything a request handler or connection needs.
+pub struct ServerState {
+    pub node: Arc<Node>,
+    /// Tournaments, claims and scores, kept in the node's store.
+    pub sports: SportsService,
+    /// Per-caller limits of the sports API.
+    pub http_limits: HttpRateLimiter,
+    /// Users and sign-in sessions, kept in the node's store.
+    pub accounts: Accounts,
+    pub auth: Authenticator,
+    pub config: Config,
+    pub metrics: Metrics,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Connections and streams still running; shutdown waits for them.
+    pub tasks: TaskTracker,
+    /// Names this node among its peers (random per start); qualifies client ids in presence.
+    pub node_id: String,
+    pub(crate) next_connection_id: AtomicU64,
+}
+
+impl ServerState {
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
