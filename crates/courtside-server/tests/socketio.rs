@@ -163,6 +163,10 @@ async fn a_refused_handshake_reaches_the_client_as_connect_error() {
     assert_eq!(forged["data"]["code"], 101);
     let none = driver.wait_for(|line| line["name"] == "none" && line["event"] == "connect_error").await;
     assert_eq!(none["message"], "unauthorized: this server needs a token");
+    // A mistyped auth object is refused, never taken for anonymous.
+    driver.open("mistyped", &url(&server), json!({ "auth": { "token": 5 }, "reconnection": false }), 4).await;
+    let mistyped = driver.wait_for(|line| line["name"] == "mistyped" && line["event"] == "connect_error").await;
+    assert_eq!(mistyped["data"]["code"], 107, "{mistyped}");
     let expired = server.server.state.auth.mint("kim", &[Role::Staff], 0).expect("mint");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     driver.open("expired", &url(&server), json!({ "auth": { "token": expired }, "reconnection": false }), 4).await;
@@ -200,7 +204,12 @@ async fn events_are_checked_like_native_commands() {
 async fn a_client_resumes_across_a_server_restart_with_nothing_missed() {
     let Some(mut driver) = Driver::start().await else { return };
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let server = TestServer::start_with(|c| c.listen = SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let server = TestServer::start_with(|c| {
+        c.listen = SocketAddr::from(([127, 0, 0, 1], port));
+        // A live-only namespace: its channels have no epoch and are followed again live.
+        c.namespaces.insert("ticker".into(), courtside_core::NamespaceOptions { history_size: 0, ..Default::default() });
+    })
+    .await;
     let config = server.config.clone();
     let token = server.token("kim", &[Role::Staff]);
     for (name, transports) in [("ws", json!(["websocket"])), ("poll", json!(["polling"]))] {
@@ -208,6 +217,15 @@ async fn a_client_resumes_across_a_server_restart_with_nothing_missed() {
         driver.wait_for(|line| line["name"] == name && line["event"] == "connect").await;
         driver.request(name, "subscribe", json!({ "channel": "match:restart" })).await;
     }
+    // A socket that subscribes (with an ack), follows a live-only channel, drops a channel, and
+    // receives no publication before the restart: its position still names what it follows.
+    driver.open("quiet", &url(&server), json!({ "auth": { "token": token } }), 4).await;
+    driver.wait_for(|line| line["name"] == "quiet" && line["event"] == "connect").await;
+    for channel in ["match:quiet", "ticker:1", "match:dropped"] {
+        driver.request("quiet", "subscribe", json!({ "channel": channel })).await;
+    }
+    driver.request("quiet", "unsubscribe", json!({ "channel": "match:dropped" })).await;
+    driver.wait_for(|line| line["name"] == "quiet" && line["event"] == "unsubscribed").await;
     for n in 1..=3 {
         server.publish("match:restart", json!({ "n": n })).await;
     }
@@ -232,6 +250,18 @@ async fn a_client_resumes_across_a_server_restart_with_nothing_missed() {
     for name in ["ws", "poll"] {
         assert_eq!(driver.wait_for_publications(name, "match:restart", 8).await, expected, "{name}: 1–8, once each, in order");
     }
+    driver.wait_for(|line| line["name"] == "quiet" && line["event"] == "connect" && line["recovered"] == true).await;
+    // An app that subscribes again on `connect` gets the current position, not an error.
+    let again = driver.request("quiet", "subscribe", json!({ "channel": "match:quiet" })).await;
+    assert!(again.get("error").is_none() && again["channel"] == "match:quiet", "{again}");
+    server.publish("match:quiet", json!({ "q": 1 })).await;
+    server.publish("ticker:1", json!({ "t": 1 })).await;
+    server.publish("match:dropped", json!({ "d": 1 })).await;
+    assert_eq!(driver.wait_for_publications("quiet", "match:quiet", 1).await, vec![json!({ "q": 1 })]);
+    assert_eq!(driver.wait_for_publications("quiet", "ticker:1", 1).await, vec![json!({ "t": 1 })]);
+    server.publish("match:quiet", json!({ "q": 2 })).await;
+    driver.wait_for_publications("quiet", "match:quiet", 2).await;
+    assert!(driver.publications("quiet", "match:dropped").is_empty(), "an unsubscribed channel stays dropped");
     let notice = driver.seen.iter().find(|line| line["event"] == "courtside:disconnect").expect("a shutdown notice");
     assert_eq!((notice["args"][0]["code"].as_u64(), notice["args"][0]["reconnect"].as_bool()), (Some(3000), Some(true)));
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -38,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 use crate::client::websocket_url;
 
 /// Initial read buffer per connection; grows only for a larger WebSocket frame.
+mod socketio;
+
 const READ_BUFFER_BYTES: usize = 4096;
 /// First id of publish commands: id = PUBLISH_ID_BASE + global publication index.
 const PUBLISH_ID_BASE: u64 = 1000;
@@ -93,6 +95,10 @@ pub struct BenchArgs {
     /// Channel namespace (its subscribe rule must admit anonymous, its publish rule the token).
     #[arg(long, default_value = "match")]
     pub namespace: String,
+    /// Subscribers speak Socket.IO (`/socket.io/`, WebSocket transport) instead of the native
+    /// protocol; publishers stay native.
+    #[arg(long)]
+    pub socketio: bool,
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
@@ -172,7 +178,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         let channel = i % args.channels;
         let node = node_of(i as u64, args.channels, servers);
         assigned[node] += 1;
-        let task = subscriber(shared.clone(), targets[node].clone(), node, channels.clone(), channel, gate.clone());
+        let target = if args.socketio { socketio::target(&targets[node]) } else { targets[node].clone() };
+        let task = subscriber(shared.clone(), target, node, channels.clone(), channel, gate.clone(), args.socketio);
         subscriber_tasks.push(tokio::spawn(task));
     }
     let mut last_report = Instant::now();
@@ -766,10 +773,17 @@ async fn subscriber(
     channels: Arc<Vec<String>>,
     channel: usize,
     gate: Arc<Semaphore>,
+    over_socketio: bool,
 ) -> Option<SubscriberOutcome> {
     let opened = {
         let _permit = gate.acquire().await.ok()?;
-        tokio::time::timeout(Duration::from_secs(30), open_subscription(&target, &channels[channel])).await
+        let opening = async {
+            match over_socketio {
+                true => socketio::open_subscription(&target, &channels[channel]).await,
+                false => open_subscription(&target, &channels[channel]).await,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), opening).await
     };
     let (mut conn, base) = match opened {
         Ok(Ok(opened)) => opened,
@@ -812,10 +826,15 @@ async fn subscriber(
         let now = shared.micros();
         let mut delivered = 0u64;
         let mut messages = 0u64;
+        let mut pings = 0u32;
         let processed = conn.process(|message| {
             let before = delivered;
+            if over_socketio && message == socketio::PING {
+                pings += 1;
+            }
             for frame in message.split(|&b| b == b'\n') {
-                match read_push(frame, cluster) {
+                let read = if over_socketio { socketio::read_publication(frame, cluster) } else { read_push(frame, cluster) };
+                match read {
                     Some((offset, ts, seq)) => {
                         delivered += 1;
                         match offset.checked_sub(outcome.base) {
@@ -863,7 +882,10 @@ async fn subscriber(
                 }
             }
         }
-        let written = conn.flush_pending().await;
+        let mut written = conn.flush_pending().await;
+        for _ in 0..pings {
+            written = written.and(conn.send_text(socketio::PONG).await);
+        }
         if let Err(error) = processed.and(written) {
             shared.error(format!("subscriber: {error}"));
             outcome.disconnected = true;
@@ -903,7 +925,12 @@ fn read_push(frame: &[u8], with_seq: bool) -> Option<(u64, Option<u64>, Option<u
     const PREFIX: &[u8] = br#"{"push":{"channel":""#;
     let rest = frame.strip_prefix(PREFIX)?;
     let at = find(rest, br#""pub":{"#)?;
-    let rest = &rest[at..];
+    read_offset_ts_seq(&rest[at..], with_seq)
+}
+
+/// From a publication object's text onwards: its `offset`, then the payload's `ts` and (when
+/// `with_seq`) `seq` — `…"offset":N,…"data":{"ts":T,"seq":I,…}`.
+fn read_offset_ts_seq(rest: &[u8], with_seq: bool) -> Option<(u64, Option<u64>, Option<u64>)> {
     let at = find(rest, br#""offset":"#)? + br#""offset":"#.len();
     let (offset, used) = parse_u64(&rest[at..])?;
     let rest = &rest[at + used..];

@@ -66,6 +66,8 @@ pub struct EngineSession {
     ready: Notify,
     incoming: mpsc::Sender<Incoming>,
     poll_busy: AtomicBool,
+    /// A WebSocket has claimed the session (an upgrade under way or done): no second one may.
+    websocket_claimed: AtomicBool,
     /// Cancelled when the session ends, by either side.
     pub closed: CancellationToken,
 }
@@ -124,6 +126,28 @@ impl EngineSession {
         Some(body)
     }
 
+    /// Waits until the client has taken every queued packet (a poll or the WebSocket wrote
+    /// them), or `limit` passed: a closing socket's last packets get their chance to leave.
+    pub async fn drained(&self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.ready.notified();
+                if self.outgoing.lock().packets.is_empty() {
+                    return;
+                }
+                // Woken by the next send; a taker empties the queue without notifying, so look
+                // again shortly.
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(20), notified).await;
+            }
+        })
+        .await;
+    }
+
+    /// Claims the session for a WebSocket; `false` if one already has it.
+    pub fn claim_websocket(&self) -> bool {
+        !self.websocket_claimed.swap(true, Ordering::AcqRel)
+    }
+
     fn take_all(&self) -> Vec<String> {
         let mut outgoing = self.outgoing.lock();
         outgoing.bytes = 0;
@@ -172,6 +196,7 @@ impl Engine {
             ready: Notify::new(),
             incoming,
             poll_busy: AtomicBool::new(false),
+            websocket_claimed: AtomicBool::new(over_websocket),
             closed: CancellationToken::new(),
         });
         self.sessions.lock().insert(session.sid.clone(), session.clone());
@@ -210,6 +235,14 @@ pub async fn poll(session: &EngineSession, max_payload: usize) -> Result<String,
         session.close();
         return Err(EngineError::BadRequest);
     }
+    // Cleared however the poll ends, also when the client aborts it and the handler is dropped.
+    struct PollGuard<'a>(&'a AtomicBool);
+    impl Drop for PollGuard<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let _guard = PollGuard(&session.poll_busy);
     let answer = loop {
         let notified = session.ready.notified();
         if session.outgoing.lock().over_websocket {
@@ -224,7 +257,6 @@ pub async fn poll(session: &EngineSession, max_payload: usize) -> Result<String,
         }
         notified.await;
     };
-    session.poll_busy.store(false, Ordering::Release);
     Ok(answer)
 }
 
@@ -271,14 +303,15 @@ pub async fn run_websocket(mut socket: WebSocket, session: Arc<EngineSession>, u
         let notified = session.ready.notified();
         let packets = session.take_all();
         if !packets.is_empty() {
-            let mut written = Ok(());
-            for packet in packets {
-                written = socket.feed(Message::Text(packet.into())).await;
-                if written.is_err() {
-                    break;
+            // A peer that stopped reading must not hold the task: the write has a deadline.
+            let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+                for packet in packets {
+                    socket.feed(Message::Text(packet.into())).await?;
                 }
-            }
-            if written.is_err() || socket.flush().await.is_err() {
+                socket.flush().await
+            })
+            .await;
+            if !matches!(written, Ok(Ok(()))) {
                 session.close();
                 return;
             }
@@ -337,6 +370,9 @@ async fn upgrade(socket: &mut WebSocket, session: &EngineSession) -> bool {
     session.ready.notify_waiters();
     true
 }
+
+/// How long one write of queued packets to a WebSocket may take before the session ends.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long each step of an upgrade may take.
 const UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

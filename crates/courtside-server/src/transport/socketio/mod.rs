@@ -183,7 +183,9 @@ fn websocket(state: Arc<ServerState>, engine: Arc<Engine>, upgrade: WebSocketUpg
     let message_bytes_max = limits.message_bytes_max;
     let (session, upgrading) = match sid {
         Some(sid) => match engine.get(sid) {
-            Some(session) => (session, true),
+            // One WebSocket per session: a second upgrade is refused, as Engine.IO does.
+            Some(session) if session.claim_websocket() => (session, true),
+            Some(_) => return engine_error(EngineError::BadRequest),
             None => return engine_error(EngineError::UnknownSid),
         },
         None => {

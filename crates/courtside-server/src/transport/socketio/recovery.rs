@@ -8,10 +8,14 @@
 //! and nothing is missed or repeated. Nothing about the socket needs to be kept on the server.
 //!
 //! The text is `channel=epoch:offset` per channel, separated by single spaces (channel names and
-//! epochs never contain `=`, `:` after the epoch, or spaces).
+//! epochs never contain `=`, `:` after the epoch, or spaces). A channel without history (no
+//! epoch) is written `channel=-:0` and followed again live.
 
 use courtside_core::ChannelName;
 use courtside_core::stream::{Epoch, StreamPosition};
+
+/// How a channel without history (whose position has no epoch) is written.
+const NO_EPOCH: &str = "-";
 
 /// Why a recovery string was refused (the socket then starts afresh).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +34,11 @@ pub fn encode<'a>(out: &mut Vec<u8>, positions: impl Iterator<Item = (&'a Channe
             out.push(b' ');
         }
         // Writing into a Vec cannot fail.
-        let _ = write!(out, "{}={}:{}", channel.as_str(), position.epoch.as_str(), position.offset);
+        let epoch = match position.epoch.as_str() {
+            "" => NO_EPOCH,
+            epoch => epoch,
+        };
+        let _ = write!(out, "{}={epoch}:{}", channel.as_str(), position.offset);
     }
 }
 
@@ -50,6 +58,12 @@ pub fn decode(text: &str, channels_max: usize) -> Result<Vec<(ChannelName, Strea
             let (channel, position) = entry.split_once('=').ok_or_else(bad)?;
             let (epoch, offset) = position.rsplit_once(':').ok_or_else(bad)?;
             let channel = ChannelName::parse(channel).map_err(|_| bad())?;
+            if epoch == NO_EPOCH {
+                return match offset {
+                    "0" => Ok((channel, StreamPosition::default())),
+                    _ => Err(bad()),
+                };
+            }
             let epoch_ok = !epoch.is_empty() && epoch.len() <= 64 && epoch.chars().all(|c| c.is_ascii_alphanumeric());
             let offset: u64 = offset.parse().map_err(|_| bad())?;
             if !epoch_ok || offset > i64::MAX as u64 {
@@ -80,6 +94,12 @@ mod tests {
         let decoded = decode(&text, 8).expect("valid");
         assert_eq!(decoded, channels.iter().cloned().zip(positions.iter().cloned()).collect::<Vec<_>>());
         assert_eq!(decode("", 8), Ok(vec![]));
+        let live = ChannelName::parse("ticker:1").unwrap();
+        let mut out = Vec::new();
+        encode(&mut out, std::iter::once((&live, &StreamPosition::default())));
+        assert_eq!(out, b"ticker:1=-:0", "a channel without history");
+        assert_eq!(decode("ticker:1=-:0", 8), Ok(vec![(live, StreamPosition::default())]));
+        assert!(decode("ticker:1=-:3", 8).is_err());
         assert_eq!(decode(&text, 1), Err(RecoveryError::TooManyChannels(1)));
         for bad in ["match:1", "match:1=e", "match:1=e:x", "bad=e:1", "match:1=e-1:1", "match:1=e:99999999999999999999", "match:1=:1", "a  b"] {
             assert!(decode(bad, 8).is_err(), "{bad:?} must be refused");

@@ -36,6 +36,9 @@ use crate::session::{HistoryResult, PublishResult, history_checked, publish_chec
 
 /// The event a publication arrives as.
 pub const PUBLICATION_EVENT: &str = "publication";
+/// How long a closing socket waits for its client to take the last packets.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The event that tells why the server is closing the socket, just before it does.
 pub const DISCONNECT_EVENT: &str = "courtside:disconnect";
 
@@ -68,18 +71,15 @@ struct SioSocket {
     followed: Vec<Followed>,
     rate: TokenBucket,
     refused_in_a_row: u32,
+    /// While a resume is decided, what would be sent waits here (it must follow the CONNECT
+    /// reply, which is decided last).
+    held: Option<Vec<String>>,
+    /// Channels of a resume not followed again yet (the store was unavailable): they stay in
+    /// the position, and an app's `subscribe` resumes them from there.
+    pending: Vec<(ChannelName, courtside_core::stream::StreamPosition)>,
 }
 
-/// The data of `connect`: the client's `auth`, plus what socket.io-client adds to resume.
-#[derive(Deserialize, Default)]
-struct ConnectData {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    pid: Option<String>,
-    #[serde(default)]
-    offset: Option<String>,
-}
+mod admission;
 
 /// Why the socket ends.
 enum End {
@@ -104,6 +104,8 @@ pub async fn run(start: SocketStart) {
         followed: Vec::new(),
         rate: TokenBucket::new(limits.commands_per_sec, limits.commands_burst),
         refused_in_a_row: 0,
+        held: None,
+        pending: Vec::new(),
     };
     state.metrics.socketio_connections.fetch_add(1, Ordering::Relaxed);
     state.metrics.socketio_connections_total.fetch_add(1, Ordering::Relaxed);
@@ -123,8 +125,9 @@ pub async fn run(start: SocketStart) {
     }
     // After the notice: it carries the position of every followed channel, for the resume.
     socket.leave_all().await;
-    // Let the transport write what is queued (the disconnect) before it sees the close.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Let the client take what is queued (the notice, the disconnect) before the session ends:
+    // a WebSocket writes it at once, a long-polling client with its next poll.
+    session.drained(DRAIN_TIMEOUT).await;
     session.close();
     engine.remove(&session.sid);
     state.metrics.socketio_connections.fetch_sub(1, Ordering::Relaxed);
@@ -141,8 +144,10 @@ impl SioSocket {
         let ping = sleep_until(Instant::now() + ping_interval);
         let connect_timer = sleep_until(Instant::now() + Duration::from_secs(limits.connect_timeout_secs));
         let token_timer = sleep_until(Instant::now());
-        tokio::pin!(ping, connect_timer, token_timer);
-        let mut pong_due: Option<Instant> = None;
+        // Armed when a ping goes out; the pong disarms it. Unanswered for `ping_timeout`: cut.
+        let pong_timer = sleep_until(Instant::now());
+        tokio::pin!(ping, connect_timer, token_timer, pong_timer);
+        let mut awaiting_pong = false;
         loop {
             let step = tokio::select! {
                 biased;
@@ -152,7 +157,7 @@ impl SioSocket {
                 message = incoming.recv() => match message {
                     None => Err(End::ClientGone),
                     Some(Incoming::Pong) => {
-                        pong_due = None;
+                        awaiting_pong = false;
                         Ok(())
                     }
                     Some(Incoming::Message(text)) => Box::pin(self.handle_message(&text)).await.map_err(End::Server),
@@ -170,16 +175,14 @@ impl SioSocket {
                     handled.map_err(End::Server)
                 }
                 _ = &mut ping => {
-                    if pong_due.is_some_and(|due| Instant::now() >= due) {
-                        Err(End::Server(Disconnect::IdleTimeout))
-                    } else {
-                        ping.as_mut().reset(Instant::now() + ping_interval);
-                        if pong_due.is_none() {
-                            pong_due = Some(Instant::now() + ping_timeout);
-                        }
-                        self.send_raw("2".to_string()).map_err(End::Server)
+                    ping.as_mut().reset(Instant::now() + ping_interval);
+                    if !awaiting_pong {
+                        awaiting_pong = true;
+                        pong_timer.as_mut().reset(Instant::now() + ping_timeout);
                     }
+                    self.send_raw("2".to_string()).map_err(End::Server)
                 }
+                _ = &mut pong_timer, if awaiting_pong => Err(End::Server(Disconnect::IdleTimeout)),
                 _ = &mut token_timer, if self.token_expires_at_secs.is_some() => Err(End::Server(Disconnect::TokenExpired)),
                 _ = &mut connect_timer, if self.principal.is_none() => Err(End::Server(Disconnect::ConnectRequired)),
             };
@@ -193,7 +196,11 @@ impl SioSocket {
         }
     }
 
-    fn send_raw(&self, packet: String) -> Result<(), Disconnect> {
+    fn send_raw(&mut self, packet: String) -> Result<(), Disconnect> {
+        if let Some(held) = &mut self.held {
+            held.push(packet);
+            return Ok(());
+        }
         match self.session.send(packet) {
             Ok(()) | Err(SendError::Closed) => Ok(()),
             Err(SendError::Full) => Err(Disconnect::SlowConsumer),
@@ -203,12 +210,13 @@ impl SioSocket {
     /// The socket's resume position, as the JSON string every event ends with.
     fn position_argument(&self, out: &mut Vec<u8>) {
         out.push(b'"');
-        recovery::encode(out, self.followed.iter().map(|f| (&f.channel, &f.cursor.position)));
+        let followed = self.followed.iter().map(|f| (&f.channel, &f.cursor.position));
+        recovery::encode(out, followed.chain(self.pending.iter().map(|(channel, position)| (channel, position))));
         out.push(b'"');
     }
 
     /// Emits `name` with `argument` (raw JSON) and the resume position.
-    fn emit(&self, name: &str, argument: &[u8]) -> Result<(), Disconnect> {
+    fn emit(&mut self, name: &str, argument: &[u8]) -> Result<(), Disconnect> {
         let mut out = Vec::with_capacity(argument.len() + name.len() + 64);
         out.extend_from_slice(b"42[");
         let mut quoted = String::new();
@@ -222,13 +230,13 @@ impl SioSocket {
         self.send_raw(String::from_utf8(out).map_err(|_| Disconnect::InternalError)?)
     }
 
-    fn emit_json(&self, name: &str, value: &impl Serialize) -> Result<(), Disconnect> {
+    fn emit_json(&mut self, name: &str, value: &impl Serialize) -> Result<(), Disconnect> {
         let argument = serde_json::to_vec(value).map_err(|_| Disconnect::InternalError)?;
         self.emit(name, &argument)
     }
 
     /// Answers an event the client sent with an ack id.
-    fn ack(&self, id: u64, value: &impl Serialize) -> Result<(), Disconnect> {
+    fn ack(&mut self, id: u64, value: &impl Serialize) -> Result<(), Disconnect> {
         let mut packet = String::new();
         sio::encode::ack_start(&mut packet, id);
         packet.push_str(&serde_json::to_string(value).map_err(|_| Disconnect::InternalError)?);
@@ -238,7 +246,7 @@ impl SioSocket {
 
     /// An error answered to the event `event`: in its ack when it asked for one, else as an
     /// `error` event.
-    fn refuse(&self, event: &str, ack: Option<u64>, error: &ClientError) -> Result<(), Disconnect> {
+    fn refuse(&mut self, event: &str, ack: Option<u64>, error: &ClientError) -> Result<(), Disconnect> {
         self.state.metrics.command_errors_total.fetch_add(1, Ordering::Relaxed);
         let body = ErrorBody { error: ErrorDetail { code: error.code(), message: error.to_string(), event } };
         match ack {
@@ -252,12 +260,28 @@ impl SioSocket {
             return Err(Disconnect::MessageTooBig);
         }
         let packet = SioPacket::decode(text).map_err(|_| Disconnect::InvalidFrame)?;
+        // Every packet counts against the rate limit, connects and foreign namespaces included.
+        let allowed = self.rate.take(std::time::Instant::now());
+        if !allowed {
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row > self.state.config.client.commands_burst {
+                return Err(Disconnect::TooManyRequests);
+            }
+        } else {
+            self.refused_in_a_row = 0;
+        }
         if packet.namespace != "/" {
             let mut refused = String::new();
             sio::encode::connect_error(&mut refused, packet.namespace, "Invalid namespace", &serde_json::Value::Null);
             return self.send_raw(refused);
         }
         match packet.kind {
+            SioKind::Connect(_) if !allowed => {
+                let mut refused = String::new();
+                let error = ClientError::TooManyRequests;
+                sio::encode::connect_error(&mut refused, "/", &error.to_string(), &serde_json::json!({ "code": error.code() }));
+                self.send_raw(refused)
+            }
             SioKind::Connect(data) => self.connect(data).await,
             SioKind::Disconnect => {
                 self.session.close();
@@ -268,14 +292,9 @@ impl SioSocket {
                 if self.principal.is_none() {
                     return Err(Disconnect::ConnectRequired);
                 }
-                if !self.rate.take(std::time::Instant::now()) {
-                    self.refused_in_a_row += 1;
-                    if self.refused_in_a_row > self.state.config.client.commands_burst {
-                        return Err(Disconnect::TooManyRequests);
-                    }
+                if !allowed {
                     return self.refuse(&name, ack, &ClientError::TooManyRequests);
                 }
-                self.refused_in_a_row = 0;
                 self.state.metrics.commands_total.fetch_add(1, Ordering::Relaxed);
                 let argument = args.first().copied();
                 if let Err(error) = self.event(&name, argument, ack).await {
@@ -284,55 +303,6 @@ impl SioSocket {
                 Ok(())
             }
         }
-    }
-
-    async fn connect(&mut self, data: Option<&RawValue>) -> Result<(), Disconnect> {
-        if self.principal.is_some() {
-            return Ok(());
-        }
-        let data: ConnectData = match data {
-            Some(raw) => serde_json::from_str(raw.get()).unwrap_or_default(),
-            None => ConnectData::default(),
-        };
-        let token = data.token.clone().or_else(|| self.header_token.clone());
-        let admitted = match token {
-            Some(token) => self.state.auth.verify(&token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(ClientError::from),
-            None if self.state.config.allow_anonymous => Ok((Principal::Anonymous, None)),
-            None => Err(ClientError::Unauthorized("this server needs a token".into())),
-        };
-        let (principal, expires) = match admitted {
-            Ok(admitted) => admitted,
-            Err(error) => {
-                let mut refused = String::new();
-                let detail = serde_json::json!({ "code": error.code() });
-                sio::encode::connect_error(&mut refused, "/", &error.to_string(), &detail);
-                self.send_raw(refused)?;
-                return Ok(());
-            }
-        };
-        self.principal = Some(principal);
-        self.token_expires_at_secs = expires;
-        let pid = data.pid.filter(|pid| is_private_id(pid)).unwrap_or_else(super::engine::random_id);
-        let mut accepted = String::new();
-        sio::encode::connect(&mut accepted, &self.client_id(), &pid);
-        self.send_raw(accepted)?;
-        if let Some(offset) = data.offset {
-            self.recover(&offset).await?;
-        }
-        Ok(())
-    }
-
-    /// Follows again the channels a reconnecting client names, each from its position: missed
-    /// publications as events, then a `subscribed` event per channel.
-    async fn recover(&mut self, offset: &str) -> Result<(), Disconnect> {
-        let Ok(positions) = recovery::decode(offset, self.state.config.client.subscriptions_max) else { return Ok(()) };
-        for (channel, since) in positions {
-            let params = SubscribeParams { channel: channel.clone(), since: Some(since), snapshot: false };
-            if let Err(error) = self.subscribe(params, None).await {
-                self.refuse("subscribe", None, &error)?;
-            }
-        }
-        Ok(())
     }
 
     fn client_id(&self) -> String {
@@ -351,7 +321,9 @@ impl SioSocket {
             "unsubscribe" => {
                 let ChannelParams { channel } = parse(argument)?;
                 self.unsubscribe(&channel).await?;
-                self.acknowledge(ack, &serde_json::json!({}))
+                self.acknowledge(ack, &serde_json::json!({}))?;
+                // An event, because only events move the position socket.io-client keeps.
+                self.emit_json("unsubscribed", &serde_json::json!({ "channel": channel.as_str() })).map_err(|_| ClientError::Internal)
             }
             "publish" => {
                 let raw = argument.ok_or_else(|| ClientError::BadRequest("publish needs {channel, data}".into()))?;
@@ -412,7 +384,7 @@ impl SioSocket {
 
     /// Answers `ack` if the client asked for one; a failure to queue it ends the socket later
     /// (the queue reports the overflow).
-    fn acknowledge(&self, ack: Option<u64>, value: &impl Serialize) -> Result<(), ClientError> {
+    fn acknowledge(&mut self, ack: Option<u64>, value: &impl Serialize) -> Result<(), ClientError> {
         match ack {
             Some(id) => self.ack(id, value).map_err(|_| ClientError::Internal),
             None => Ok(()),
@@ -426,16 +398,23 @@ impl SioSocket {
         if !principal.may_subscribe(&params.channel, options) {
             return Err(ClientError::PermissionDenied);
         }
-        if self.followed.iter().any(|f| f.channel == params.channel) {
-            return Err(ClientError::AlreadySubscribed);
+        if let Some(followed) = self.followed.iter().find(|f| f.channel == params.channel) {
+            // Apps subscribe on every `connect`, also after a resume already followed the
+            // channel again: answer where it stands, as a repeat, not an error.
+            let position = followed.cursor.position.clone();
+            let reply = SubscribedReply { channel: &params.channel, epoch: position.epoch.as_str(), offset: position.offset, recovered: None, snapshot: None };
+            return self.announce_subscribed(ack, &reply);
         }
         let limit = self.state.config.client.subscriptions_max;
         if self.followed.len() >= limit {
             return Err(ClientError::BadRequest(format!("a connection may follow at most {limit} channels")));
         }
-        let resuming = params.since.is_some();
-        let request = SubscribeRequest { since: params.since, snapshot: params.snapshot };
+        // A channel a resume could not follow yet resumes from where the client left it.
+        let since = params.since.or_else(|| self.take_pending(&params.channel));
+        let resuming = since.is_some();
+        let request = SubscribeRequest { since, snapshot: params.snapshot };
         let outcome = node.subscribe(&params.channel, self.id, self.outbox.clone(), request).await?;
+        self.pending.retain(|(pending, _)| *pending != params.channel);
         // Missed publications go out as events, each followed by the position it leads to.
         let mut cursor = Cursor::new(outcome.position.clone());
         cursor.position.offset = cursor.position.offset.saturating_sub(outcome.publications.len() as u64);
@@ -450,12 +429,18 @@ impl SioSocket {
             recovered: resuming.then_some(outcome.recovered),
             snapshot: outcome.snapshot.as_deref().map(Publications),
         };
-        match ack {
-            Some(id) => self.ack(id, &reply).map_err(|_| ClientError::Internal)?,
-            None => self.emit_json("subscribed", &reply).map_err(|_| ClientError::Internal)?,
-        }
+        self.announce_subscribed(ack, &reply)?;
         node.join(&params.channel, self.client_info()).await;
         Ok(())
+    }
+
+    /// The ack when the client asked for one, and a `subscribed` event in any case: only
+    /// events move the position socket.io-client keeps, so the new channel must reach it.
+    fn announce_subscribed(&mut self, ack: Option<u64>, reply: &SubscribedReply<'_>) -> Result<(), ClientError> {
+        if let Some(id) = ack {
+            self.ack(id, reply).map_err(|_| ClientError::Internal)?;
+        }
+        self.emit_json("subscribed", reply).map_err(|_| ClientError::Internal)
     }
 
     async fn unsubscribe(&mut self, channel: &ChannelName) -> Result<(), ClientError> {
@@ -514,7 +499,7 @@ impl SioSocket {
     }
 
     /// `42["publication",{"channel":…,"epoch":…,"offset":…,…,"data":…},"<position>"]`.
-    fn emit_publication(&self, publication: &Publication) -> Result<(), Disconnect> {
+    fn emit_publication(&mut self, publication: &Publication) -> Result<(), Disconnect> {
         let mut object = Vec::with_capacity(publication.data.len() + 128);
         object.extend_from_slice(b"{\"channel\":\"");
         // Channel names are `[A-Za-z0-9_.:@-]`: nothing to escape.
@@ -527,7 +512,7 @@ impl SioSocket {
         self.emit(PUBLICATION_EVENT, &object)
     }
 
-    fn emit_presence(&self, event: &PresenceEvent) -> Result<(), Disconnect> {
+    fn emit_presence(&mut self, event: &PresenceEvent) -> Result<(), Disconnect> {
         if !self.followed.iter().any(|f| f.channel == event.channel) {
             return Ok(());
         }
