@@ -31,9 +31,15 @@ pub(super) async fn open_subscription(target: &Target, channel: &str) -> Result<
 }
 
 /// Reads until a message starting with `prefix`; returns it. An error packet (`44…`) fails.
+/// What is already buffered is looked at first: the open packet often arrives with the
+/// handshake's response.
 async fn await_packet(conn: &mut WsConn<TcpStream>, prefix: &[u8]) -> Result<Vec<u8>, String> {
+    let mut first = true;
     loop {
-        conn.fill().await?;
+        if !first {
+            conn.fill().await?;
+        }
+        first = false;
         let mut found = None;
         conn.process(|message| {
             if found.is_none() && (message.starts_with(prefix) || message.starts_with(b"44")) {
