@@ -673,6 +673,12 @@ impl SportsService {
         if let Some(op_id) = &update.op_id {
             check_op_id(op_id)?;
         }
+        // Tokens and versions are signed 64-bit numbers in every store and in the documented schema.
+        for (field, value) in [("fencingToken", update.fencing_token), ("baseVersion", update.base_version)] {
+            if value.is_some_and(|value| value > i64::MAX as u64) {
+                return Err(SportsError::InvalidField { field: field.into(), message: format!("must be at most {}", i64::MAX) });
+            }
+        }
         for _ in 0..ATTEMPTS_MAX {
             // Each attempt first asks whether the operation is a retry of one already stored
             // (perhaps by the request it raced): a retry gets its first answer, never a refusal.

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use courtside_core::{NamespaceOptions, Role};
 
 use crate::rate_limit::{EndpointClass, RateLimit};
+pub use leaderboards::{LeaderboardConfig, RatingConfig, Reset};
+
+mod leaderboards;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -45,6 +48,8 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Channel namespaces by name; the built-in ones can be changed key by key.
     pub namespaces: BTreeMap<String, NamespaceOptions>,
+    /// Leaderboards declared at start, by board id (none by default).
+    pub leaderboards: BTreeMap<String, LeaderboardConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +151,7 @@ impl Default for Config {
             sports: SportsConfig::default(),
             shutdown_timeout_secs: 10,
             namespaces: default_namespaces(),
+            leaderboards: BTreeMap::new(),
         }
     }
 }
@@ -421,6 +427,9 @@ impl Config {
             if options.keyed && options.history_size == 0 {
                 return invalid(&format!("namespaces.{name}.keyed"), "needs history_size > 0");
             }
+        }
+        for (id, board) in &self.leaderboards {
+            board.validate(id)?;
         }
         Ok(())
     }

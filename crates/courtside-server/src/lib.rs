@@ -11,7 +11,7 @@
 //!    rate-limit middleware), [`schemas`] (the documented shapes of bodies and errors).
 //! 4. Connections: [`session`] (one native connection's state machine, transport-independent).
 //! 5. Routes and transports: [`api`] (server API, health, readiness, metrics), [`sports_api`],
-//!    [`auth_api`], [`transport`] (WebSocket, SSE, Socket.IO).
+//!    [`leaderboard_api`], [`auth_api`], [`transport`] (WebSocket, SSE, Socket.IO).
 //! 6. Assembly: [`router`] (the route table), [`openapi`] (the document, from the routes'
 //!    annotations), [`server`] (wiring, serving, graceful shutdown).
 //!
@@ -19,8 +19,9 @@
 //! - Imports point up this list only: no module names one below it, so there is no import
 //!   circle (a route or transport never names the router or the server).
 //! - Client-visible errors are [`protocol::ClientError`] (and [`protocol::Disconnect`] for
-//!   closes), and the sports domain's `SportsError`; each is mapped to its code or HTTP status in
-//!   exactly one place ([`http`], [`sports_api`]).
+//!   closes), the sports domain's `SportsError` and the leaderboards' `LeaderboardError`; each is
+//!   mapped to its code or HTTP status in exactly one place ([`http`], [`sports_api`],
+//!   [`leaderboard_api`]).
 //! - Publications are encoded once per publication and shared by every subscriber.
 
 pub mod accounts;
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod auth_api;
 pub mod config;
 pub mod http;
+pub mod leaderboard_api;
 pub mod metrics;
 pub mod openapi;
 pub mod protocol;

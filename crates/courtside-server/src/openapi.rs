@@ -34,7 +34,7 @@ impl Modify for Security {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Courtside HTTP API", description = "Tournaments, live scores, claims and channels. The wire protocol (WebSocket, SSE) is in docs/protocol.md."),
+    info(title = "Courtside HTTP API", description = "Tournaments, live scores, claims, leaderboards and channels. The wire protocol (WebSocket, SSE) is in docs/protocol.md."),
     paths(
         crate::sports_api::events::list_events, crate::sports_api::events::create_event, crate::sports_api::events::event,
         crate::sports_api::events::update_event, crate::sports_api::events::update_match, crate::sports_api::events::announcements,
@@ -45,6 +45,9 @@ impl Modify for Security {
         crate::sports_api::claims::claim, crate::sports_api::claims::take_claim, crate::sports_api::claims::release_claim,
         crate::sports_api::claims::coverage_plan, crate::sports_api::claims::set_coverage_plan, crate::sports_api::claims::clear_coverage_plan,
         crate::sports_api::events::announce, crate::sports_api::scores::conflicts,
+        crate::leaderboard_api::list_boards, crate::leaderboard_api::create_board, crate::leaderboard_api::board,
+        crate::leaderboard_api::submit, crate::leaderboard_api::record_match, crate::leaderboard_api::top,
+        crate::leaderboard_api::player, crate::leaderboard_api::around, crate::leaderboard_api::ranks,
         crate::auth_api::login, crate::auth_api::refresh, crate::auth_api::add_user, crate::auth_api::list_users,
         crate::api::publish, crate::api::broadcast, crate::api::history, crate::api::presence, crate::api::channels,
         crate::api::health, crate::api::ready, crate::api::metrics,
@@ -56,6 +59,7 @@ impl Modify for Security {
         (name = "scores", description = "Live scores, their history and conflicts"),
         (name = "claims", description = "Scorekeeper claims with fencing tokens"),
         (name = "coverage", description = "A user's selected matches"),
+        (name = "leaderboards", description = "Leaderboards and ELO ratings"),
         (name = "auth", description = "Users, sign-in and refresh tokens"),
         (name = "channels", description = "The server API for app backends"),
         (name = "operations", description = "Health, readiness, metrics"),

@@ -1,6 +1,6 @@
 //! Rate limits: the token bucket (per WebSocket connection, and per user or IP on the HTTP API),
-//! [`HttpRateLimiter`], and the per-endpoint limits of the sports API (seed 001's numbers by
-//! default). The middleware that applies them to requests is [`crate::http::rate_limited`].
+//! [`HttpRateLimiter`], and the per-endpoint limits of the sports and leaderboard APIs (seed
+//! 001's numbers by default). The middleware that applies them to requests is [`crate::http::rate_limited`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -101,12 +101,16 @@ pub enum EndpointClass {
     CoverageWrite,
     /// Sign-in and refresh (counted per client address: guards against password guessing).
     SignIn,
+    /// Leaderboard reads: boards, top, a player's rank, around a player, pages.
+    LeaderboardRead,
+    /// Leaderboard writes: score submits, match results, board creation.
+    LeaderboardWrite,
     /// Every other endpoint (events, registry, matches, announcements, conflicts, users).
     Other,
 }
 
 impl EndpointClass {
-    pub const ALL: [EndpointClass; 11] = [
+    pub const ALL: [EndpointClass; 13] = [
         EndpointClass::ScoreUpdate,
         EndpointClass::ScoreRead,
         EndpointClass::ScoresList,
@@ -117,6 +121,8 @@ impl EndpointClass {
         EndpointClass::CoverageRead,
         EndpointClass::CoverageWrite,
         EndpointClass::SignIn,
+        EndpointClass::LeaderboardRead,
+        EndpointClass::LeaderboardWrite,
         EndpointClass::Other,
     ];
 
@@ -133,11 +139,13 @@ impl EndpointClass {
             EndpointClass::CoverageRead => "coverage_read",
             EndpointClass::CoverageWrite => "coverage_write",
             EndpointClass::SignIn => "sign_in",
+            EndpointClass::LeaderboardRead => "leaderboard_read",
+            EndpointClass::LeaderboardWrite => "leaderboard_write",
             EndpointClass::Other => "other",
         }
     }
 
-    /// Seed 001's limits.
+    /// Seed 001's limits; for leaderboards, a live view's polling and a player's submits.
     pub fn default_limit(self) -> RateLimit {
         match self {
             EndpointClass::ScoreUpdate | EndpointClass::CoverageWrite => RateLimit::new(10, 1),
@@ -146,6 +154,8 @@ impl EndpointClass {
                 RateLimit::new(50, 60)
             }
             EndpointClass::ClaimWrite | EndpointClass::SignIn => RateLimit::new(20, 60),
+            EndpointClass::LeaderboardRead => RateLimit::new(300, 60),
+            EndpointClass::LeaderboardWrite => RateLimit::new(20, 1),
             EndpointClass::Other => RateLimit::new(100, 60),
         }
     }
@@ -165,6 +175,8 @@ impl EndpointClass {
             "/api/events/{event_id}/coverage-plans" if is_get => EndpointClass::CoverageRead,
             "/api/events/{event_id}/coverage-plans" => EndpointClass::CoverageWrite,
             "/api/auth/login" | "/api/auth/refresh" => EndpointClass::SignIn,
+            leaderboards if leaderboards.starts_with("/api/leaderboards") && is_get => EndpointClass::LeaderboardRead,
+            leaderboards if leaderboards.starts_with("/api/leaderboards") => EndpointClass::LeaderboardWrite,
             _ => EndpointClass::Other,
         }
     }

@@ -29,6 +29,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(crate::openapi::serve_document))
         .merge(crate::sports_api::routes(state.clone()))
+        .merge(crate::leaderboard_api::routes(state.clone()))
         .merge(crate::auth_api::routes(state.clone()))
         .merge(socketio::routes())
         .fallback(not_found)

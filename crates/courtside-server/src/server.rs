@@ -1,7 +1,7 @@
-//! The server: builds the node from the configuration, serves HTTP, WebSocket and SSE on one
-//! listener, sweeps expired history, and shuts down gracefully (refuse new work, tell clients to
-//! reconnect, drain them while `/health` and `/ready` (503) still answer, flush the store, exit
-//! before the deadline). Logs where a first start put the secrets it generated.
+//! The server: builds the node from the configuration (and on it the sports, leaderboard and
+//! account services), serves HTTP, WebSocket and SSE on one listener, sweeps expired history,
+//! and shuts down gracefully (refuse new work, tell clients to reconnect, drain them while
+//! `/health` and `/ready` (503) still answer, flush the store, exit before the deadline). Logs where a first start put the secrets it generated.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -20,6 +20,7 @@ use courtside_core::stream::now_ms;
 use courtside_core::{ChannelName, Epoch, NamespaceOptions};
 use courtside_domain::claim::ClaimPolicy;
 use courtside_domain::service::SportsService;
+use courtside_leaderboard::{LeaderboardError, LeaderboardService};
 use courtside_core::presence::MemoryPresence;
 use courtside_core::store::StreamStore;
 use courtside_sqlite::SqliteStore;
@@ -54,6 +55,8 @@ pub enum ServerError {
     Broker(String),
     #[error("sports settings: {0}")]
     Sports(String),
+    #[error("leaderboards: {0}")]
+    Leaderboards(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -100,6 +103,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     }));
     let sports = sports_service(&config, &node)?;
     let accounts = Accounts::new(node.writer());
+    let leaderboards = leaderboard_service(&config, &node).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
@@ -107,6 +111,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let state = Arc::new(ServerState {
         node,
         sports,
+        leaderboards,
         http_limits: HttpRateLimiter::new(config.sports.rate_limits_by_class()),
         accounts,
         auth,
@@ -139,6 +144,20 @@ pub fn sports_service_on(config: &Config, store: Arc<dyn StreamStore>) -> Result
     };
     let now = || i64::try_from(now_ms()).unwrap_or(i64::MAX);
     Ok(SportsService::new(store, retention_for, policy, now))
+}
+
+/// The leaderboard service on the node's store, with the configured boards declared and the
+/// boards created through the API loaded (a configured board and a created one under the same
+/// id with other specs stop the start).
+async fn leaderboard_service(config: &Config, node: &Node) -> Result<LeaderboardService, ServerError> {
+    let now = || i64::try_from(now_ms()).unwrap_or(i64::MAX);
+    let service = LeaderboardService::new(node.writer(), now, None);
+    let failed = |error: LeaderboardError| ServerError::Leaderboards(error.to_string());
+    for (id, board) in &config.leaderboards {
+        service.declare(board.spec(id)).map_err(failed)?;
+    }
+    service.load_boards().await.map_err(failed)?;
+    Ok(service)
 }
 
 /// The broker (and the presence store that goes with it) the configuration names.

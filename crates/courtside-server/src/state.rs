@@ -1,5 +1,5 @@
 //! [`ServerState`]: what every request handler, connection and background task of a running
-//! server shares — the node, the sports and account services, the limiters, the configuration,
+//! server shares — the node, the sports, leaderboard and account services, the limiters, the configuration,
 //! the metrics, and the shutdown signal. The bottom of the server's HTTP layers: routes and
 //! transports use it, it uses none of them.
 
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use courtside_core::hub::ConnectionId;
 use courtside_core::node::Node;
 use courtside_domain::service::SportsService;
+use courtside_leaderboard::LeaderboardService;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,6 +24,8 @@ pub struct ServerState {
     pub node: Arc<Node>,
     /// Tournaments, claims and scores, kept in the node's store.
     pub sports: SportsService,
+    /// Leaderboards and ratings, kept in the node's store.
+    pub leaderboards: LeaderboardService,
     /// Per-caller limits of the sports API.
     pub http_limits: HttpRateLimiter,
     /// Users and sign-in sessions, kept in the node's store.

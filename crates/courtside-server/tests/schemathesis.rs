@@ -1,7 +1,7 @@
 //! The served OpenAPI document against the real server, by schemathesis (`--checks all`, a few
 //! examples per operation so CI stays under two minutes): as a director with a bearer token,
-//! unauthenticated, and with the path ids pinned to a real tournament and match. Any failure or
-//! undocumented status fails the test with schemathesis's report.
+//! unauthenticated, and with the path ids pinned to a real tournament and match (and a ratings
+//! leaderboard). Any failure or undocumented status fails the test with schemathesis's report.
 //!
 //! Needs the `st` command (`pip install schemathesis==4.32.5`, as .ci/run does); without it the
 //! test prints `SKIPPED: …` and passes, except under `CI=true`, where it fails.
@@ -12,6 +12,8 @@ use std::process::Command;
 
 use common::TestServer;
 use courtside_core::Role;
+use courtside_leaderboard::Operator;
+use courtside_server::config::{LeaderboardConfig, RatingConfig};
 use courtside_server::rate_limit::RateLimit;
 use serde_json::json;
 
@@ -46,6 +48,8 @@ async fn the_served_openapi_document_holds_for_every_generated_request() {
         for limit in config.sports.rate_limits.values_mut() {
             *limit = RateLimit::new(1_000_000, 1);
         }
+        let ratings = LeaderboardConfig { operator: Operator::Set, rating: Some(RatingConfig::default()), ..LeaderboardConfig::default() };
+        config.leaderboards.insert("elo".into(), ratings);
     })
     .await;
     let director = format!("Bearer {}", server.token("dana", &[Role::Director]));
@@ -69,7 +73,7 @@ async fn the_served_openapi_document_holds_for_every_generated_request() {
     let plain = dir.join("schemathesis.toml");
     std::fs::write(&plain, CONFIG).expect("config");
     let pinned = dir.join("pinned.toml");
-    std::fs::write(&pinned, format!("{CONFIG}\n[parameters]\n\"path.event_id\" = \"cup\"\n\"path.match_id\" = \"m1\"\n")).expect("config");
+    std::fs::write(&pinned, format!("{CONFIG}\n[parameters]\n\"path.event_id\" = \"cup\"\n\"path.match_id\" = \"m1\"\n\"path.id\" = \"elo\"\n")).expect("config");
     let schema = server.http("/openapi.json");
     let header = format!("authorization: {director}");
     let runs: [(&str, &std::path::Path, Option<&str>); 3] =

@@ -26,7 +26,7 @@ fn leaf_keys(value: &toml::Value, prefix: &str, keys: &mut Vec<String>) {
         toml::Value::Table(table) => {
             for (name, value) in table {
                 let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
-                if path == "namespaces" || path == "sports.rate_limits" {
+                if path == "namespaces" || path == "sports.rate_limits" || path == "leaderboards" {
                     keys.push(path);
                     continue;
                 }
@@ -45,10 +45,17 @@ fn every_configuration_key_has_a_documented_row_with_its_environment_variable() 
     leaf_keys(&defaults, "", &mut keys);
     // Keys whose default is unset do not appear in the serialised defaults.
     keys.extend(["auth.jwt_secret_file", "auth.jwt_public_key_file"].map(String::from));
+    // No board is declared by default; each board's keys are documented under `leaderboards.<id>`.
+    keys.retain(|key| key != "leaderboards");
+    keys.extend(["order", "operator", "top_n", "reset", "rating.k_factor", "rating.initial"].map(|key| format!("leaderboards.<id>.{key}")));
     let mut missing = Vec::new();
     for key in keys.iter().filter(|key| key.as_str() != "namespaces") {
         let (row_key, env) = match key.as_str() {
             "sports.rate_limits" => ("rate_limits.<class>".to_string(), "COURTSIDE_SPORTS__RATE_LIMITS__".to_string()),
+            board if board.starts_with("leaderboards.<id>.") => {
+                let name = &board["leaderboards.<id>.".len()..];
+                (name.to_string(), format!("COURTSIDE_LEADERBOARDS__<ID>__{}", name.replace('.', "__").to_uppercase()))
+            }
             _ => {
                 let name = key.rsplit('.').next().unwrap_or(key);
                 (name.to_string(), format!("COURTSIDE_{}", key.replace('.', "__").to_uppercase()))
@@ -151,6 +158,12 @@ fn quoted_error_messages_are_the_loaders() {
         "[sports.rate_limits.everything]\nrequests = 1\nper_secs = 1\n",
         "[sports.rate_limits.score_update]\nrequests = 0\nper_secs = 1\n",
         "[auth]\naccess_token_ttl_secs = 0\n",
+        "[leaderboards.\"bad:id\"]\n",
+        "[leaderboards.weekly]\ntop_n = 0\n",
+        "[leaderboards.weekly]\noperator = \"max\"\n",
+        "[leaderboards.weekly]\nreset = \"hourly\"\n",
+        "[leaderboards.elo.rating]\nk_factor = 0\n",
+        "[leaderboards.elo.rating]\ninitial = 9007199254740992\n",
     ] {
         let message = load_error(toml);
         if !document.contains(&message) {

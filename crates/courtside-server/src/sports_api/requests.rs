@@ -7,15 +7,15 @@
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderMap, header};
-use axum::{Json, extract::Query};
+use axum::http::HeaderMap;
+use axum::extract::Query;
 use courtside_domain::model::{Priority, check_id};
 use courtside_domain::service::{HISTORY_PAGE_MAX, SportsError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::Failure;
-use crate::http::{ApiError, optional_json};
+use crate::http::{ApiError, json_body, optional_json, read_json};
 use crate::protocol::ClientError;
 
 /// Default page size of score history, conflicts and announcements.
@@ -36,81 +36,10 @@ pub fn path<T: PathIds>(path: Result<Path<T>, PathRejection>) -> Result<T, Failu
     Ok(ids)
 }
 
-/// Reads the documented JSON body (400 `bad_request` otherwise; 413 when over the limit). As in
-/// JSON Schema, a number with a zero fraction is an integer: `2.0` is read as `2`.
+/// Reads the documented JSON body ([`crate::http::json_body`]).
 pub fn body<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, Failure> {
-    let bytes = body.map_err(ApiError::from)?;
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
-        .is_some_and(|essence| essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")));
-    if !json_type {
-        return Err(ApiError(ClientError::BadRequest("send the body as `Content-Type: application/json`".into())).into());
-    }
-    read_json(&bytes)
+    Ok(json_body(headers, body)?)
 }
-
-/// The JSON in `bytes` as a `T`; refused as it is, it is read again with its whole floats
-/// written as integers.
-fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
-    match Json::<T>::from_bytes(bytes) {
-        Ok(Json(value)) => Ok(value),
-        Err(rejection) => match whole_numbers_as_integers(bytes) {
-            Some(rewritten) => Ok(Json::<T>::from_bytes(&rewritten)?.0),
-            None => Err(rejection.into()),
-        },
-    }
-}
-
-/// The JSON text with every number that has a fraction or exponent but is a whole number an
-/// `f64` holds exactly (|n| ≤ 2^53) written as an integer (`2.0`, `2e0` → `2`); `None` if
-/// there is none. Numbers are parsed from their text (correctly rounded), strings skipped.
-fn whole_numbers_as_integers(bytes: &[u8]) -> Option<Vec<u8>> {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: past it a float names no single integer
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut changed = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i = (i + 1).min(bytes.len());
-                out.extend_from_slice(&bytes[start..i]);
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < bytes.len() && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
-                    i += 1;
-                }
-                let token = &bytes[start..i];
-                let whole = std::str::from_utf8(token)
-                    .ok()
-                    .filter(|text| text.contains(['.', 'e', 'E']))
-                    .and_then(|text| text.parse::<f64>().ok())
-                    .filter(|number| number.fract() == 0.0 && number.abs() <= EXACT);
-                match whole {
-                    // Within ±2^53 and whole, so the cast is exact.
-                    Some(number) => {
-                        out.extend_from_slice((number as i64).to_string().as_bytes());
-                        changed = true;
-                    }
-                    None => out.extend_from_slice(token),
-                }
-            }
-            other => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    changed.then_some(out)
-}
-
 
 /// Reads an optional JSON body: none, only whitespace or `null` is `T::default()`.
 pub fn optional_body<T: DeserializeOwned + Default>(bytes: Result<Bytes, BytesRejection>) -> Result<T, Failure> {
@@ -310,16 +239,4 @@ pub struct AnnouncementBody {
     pub title: String,
     #[serde(default)]
     pub body: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::whole_numbers_as_integers;
-
-    #[test]
-    fn whole_floats_become_integers_and_nothing_else_changes() {
-        let rewrite = |text: &str| whole_numbers_as_integers(text.as_bytes()).map(|bytes| String::from_utf8(bytes).expect("utf-8"));
-        assert_eq!(rewrite(r#"{"a":2.0,"b":[-2251799813685247.0,1e3],"c":"3.0 \" 4.0","d":2.5}"#).as_deref(), Some(r#"{"a":2,"b":[-2251799813685247,1000],"c":"3.0 \" 4.0","d":2.5}"#));
-        assert_eq!(rewrite(r#"{"a":2,"b":"1.0","c":1e300,"d":0.5}"#), None);
-    }
 }
