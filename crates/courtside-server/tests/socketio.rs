@@ -309,3 +309,48 @@ async fn malformed_engine_io_requests_get_documented_errors() {
     let health = http.get(server.http("/health")).send().await.expect("health");
     assert_eq!(health.status().as_u16(), 200);
 }
+
+/// Two nodes on one PostgreSQL and one Redis: Socket.IO sockets on node A get what is published
+/// on node B (through Courtside's own broker; no Socket.IO adapter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_on_one_node_receives_what_another_node_publishes() {
+    let Some(database) = courtside_testkit::postgres::fresh_database().await else { return };
+    let redis = std::env::var("COURTSIDE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis_address = redis.trim_start_matches("redis://").trim_end_matches('/').to_string();
+    if tokio::net::TcpStream::connect(&redis_address).await.is_err() {
+        courtside_testkit::skip_or_fail(&format!("Redis not reachable at {redis}; set COURTSIDE_TEST_REDIS_URL"));
+        return;
+    }
+    let Some(mut driver) = Driver::start().await else { return };
+    let prefix = format!("sio-{}-{}", std::process::id(), database.name);
+    let cluster = |c: &mut courtside_server::Config| {
+        c.store = database.url.clone();
+        c.broker = redis.clone();
+        c.redis_prefix = prefix.clone();
+    };
+    let node_a = TestServer::start_with(cluster).await;
+    let node_b = TestServer::start_with(|c| {
+        cluster(c);
+        c.auth.jwt_secret = node_a.config.auth.jwt_secret.clone();
+        c.data_dir = node_a.config.data_dir.clone();
+    })
+    .await;
+    let token = node_a.token("kim", &[Role::Staff]);
+    for (name, transports) in [("a-ws", json!(["websocket"])), ("a-poll", json!(["polling"]))] {
+        driver.open(name, &url(&node_a), json!({ "auth": { "token": token }, "transports": transports }), 4).await;
+        driver.wait_for(|line| line["name"] == name && line["event"] == "connect").await;
+        driver.request(name, "subscribe", json!({ "channel": "match:nodes" })).await;
+    }
+    driver.open("b", &url(&node_b), json!({ "auth": { "token": token } }), 4).await;
+    driver.wait_for(|line| line["name"] == "b" && line["event"] == "connect").await;
+    for n in 1..=3 {
+        let published = driver.request("b", "publish", json!({ "channel": "match:nodes", "data": { "n": n } })).await;
+        assert_eq!(published["offset"], n, "stored in the shared store: {published}");
+    }
+    node_b.publish("match:nodes", json!({ "n": 4 })).await;
+    let expected: Vec<Value> = (1..=4).map(|n| json!({ "n": n })).collect();
+    for name in ["a-ws", "a-poll"] {
+        assert_eq!(driver.wait_for_publications(name, "match:nodes", 4).await, expected, "{name}: node B's publications, in order, once");
+    }
+    driver.exit().await;
+}
