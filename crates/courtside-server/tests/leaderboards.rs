@@ -1,7 +1,8 @@
 //! The leaderboard REST API against the real server with boards declared in its configuration:
 //! submits with every operator, top / rank / around / pages, seasons, bad input and roles with
 //! their documented statuses, idempotent ids, ELO match results applied atomically, boards
-//! created through the API, and ranks that survive a restart.
+//! created through the API, ranks that survive a restart, and two nodes on one PostgreSQL that
+//! rank the same after concurrent submits (skipped without PostgreSQL, except under `CI=true`).
 
 mod common;
 
@@ -237,4 +238,51 @@ async fn created_boards_and_ranks_survive_a_restart() {
     assert_eq!(before, after);
     let (_, points) = server.get("/api/leaderboards/points/players/cy", None).await;
     assert_eq!(points["rank"].as_u64(), Some(1));
+}
+
+/// Two nodes on one PostgreSQL: submits made concurrently through both nodes end in the same
+/// ranks on each (a node catches up before it reads); a board created on one node is found by
+/// the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgres_return_identical_ranks_after_concurrent_submits() {
+    let Some(database) = courtside_testkit::postgres::fresh_database().await else { return };
+    let cluster = |c: &mut Config| {
+        boards(c);
+        c.store = database.url.clone();
+        c.broker = "postgres".into();
+        c.api_key = "cluster-key".into();
+    };
+    let node_a = TestServer::start_with(cluster).await;
+    let node_b = TestServer::start_with(cluster).await;
+    let key = "apikey cluster-key".to_string();
+    let mut expected = std::collections::BTreeMap::<String, i64>::new();
+    let mut submits = Vec::new();
+    for i in 0..120_i64 {
+        let player = format!("p{}", i % 17);
+        let amount = (i * 7919) % 101 - 20;
+        *expected.entry(player.clone()).or_default() += amount;
+        let node = if i % 2 == 0 { &node_a } else { &node_b };
+        let key = &key;
+        submits.push(async move { submit(node, key, "kills", json!({ "player": player, "score": amount, "id": format!("op-{i}") })).await });
+    }
+    for (status, reply) in futures_util::future::join_all(submits).await {
+        assert_eq!(status, 200, "{reply}");
+    }
+    let (_, on_a) = node_a.get("/api/leaderboards/kills/top?limit=1000", None).await;
+    let (_, on_b) = node_b.get("/api/leaderboards/kills/top?limit=1000", None).await;
+    assert_eq!(on_a, on_b, "both nodes rank the same");
+    let mut scores: Vec<(String, i64)> = players(&on_a).into_iter().map(|(player, score, _)| (player, score)).collect();
+    scores.sort();
+    assert_eq!(scores, expected.into_iter().collect::<Vec<_>>(), "every submit counted once");
+    let (status, _) = submit(&node_b, &key, "kills", json!({ "player": "p0", "score": 1, "id": "op-0" })).await;
+    assert_eq!(status, 200);
+    let (_, again) = node_a.get("/api/leaderboards/kills/top?limit=1000", None).await;
+    assert_eq!(again, on_a, "a retried id from the other node changed nothing");
+
+    let (status, _) = node_a.post("/api/leaderboards", Some(&key), json!({ "id": "cup", "order": "asc" })).await;
+    assert_eq!(status, 201);
+    let (status, reply) = submit(&node_b, &key, "cup", json!({ "player": "ann", "score": 42 })).await;
+    assert_eq!(status, 200, "a board created on the other node: {reply}");
+    let (_, rank) = node_a.get("/api/leaderboards/cup/players/ann", None).await;
+    assert_eq!(rank["score"].as_i64(), Some(42));
 }
