@@ -16,8 +16,8 @@
 //!
 //! So every node's index is the same function of the channel's stream, and ranks agree on every
 //! node once each has read the same offset; [`LeaderboardService::catch_up`] brings a node up to
-//! date without writing (the server calls it when its broker delivers a board channel's
-//! publication). Every applied move — this node's or caught up — goes to the [`UpdateSink`] once,
+//! date without writing (the server calls it before every read when nodes share the store).
+//! Every applied move — this node's or caught up — goes to the [`UpdateSink`] once,
 //! in stream order: that is what the server pushes.
 //!
 //! # Operation ids

@@ -230,7 +230,7 @@ fn now_ms() -> i64 {
 pub(crate) async fn list_boards(State(state): Shared, headers: HeaderMap) -> Reply {
     caller(&state, &headers)?;
     state.leaderboards.load_boards().await?;
-    let boards: Vec<_> = state.leaderboards.boards().into_iter().map(|spec| board_out(spec)).collect();
+    let boards: Vec<_> = state.leaderboards.boards().into_iter().map(board_out).collect();
     ok(json!({ "boards": boards }))
 }
 
