@@ -201,7 +201,14 @@ async fn known(service: &LeaderboardService, board: &str) -> Result<BoardSpec, F
 /// Before a read: the board is known, and with a shared store the season has caught up with
 /// what other nodes committed (see the module doc).
 async fn fresh(state: &ServerState, board: &str, season: Option<&str>) -> Result<(), Failure> {
-    known(&state.leaderboards, board).await?;
+    let spec = known(&state.leaderboards, board).await?;
+    // A season that has not begun has nothing to read: refused before anything is loaded, so
+    // no caller fills memory with empty future seasons. (Names of one schedule sort by time.)
+    if let Some(season) = season {
+        if season > spec.season_at(now_ms()).as_str() {
+            return Err(SpecError::Season(season.to_string()).into());
+        }
+    }
     if matches!(state.config.store_choice(), Ok(StoreChoice::Postgres(_))) {
         state.leaderboards.catch_up(board, season).await?;
     }

@@ -89,6 +89,8 @@ async fn submits_rank_players_and_every_read_agrees() {
     assert_eq!((status, old["total"].as_u64()), (200, Some(0)), "an old season is readable: {old}");
     let (status, wrong) = server.get("/api/leaderboards/weekly/top?season=all", None).await;
     assert_eq!((status, wrong["error"]["code"].as_str()), (404, Some("unknown_season")));
+    let (status, future) = server.get("/api/leaderboards/weekly/top?season=9999-W01", None).await;
+    assert_eq!((status, future["error"]["code"].as_str()), (404, Some("unknown_season")), "a season that has not begun");
 }
 
 #[tokio::test]
