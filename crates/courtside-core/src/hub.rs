@@ -25,22 +25,38 @@ pub type ConnectionId = u64;
 
 const SHARD_COUNT: usize = 64;
 
+/// How many encodings of one publication the transports may cache on its [`Delivery`].
+pub const WIRE_FORMATS: usize = 2;
+
+/// One of the [`WIRE_FORMATS`] encodings a [`Delivery`] caches. The server names them (core
+/// knows no wire format); an index out of range does not compile where the format is a const.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireFormat(usize);
+
+impl WireFormat {
+    pub const fn new(index: usize) -> Self {
+        assert!(index < WIRE_FORMATS, "a wire format index must be below WIRE_FORMATS");
+        Self(index)
+    }
+}
+
 /// A publication on its way to local subscribers, shared by all of them.
 pub struct Delivery {
     pub publication: Publication,
     /// When the hub received it; publish→deliver latency is measured from here.
     pub received_at: Instant,
-    wire: OnceLock<Bytes>,
+    wires: [OnceLock<Bytes>; WIRE_FORMATS],
 }
 
 impl Delivery {
     pub fn new(publication: Publication) -> Self {
-        Self { publication, received_at: Instant::now(), wire: OnceLock::new() }
+        Self { publication, received_at: Instant::now(), wires: Default::default() }
     }
 
-    /// The publication's wire frame, encoded by the first connection that asks and shared by all.
-    pub fn wire(&self, encode: impl FnOnce(&Publication) -> Bytes) -> &Bytes {
-        self.wire.get_or_init(|| encode(&self.publication))
+    /// The publication encoded in `format`: by the first connection that asks, then shared by
+    /// every connection that speaks that format.
+    pub fn wire(&self, format: WireFormat, encode: impl FnOnce(&Publication) -> Bytes) -> &Bytes {
+        self.wires[format.0].get_or_init(|| encode(&self.publication))
     }
 }
 
@@ -460,6 +476,26 @@ mod tests {
         let (lone, lone_inbox) = bounded_outbox(1024, 10);
         assert!(lone.push(Outbound::Publication(Arc::new(Delivery::new(large(5))))));
         assert!(!lone_inbox.is_overflowed());
+    }
+
+    #[test]
+    fn each_wire_format_is_encoded_once_and_kept_apart() {
+        const A: WireFormat = WireFormat::new(0);
+        const B: WireFormat = WireFormat::new(1);
+        let channel = ChannelName::parse("match:1").unwrap();
+        let delivery = Delivery::new(publication(&channel, 1));
+        let encodings = std::cell::Cell::new(0);
+        let encodings = &encodings;
+        let encode = |tag: &'static [u8]| {
+            move |_: &Publication| {
+                encodings.set(encodings.get() + 1);
+                Bytes::from_static(tag)
+            }
+        };
+        assert_eq!(delivery.wire(A, encode(b"a")), &Bytes::from_static(b"a"));
+        assert_eq!(delivery.wire(B, encode(b"b")), &Bytes::from_static(b"b"));
+        assert_eq!(delivery.wire(A, encode(b"x")), &Bytes::from_static(b"a"), "cached, not encoded again");
+        assert_eq!(encodings.get(), 2);
     }
 
     #[test]

@@ -253,11 +253,7 @@ pub fn authenticate(
         Some(_) => return Err(ClientError::Unauthorized("use `Authorization: Bearer <jwt>` or `apikey <key>`".into()).into()),
         None => query_token,
     };
-    match token {
-        Some(token) => state.auth.verify(token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(|e| ClientError::from(e).into()),
-        None if state.config.allow_anonymous => Ok((Principal::Anonymous, None)),
-        None => Err(ClientError::Unauthorized("this server needs a token".into()).into()),
-    }
+    state.admit(token).map_err(ApiError)
 }
 
 /// Counts the request against its caller's bucket for the endpoint's class: a signed-in user by

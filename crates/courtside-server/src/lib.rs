@@ -22,7 +22,8 @@
 //!   closes), the sports domain's `SportsError` and the leaderboards' `LeaderboardError`; each is
 //!   mapped to its code or HTTP status in exactly one place ([`http`], [`sports_api`],
 //!   [`leaderboard_api`]).
-//! - Publications are encoded once per publication and shared by every subscriber.
+//! - Publications are encoded once per publication and wire format (native, Socket.IO) and
+//!   shared by every subscriber that speaks it.
 
 pub mod accounts;
 pub mod api;

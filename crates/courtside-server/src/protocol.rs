@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use bytes::Bytes;
+use courtside_core::hub::WireFormat;
 use courtside_core::node::NodeError;
 use courtside_core::{ChannelName, Publication, StreamPosition};
 use serde::{Deserialize, Serialize};
@@ -309,10 +310,20 @@ pub fn encode_error(out: &mut Vec<u8>, id: Option<u64>, error: &ClientError) {
     );
 }
 
+/// The native frames (WebSocket and SSE) a [`courtside_core::hub::Delivery`] caches.
+pub const NATIVE_WIRE: WireFormat = WireFormat::new(0);
+
 /// Appends one publication object:
 /// `{"epoch":…,"offset":…,"time":…,"key":…,"removed":true,"data":…}`.
 pub fn write_publication(out: &mut Vec<u8>, publication: &Publication) {
-    out.extend_from_slice(br#"{"epoch":""#);
+    out.push(b'{');
+    write_publication_fields(out, publication);
+}
+
+/// A publication object without its opening brace (`"epoch":…,"data":…}`), for objects that
+/// put fields of their own first.
+pub fn write_publication_fields(out: &mut Vec<u8>, publication: &Publication) {
+    out.extend_from_slice(br#""epoch":""#);
     out.extend_from_slice(publication.epoch.as_str().as_bytes());
     out.extend_from_slice(br#"","offset":"#);
     // Writing into a Vec cannot fail.

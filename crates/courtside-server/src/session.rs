@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::auth::{now_secs, TokenError};
 use crate::protocol::{
     decode_command, encode_error, encode_publication_push, encode_result, ChannelParams, ClientError, DecodeError,
-    Disconnect, HistoryParams, Method, Publications, PublishParams, SubscribeParams,
+    Disconnect, HistoryParams, Method, Publications, PublishParams, SubscribeParams, NATIVE_WIRE,
 };
 use crate::rate_limit::TokenBucket;
 use courtside_domain::layout;
@@ -391,7 +391,7 @@ impl Session {
     }
 
     fn push_delivery(&mut self, delivery: &Delivery) {
-        let frame = delivery.wire(encode_publication_push);
+        let frame = delivery.wire(NATIVE_WIRE, encode_publication_push);
         self.start_frame();
         self.out.extend_from_slice(frame);
         self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());

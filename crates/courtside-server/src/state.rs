@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use courtside_core::access::Principal;
 use courtside_core::hub::ConnectionId;
 use courtside_core::node::Node;
 use courtside_domain::service::SportsService;
@@ -17,6 +18,7 @@ use crate::accounts::Accounts;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::protocol::ClientError;
 use crate::rate_limit::HttpRateLimiter;
 
 /// Everything a request handler or connection needs.
@@ -45,6 +47,17 @@ pub struct ServerState {
 impl ServerState {
     pub fn next_connection_id(&self) -> ConnectionId {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Who a client presenting `token` (or none) is, and when its token expires: the one rule
+    /// for the HTTP API, SSE and Socket.IO (a JWT is verified; no token is anonymous where
+    /// `allow_anonymous` allows it).
+    pub fn admit(&self, token: Option<&str>) -> Result<(Principal, Option<u64>), ClientError> {
+        match token {
+            Some(token) => self.auth.verify(token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(ClientError::from),
+            None if self.config.allow_anonymous => Ok((Principal::Anonymous, None)),
+            None => Err(ClientError::Unauthorized("this server needs a token".into())),
+        }
     }
 }
 

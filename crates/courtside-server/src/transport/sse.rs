@@ -25,7 +25,7 @@ use tokio::time::Sleep;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::http::{authenticate, ApiError};
-use crate::protocol::{encode_publication_push, ClientError, Publications, SubscribedReply};
+use crate::protocol::{encode_publication_push, ClientError, Publications, SubscribedReply, NATIVE_WIRE};
 use crate::state::ServerState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -237,7 +237,7 @@ impl SseStream {
             match probe.admit(publication) {
                 Admit::Deliver | Admit::Unnumbered => {
                     self.cursors[index] = probe;
-                    let frame = delivery.wire(encode_publication_push);
+                    let frame = delivery.wire(NATIVE_WIRE, encode_publication_push);
                     self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
                     let data = String::from_utf8_lossy(frame).into_owned();
                     return Some(Event::default().data(data).id(self.event_id()));

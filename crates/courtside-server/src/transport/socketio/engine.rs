@@ -211,14 +211,6 @@ impl Engine {
     pub fn remove(&self, sid: &str) {
         self.sessions.lock().remove(sid);
     }
-
-    pub fn len(&self) -> usize {
-        self.sessions.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// 20 random characters of `[0-9a-z]`: a session id, or a socket's private id.

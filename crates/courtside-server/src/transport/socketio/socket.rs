@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use courtside_core::access::Principal;
 use courtside_core::cursor::{Admit, Cursor};
-use courtside_core::hub::{Delivery, Inbox, Outbound, Outbox, PresenceEvent};
+use courtside_core::hub::{Delivery, Inbox, Outbound, Outbox, PresenceEvent, WireFormat};
 use courtside_core::node::SubscribeRequest;
 use courtside_core::presence::ClientInfo;
 use courtside_core::stream::Publication;
 use courtside_core::ChannelName;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -29,7 +30,7 @@ use super::engine::{Engine, EngineSession, Incoming, SendError};
 use super::recovery;
 use super::sio::{self, SioKind, SioPacket};
 use crate::auth::now_secs;
-use crate::protocol::{ChannelParams, ClientError, Disconnect, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply, write_publication};
+use crate::protocol::{ChannelParams, ClientError, Disconnect, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply, write_publication_fields};
 use crate::rate_limit::TokenBucket;
 use crate::state::ServerState;
 use crate::session::{HistoryResult, PublishResult, history_checked, publish_checked, read_missing, verify_refresh};
@@ -225,6 +226,12 @@ impl SioSocket {
         out.push(b',');
         out.extend_from_slice(argument);
         out.push(b',');
+        self.finish_event(out)
+    }
+
+    /// Closes an event whose arguments are written (each followed by `,`): the resume position
+    /// as the last argument, then the array's end; and sends it.
+    fn finish_event(&mut self, mut out: Vec<u8>) -> Result<(), Disconnect> {
         self.position_argument(&mut out);
         out.push(b']');
         self.send_raw(String::from_utf8(out).map_err(|_| Disconnect::InternalError)?)
@@ -256,9 +263,6 @@ impl SioSocket {
     }
 
     async fn handle_message(&mut self, text: &str) -> Result<(), Disconnect> {
-        if text.len() > self.state.config.client.message_bytes_max {
-            return Err(Disconnect::MessageTooBig);
-        }
         let packet = SioPacket::decode(text).map_err(|_| Disconnect::InvalidFrame)?;
         // Every packet counts against the rate limit, connects and foreign namespaces included.
         let allowed = self.rate.take(std::time::Instant::now());
@@ -484,7 +488,11 @@ impl SioSocket {
             }
             Admit::EpochChanged { .. } => return Err(Disconnect::InternalError),
         }
-        self.emit_publication(publication)?;
+        // Encoded once per publication for every socket of this node; each adds its position.
+        let start = delivery.wire(SOCKETIO_WIRE, publication_event_start);
+        let mut out = Vec::with_capacity(start.len() + 64 * self.followed.len() + 2);
+        out.extend_from_slice(start);
+        self.finish_event(out)?;
         self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
         Ok(())
     }
@@ -500,16 +508,7 @@ impl SioSocket {
 
     /// `42["publication",{"channel":…,"epoch":…,"offset":…,…,"data":…},"<position>"]`.
     fn emit_publication(&mut self, publication: &Publication) -> Result<(), Disconnect> {
-        let mut object = Vec::with_capacity(publication.data.len() + 128);
-        object.extend_from_slice(b"{\"channel\":\"");
-        // Channel names are `[A-Za-z0-9_.:@-]`: nothing to escape.
-        object.extend_from_slice(publication.channel.as_str().as_bytes());
-        object.extend_from_slice(b"\",");
-        let start = object.len();
-        write_publication(&mut object, publication);
-        // `write_publication` wrote `{"epoch":…}`; drop its opening brace to merge the objects.
-        object.remove(start);
-        self.emit(PUBLICATION_EVENT, &object)
+        self.finish_event(publication_event_start(publication).into())
     }
 
     fn emit_presence(&mut self, event: &PresenceEvent) -> Result<(), Disconnect> {
@@ -519,6 +518,24 @@ impl SioSocket {
         let name = if event.joined { "join" } else { "leave" };
         self.emit_json(name, &serde_json::json!({ "channel": event.channel.as_str(), "client": event.client }))
     }
+}
+
+/// The encoding of a publication event that every socket shares, cached on the delivery.
+const SOCKETIO_WIRE: WireFormat = WireFormat::new(1);
+
+/// `42["publication",{"channel":…,"epoch":…,…,"data":…},` — a publication event up to the
+/// resume position, the same for every socket.
+fn publication_event_start(publication: &Publication) -> Bytes {
+    let mut out = Vec::with_capacity(publication.data.len() + 128);
+    out.extend_from_slice(b"42[\"");
+    out.extend_from_slice(PUBLICATION_EVENT.as_bytes());
+    out.extend_from_slice(b"\",{\"channel\":\"");
+    // Channel names are `[A-Za-z0-9_.:@-]`: nothing to escape.
+    out.extend_from_slice(publication.channel.as_str().as_bytes());
+    out.extend_from_slice(b"\",");
+    write_publication_fields(&mut out, publication);
+    out.push(b',');
+    Bytes::from(out)
 }
 
 /// A private id as this server issues them, echoed back on recovery.

@@ -9,7 +9,6 @@
 //! channels that could not be followed again stay in the position every event carries, so a
 //! later reconnect tries them again.
 
-use courtside_core::access::Principal;
 use courtside_core::stream::StreamPosition;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -44,12 +43,7 @@ impl SioSocket {
             }
         };
         let token = data.token.clone().or_else(|| self.header_token.clone());
-        let admitted = match token {
-            Some(token) => self.state.auth.verify(&token).map(|v| (v.principal, Some(v.expires_at_secs))).map_err(ClientError::from),
-            None if self.state.config.allow_anonymous => Ok((Principal::Anonymous, None)),
-            None => Err(ClientError::Unauthorized("this server needs a token".into())),
-        };
-        let (principal, expires) = match admitted {
+        let (principal, expires) = match self.state.admit(token.as_deref()) {
             Ok(admitted) => admitted,
             Err(error) => return self.refuse_connect(&error),
         };
