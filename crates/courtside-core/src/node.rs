@@ -2,7 +2,7 @@
 //! every transport shares — publish, subscribe with resume or snapshot, history, presence.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -72,6 +72,16 @@ pub struct Node {
     namespaces: HashMap<String, NamespaceOptions>,
     /// The store as writers must use it: see [`Node::writer`].
     writer: Arc<dyn StreamStore>,
+    /// Told of every subscription this node adds and removes (see [`Node::watch_subscriptions`]).
+    watch: OnceLock<Arc<dyn SubscriptionWatch>>,
+}
+
+/// Learns of each local subscription as it is added and removed, whatever the transport: how
+/// the server knows which players are online to receive rank pushes. Called on the subscribe
+/// path, so it must be quick and must not block.
+pub trait SubscriptionWatch: Send + Sync + 'static {
+    fn subscribed(&self, channel: &ChannelName);
+    fn unsubscribed(&self, channel: &ChannelName);
 }
 
 /// The store, for writers: a write whose outcome is unknown (the database failed during
@@ -142,7 +152,20 @@ impl Node {
         let NodeParts { hub, sequencer, store, broker, presence, namespaces } = parts;
         sequencer.attach_store(store.clone());
         let writer = Arc::new(CheckedWrites { store: store.clone(), sequencer: sequencer.clone() });
-        Self { hub, sequencer, store, broker, presence, namespaces, writer }
+        Self { hub, sequencer, store, broker, presence, namespaces, writer, watch: OnceLock::new() }
+    }
+
+    /// Sets the one [`SubscriptionWatch`]; a second is refused (returns `false`).
+    pub fn watch_subscriptions(&self, watch: Arc<dyn SubscriptionWatch>) -> bool {
+        self.watch.set(watch).is_ok()
+    }
+
+    fn removed(&self, channel: &ChannelName, connection: ConnectionId) -> bool {
+        let removed = self.hub.unsubscribe(channel, connection);
+        if removed && let Some(watch) = self.watch.get() {
+            watch.unsubscribed(channel);
+        }
+        removed
     }
 
     /// The store for anything that writes on this node's behalf (the sports service): like
@@ -213,8 +236,11 @@ impl Node {
         if !self.hub.subscribe(channel, connection, outbox) {
             return Err(NodeError::AlreadySubscribed(channel.clone()));
         }
+        if let Some(watch) = self.watch.get() {
+            watch.subscribed(channel);
+        }
         if let Err(error) = self.broker.follow(channel).await {
-            self.hub.unsubscribe(channel, connection);
+            self.removed(channel, connection);
             return Err(error.into());
         }
         let outcome = self.catch_up(channel, &options, request).await;
@@ -263,7 +289,7 @@ impl Node {
     }
 
     pub async fn unsubscribe(&self, channel: &ChannelName, connection: ConnectionId) {
-        if self.hub.unsubscribe(channel, connection) {
+        if self.removed(channel, connection) {
             self.broker.unfollow(channel).await;
         }
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ranking::{Ranking, SortKey};
+use crate::ranking::{Ranking, Score, SortKey};
 
 /// A listening player whose rank changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,8 @@ pub struct RankChange {
     pub player: String,
     pub old_rank: u64,
     pub new_rank: u64,
+    /// Their score (unchanged: someone else moved past them).
+    pub score: Score,
 }
 
 /// The players registered for rank pushes on one board season, ordered by their place.
@@ -100,7 +102,8 @@ impl Listeners {
             .map(|(key, player)| {
                 let new_rank = ranking.count_before(*key) as u64 + 1;
                 let old_rank = if fell { new_rank - 1 } else { new_rank + 1 };
-                RankChange { player: player.to_string(), old_rank, new_rank }
+                let score = ranking.get(player).map_or(0, |placement| placement.score);
+                RankChange { player: player.to_string(), old_rank, new_rank, score }
             })
             .collect()
     }
@@ -157,7 +160,10 @@ mod tests {
                     .filter(|(player, _)| **player != mover && listeners.is_listening(player))
                     .filter_map(|(player, new_rank)| {
                         let old_rank = *before.get(player)?;
-                        (old_rank != *new_rank).then(|| RankChange { player: player.clone(), old_rank, new_rank: *new_rank })
+                        (old_rank != *new_rank).then(|| {
+                            let score = ranking.get(player).map_or(0, |p| p.score);
+                            RankChange { player: player.clone(), old_rank, new_rank: *new_rank, score }
+                        })
                     })
                     .collect();
                 let mut changes = listeners.moved(&mover, old, new, &ranking);

@@ -8,6 +8,12 @@
 //!   the whole board; its history (the newest [`HISTORY_KEPT`] publications) is what another
 //!   node catches up from and what remembers operation ids. Its position is what every write
 //!   expects, so nodes sharing a store agree on one order.
+//!
+//! Public channels (the `leaderboard` namespace, which clients follow):
+//! - `leaderboard:{board}` — keyed: under [`TOP_KEY`] the board's current top N
+//!   ([`crate::feed::TopView`]), rewritten at most once per push interval; unkeyed, each match
+//!   result of a ratings board ([`crate::feed::MatchPublished`]), stored in the same group as the
+//!   ratings it moved.
 
 use courtside_core::channel::ChannelName;
 use courtside_core::store::Retention;
@@ -26,6 +32,11 @@ pub const BOARD_RETENTION: Retention = Retention { history_size: HISTORY_KEPT, h
 /// The registry of created boards keeps everything.
 pub const REGISTRY_RETENTION: Retention = Retention { history_size: u64::MAX, history_ttl_secs: 0, keyed: true };
 
+/// The namespace of the channels clients follow.
+pub const PUBLIC_NAMESPACE: &str = "leaderboard";
+/// The key of the top-N view in a board's public channel.
+pub const TOP_KEY: &str = "top";
+
 /// Why a channel name could not be made (ids are checked first, so this is a bug, not input).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no valid channel name for board {board:?} season {season:?}")]
@@ -43,6 +54,11 @@ pub fn registry() -> ChannelName {
 pub fn season_channel(board: &str, season: &str) -> Result<ChannelName, LayoutError> {
     ChannelName::parse(&format!("{BOARD_NAMESPACE}:{board}:{season}"))
         .map_err(|_| LayoutError { board: board.to_string(), season: season.to_string() })
+}
+
+/// `leaderboard:{board}`; the board id must have been checked.
+pub fn public_channel(board: &str) -> Result<ChannelName, LayoutError> {
+    ChannelName::parse(&format!("{PUBLIC_NAMESPACE}:{board}")).map_err(|_| LayoutError { board: board.to_string(), season: String::new() })
 }
 
 /// The board and season a board-season channel names, if it is one.

@@ -13,6 +13,9 @@
 //! - [`layout`]: the internal channels a board lives in and the record each publication carries.
 //! - [`season`]: [`season::SeasonIndex`], one board season as a node knows it: deciding a batch
 //!   of operations, and applying committed publications (this node's or caught up).
+//! - [`feed`]: what clients follow of a board — its public channel's top-N view and match
+//!   results.
+//! - [`listening`]: which players are registered for rank pushes (on every board).
 //! - [`service`]: [`service::LeaderboardService`] over the `StreamStore` seam: batched
 //!   compare-and-append writes, catch-up, queries, listeners.
 //!
@@ -30,7 +33,9 @@ pub mod board;
 pub mod calendar;
 pub mod changes;
 pub mod elo;
+pub mod feed;
 pub mod layout;
+pub mod listening;
 pub mod ranking;
 pub mod season;
 pub mod service;
@@ -38,6 +43,7 @@ pub mod service;
 pub use board::{BoardSpec, Operator, ResetSchedule, ScoreError, SpecError, TieBreak};
 pub use changes::RankChange;
 pub use elo::{EloError, MatchResult, Outcome, RatingRules};
+pub use feed::{FeedMessage, MatchPublished, TopView};
 pub use ranking::{Order, Ranked, Score};
 pub use season::ScoreUpdate;
 pub use service::{LeaderboardError, LeaderboardService, MatchRecorded, Standings, Submitted, UpdateSink};

@@ -37,6 +37,13 @@ pub struct ScoreUpdate {
     pub changes: Vec<RankChange>,
     /// Set when first place changed hands: the new leader.
     pub new_leader: Option<String>,
+    /// The season channel offset of the move (of the current state, for an unchanged answer):
+    /// what makes a push of it recognisable when it is retried.
+    #[serde(skip)]
+    pub offset: u64,
+    /// Whether `player` is listening for rank pushes.
+    #[serde(skip)]
+    pub listening: bool,
 }
 
 /// An operation queued for a board season.
@@ -225,6 +232,8 @@ impl SeasonIndex {
             previous_rank,
             changes,
             new_leader,
+            offset: publication.offset,
+            listening: self.listeners.is_listening(player),
         })
     }
 
@@ -242,6 +251,8 @@ impl SeasonIndex {
             previous_rank: rank,
             changes: Vec::new(),
             new_leader: None,
+            offset: self.position.offset,
+            listening: false,
         }
     }
 

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use courtside_core::channel::ChannelName;
-use courtside_core::store::{AppendGroup, ExpectedPosition, HistoryQuery, StoreError, StreamStore};
+use courtside_core::store::{AppendGroup, ExpectedPosition, HistoryQuery, Retention, StoreError, StreamStore};
 use courtside_core::stream::Publication;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -40,6 +40,7 @@ use tokio::sync::{OnceCell, oneshot};
 
 use crate::board::{self, BoardSpec, ScoreError, SpecError};
 use crate::elo::{EloError, MatchResult};
+use crate::feed::{self, FeedState};
 use crate::layout::{self, HISTORY_KEPT, LayoutError, REGISTRY_RETENTION};
 use crate::ranking::{Ranked, Score};
 use crate::season::{CorruptEntry, Operation, Plan, PlanError, Queued, ScoreUpdate, SeasonIndex};
@@ -140,24 +141,28 @@ enum Answer {
 type Reply = oneshot::Sender<Result<Answer, LeaderboardError>>;
 
 /// One loaded board season: its index, its queue and the lock its writer holds.
-struct Slot {
+pub(crate) struct Slot {
     spec: BoardSpec,
-    index: RwLock<SeasonIndex>,
+    pub(crate) index: RwLock<SeasonIndex>,
     queue: Mutex<Vec<(Queued, Reply)>>,
     flush: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// (board id, season name)
-type SeasonId = (String, String);
+pub(crate) type SeasonId = (String, String);
 
 struct Inner {
     store: Arc<dyn StreamStore>,
     clock: Box<dyn Fn() -> i64 + Send + Sync>,
     sink: Option<Arc<dyn UpdateSink>>,
+    /// What the public channels (`leaderboard:{board}`) keep; `None`: none are written.
+    public: Option<Retention>,
     boards: RwLock<HashMap<String, BoardSpec>>,
     slots: Mutex<HashMap<SeasonId, Arc<OnceCell<Arc<Slot>>>>>,
-    /// Board → player → how many registrations (connections) listen.
-    listening: Mutex<HashMap<String, HashMap<String, usize>>>,
+    /// Player → how many registrations (connections) listen on every board.
+    listening: Mutex<HashMap<String, usize>>,
+    /// Board → what this node last saw of its public channel.
+    feeds: Mutex<HashMap<String, FeedState>>,
 }
 
 /// Leaderboards and ratings over a [`StreamStore`]; cheap to clone.
@@ -182,11 +187,60 @@ impl LeaderboardService {
                 store,
                 clock: Box::new(now_ms),
                 sink,
+                public: None,
                 boards: RwLock::new(HashMap::new()),
                 slots: Mutex::new(HashMap::new()),
                 listening: Mutex::new(HashMap::new()),
+                feeds: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Also writes each board's public channel (`leaderboard:{board}`, kept as `retention`
+    /// says): match results as they are recorded, the top-N view through
+    /// [`Self::publish_top`]. Call before the service is cloned.
+    pub fn with_public_channels(mut self, retention: Retention) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.public = Some(retention);
+        }
+        self
+    }
+
+    pub(crate) fn public_retention(&self) -> Option<Retention> {
+        self.inner.public
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn StreamStore> {
+        &self.inner.store
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.inner.clock)()
+    }
+
+    pub(crate) fn listening(&self) -> &Mutex<HashMap<String, usize>> {
+        &self.inner.listening
+    }
+
+    pub(crate) fn slots(&self) -> &Mutex<HashMap<SeasonId, Arc<OnceCell<Arc<Slot>>>>> {
+        &self.inner.slots
+    }
+
+    pub(crate) fn feed_state(&self, board: &str) -> Option<FeedState> {
+        self.inner.feeds.lock().get(board).cloned()
+    }
+
+    pub(crate) fn set_feed_state(&self, board: &str, state: FeedState) {
+        self.inner.feeds.lock().insert(board.to_string(), state);
+    }
+
+    pub(crate) fn forget_feed_state(&self, board: &str) {
+        self.inner.feeds.lock().remove(board);
+    }
+
+    /// The board's current season, loaded on first use.
+    pub(crate) async fn current_slot(&self, board: &str) -> Result<Arc<Slot>, LeaderboardError> {
+        self.slot(board, None).await
     }
 
     /// Declares a board (from configuration): kept in memory; declaring the same spec again is
@@ -265,7 +319,7 @@ impl LeaderboardService {
     }
 
     /// The board season `season` names (`None`: the current one), loaded on first use.
-    async fn slot(&self, board: &str, season: Option<&str>) -> Result<Arc<Slot>, LeaderboardError> {
+    pub(crate) async fn slot(&self, board: &str, season: Option<&str>) -> Result<Arc<Slot>, LeaderboardError> {
         let spec = self.board(board)?;
         let season = match season {
             Some(season) => {
@@ -281,9 +335,9 @@ impl LeaderboardService {
 
     async fn load_slot(&self, spec: BoardSpec, season: String) -> Result<Arc<Slot>, LeaderboardError> {
         let mut index = self.load_index(&spec, &season).await?;
-        if let Some(players) = self.inner.listening.lock().get(&spec.id) {
+        {
             let SeasonIndex { listeners, ranking, .. } = &mut index;
-            for player in players.keys() {
+            for player in self.inner.listening.lock().keys() {
                 listeners.listen(player, ranking);
             }
         }
@@ -379,18 +433,29 @@ impl LeaderboardService {
     /// Decides, appends and applies one batch (the caller holds the slot's flush lock).
     async fn write_batch(&self, slot: &Slot, operations: &[Queued]) -> Result<Vec<Result<Answer, LeaderboardError>>, LeaderboardError> {
         for _ in 0..ATTEMPTS_MAX {
-            let (requests, plans, channel, position) = {
+            let (mut requests, plans, channel, position, season) = {
                 let index = slot.index.read();
                 let (requests, plans) = index.prepare(&slot.spec, operations);
-                (requests, plans, index.channel.clone(), index.position.clone())
+                (requests, plans, index.channel.clone(), index.position.clone(), index.season.clone())
             };
+            let season_len = requests.len();
+            if let Some(retention) = self.inner.public {
+                for (queued, plan) in operations.iter().zip(&plans) {
+                    if let (Operation::Match { result, .. }, Plan::Writes { first, end }) = (&queued.operation, plan) {
+                        let written = requests.get(*first..*end).unwrap_or_default();
+                        let request = feed::match_request(&slot.spec.id, &season, result, queued.op_id.as_deref(), written, retention)?;
+                        requests.push(request);
+                    }
+                }
+            }
             let applied = if requests.is_empty() {
                 Vec::new()
             } else {
                 let group = AppendGroup { requests, expected: vec![ExpectedPosition { channel, position }] };
                 match self.inner.store.append_group(group).await {
                     Ok(appended) => {
-                        let publications: Vec<_> = appended.into_iter().map(|a| a.publication).collect();
+                        // The season's entries come first; the public match results after them.
+                        let publications: Vec<_> = appended.into_iter().take(season_len).map(|a| a.publication).collect();
                         apply_in_chunks(slot, &publications)?
                     }
                     Err(StoreError::Conflict(_)) => {
@@ -448,43 +513,6 @@ impl LeaderboardService {
                 return Ok(());
             }
         }
-    }
-
-    /// Registers `player` for rank pushes on `board` (counted: each registration needs its
-    /// [`Self::unlisten`]).
-    pub async fn listen(&self, board: &str, player: &str) -> Result<(), LeaderboardError> {
-        board::check_player(player)?;
-        let slot = self.slot(board, None).await?;
-        *self.inner.listening.lock().entry(board.to_string()).or_default().entry(player.to_string()).or_default() += 1;
-        let mut index = slot.index.write();
-        let SeasonIndex { listeners, ranking, .. } = &mut *index;
-        listeners.listen(player, ranking);
-        Ok(())
-    }
-
-    pub fn unlisten(&self, board: &str, player: &str) {
-        {
-            let mut listening = self.inner.listening.lock();
-            let Some(players) = listening.get_mut(board) else { return };
-            match players.get_mut(player) {
-                Some(count) if *count > 1 => {
-                    *count -= 1;
-                    return;
-                }
-                Some(_) => {
-                    players.remove(player);
-                }
-                None => return,
-            }
-        }
-        for slot in self.loaded_slots(board) {
-            slot.index.write().listeners.unlisten(player);
-        }
-    }
-
-    fn loaded_slots(&self, board: &str) -> Vec<Arc<Slot>> {
-        let slots = self.inner.slots.lock();
-        slots.iter().filter(|((b, _), _)| b == board).filter_map(|(_, cell)| cell.get().cloned()).collect()
     }
 
     async fn standings(&self, board: &str, season: Option<&str>, read: impl FnOnce(&SeasonIndex) -> Vec<Ranked>) -> Result<Standings, LeaderboardError> {

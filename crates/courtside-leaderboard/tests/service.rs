@@ -163,22 +163,22 @@ async fn listening_players_learn_of_rank_changes_and_a_new_leader() {
     for i in 0..100 {
         service.submit("global", &format!("p{i}"), i, None).await.expect("submit");
     }
-    service.listen("global", "p99").await.expect("listen");
-    service.listen("global", "p50").await.expect("listen");
-    service.listen("global", "p50").await.expect("a second connection");
-    service.listen("global", "p0").await.expect("listen");
+    service.listen("p99").expect("listen");
+    service.listen("p50").expect("listen");
+    service.listen("p50").expect("a second connection");
+    service.listen("p0").expect("listen");
     let jump = service.submit("global", "p1", 1_000, None).await.expect("jump");
     assert_eq!(jump.update.new_leader.as_deref(), Some("p1"));
     assert_eq!((jump.update.previous_rank, jump.update.rank), (Some(99), 1));
     let expected = [
-        RankChange { player: "p99".into(), old_rank: 1, new_rank: 2 },
-        RankChange { player: "p50".into(), old_rank: 50, new_rank: 51 },
+        RankChange { player: "p99".into(), old_rank: 1, new_rank: 2, score: 99 },
+        RankChange { player: "p50".into(), old_rank: 50, new_rank: 51, score: 50 },
     ];
     assert_eq!(jump.update.changes, expected, "p0 was not passed; unlistened players are not computed");
-    service.unlisten("global", "p50");
+    service.unlisten("p50");
     let again = service.submit("global", "p2", 2_000, None).await.expect("jump");
     assert_eq!(again.update.changes.iter().map(|c| c.player.as_str()).collect::<Vec<_>>(), ["p99", "p50"], "p50 still has a connection");
-    service.unlisten("global", "p50");
+    service.unlisten("p50");
     let third = service.submit("global", "p3", 3_000, None).await.expect("jump");
     assert_eq!(third.update.changes.iter().map(|c| c.player.as_str()).collect::<Vec<_>>(), ["p99"]);
     let pushed = sink.0.lock();

@@ -50,6 +50,9 @@ pub struct Config {
     pub namespaces: BTreeMap<String, NamespaceOptions>,
     /// Leaderboards declared at start, by board id (none by default).
     pub leaderboards: BTreeMap<String, LeaderboardConfig>,
+    /// How often each board's top-N view in `leaderboard:{board}` is rewritten when it changed
+    /// (the most a follower receives, however fast scores arrive).
+    pub leaderboard_push_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +155,7 @@ impl Default for Config {
             shutdown_timeout_secs: 10,
             namespaces: default_namespaces(),
             leaderboards: BTreeMap::new(),
+            leaderboard_push_interval_ms: 500,
         }
     }
 }

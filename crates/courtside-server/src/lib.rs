@@ -9,7 +9,9 @@
 //! 3. Shared state and the bottom of HTTP: [`state`] (what every handler and connection
 //!    shares), [`http`] (the one error shape and status mapping, who the caller is, CORS, the
 //!    rate-limit middleware), [`schemas`] (the documented shapes of bodies and errors).
-//! 4. Connections: [`session`] (one native connection's state machine, transport-independent).
+//! 4. Connections and pushes: [`session`] (one native connection's state machine,
+//!    transport-independent), [`leaderboard_feed`] (top-N views and rank pushes the node
+//!    writes for followers).
 //! 5. Routes and transports: [`api`] (server API, health, readiness, metrics), [`sports_api`],
 //!    [`leaderboard_api`], [`auth_api`], [`transport`] (WebSocket, SSE, Socket.IO).
 //! 6. Assembly: [`router`] (the route table), [`openapi`] (the document, from the routes'
@@ -32,6 +34,7 @@ pub mod auth_api;
 pub mod config;
 pub mod http;
 pub mod leaderboard_api;
+pub mod leaderboard_feed;
 pub mod metrics;
 pub mod openapi;
 pub mod protocol;

@@ -3,6 +3,7 @@
 //! Kept per server (no global registry), so several servers in one process stay apart.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -51,6 +52,16 @@ impl Histogram {
     }
 }
 
+/// What became of the leaderboard's rank pushes (see `leaderboard_feed`).
+#[derive(Default)]
+pub struct PushCounters {
+    pub written: AtomicU64,
+    /// Not queued: the push queue was full.
+    pub dropped: AtomicU64,
+    /// Queued but not written (the store refused or failed).
+    pub failed: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub connections: AtomicI64,
@@ -67,6 +78,7 @@ pub struct Metrics {
     disconnects: [AtomicU64; Disconnect::ALL.len()],
     /// From the hub receiving a committed publication to its bytes being handed to the socket.
     pub deliver_latency: Histogram,
+    pub leaderboard_pushes: Arc<PushCounters>,
 }
 
 impl Metrics {
@@ -93,6 +105,10 @@ impl Metrics {
         counter(&mut out, "courtside_connections_total", "WebSocket connections accepted.", load(&self.connections_total));
         counter(&mut out, "courtside_socketio_connections_total", "Socket.IO sessions opened.", load(&self.socketio_connections_total));
         counter(&mut out, "courtside_commands_total", "Client commands handled.", load(&self.commands_total));
+        let pushes = &self.leaderboard_pushes;
+        counter(&mut out, "courtside_leaderboard_pushes_total", "Rank pushes written to players' personal channels.", load(&pushes.written));
+        counter(&mut out, "courtside_leaderboard_pushes_dropped_total", "Rank pushes dropped because the push queue was full.", load(&pushes.dropped));
+        counter(&mut out, "courtside_leaderboard_pushes_failed_total", "Rank pushes the store did not take.", load(&pushes.failed));
         counter(&mut out, "courtside_command_errors_total", "Client commands answered with an error.", load(&self.command_errors_total));
         counter(&mut out, "courtside_client_publications_total", "Publish requests accepted from clients and the API (idempotent repeats included).", load(&self.client_publications_total));
         counter(&mut out, "courtside_publications_total", "Publications fanned out by the hub.", load(&hub.stats.publications));

@@ -20,7 +20,7 @@ use courtside_core::stream::now_ms;
 use courtside_core::{ChannelName, Epoch, NamespaceOptions};
 use courtside_domain::claim::ClaimPolicy;
 use courtside_domain::service::SportsService;
-use courtside_leaderboard::{LeaderboardError, LeaderboardService};
+use courtside_leaderboard::{LeaderboardError, LeaderboardService, UpdateSink};
 use courtside_core::presence::MemoryPresence;
 use courtside_core::store::StreamStore;
 use courtside_sqlite::SqliteStore;
@@ -37,7 +37,8 @@ use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{BrokerChoice, Config, StoreChoice};
 use crate::accounts::Accounts;
 use crate::http::ApiError;
-use crate::metrics::Metrics;
+use crate::leaderboard_feed::{ListenerWatch, PersonalPushes, Ticker};
+use crate::metrics::{Metrics, PushCounters};
 use crate::protocol::ClientError;
 use crate::rate_limit::HttpRateLimiter;
 use crate::state::ServerState;
@@ -103,7 +104,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     }));
     let sports = sports_service(&config, &node)?;
     let accounts = Accounts::new(node.writer());
-    let leaderboards = leaderboard_service(&config, &node).await?;
+    let metrics = Metrics::default();
+    let leaderboards = leaderboard_service(&config, &node, metrics.leaderboard_pushes.clone()).await?;
+    node.watch_subscriptions(Arc::new(ListenerWatch { leaderboards: leaderboards.clone() }));
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
@@ -116,12 +119,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         accounts,
         auth,
         config,
-        metrics: Metrics::default(),
+        metrics,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         node_id,
         next_connection_id: AtomicU64::new(1),
     });
+    Ticker::spawn(state.clone());
     let serve = tokio::spawn(serve(listener, state.clone()));
     tracing::info!(%addr, "courtside listening");
     Ok(RunningServer { addr, state, serve })
@@ -149,9 +153,13 @@ pub fn sports_service_on(config: &Config, store: Arc<dyn StreamStore>) -> Result
 /// The leaderboard service on the node's store, with the configured boards declared and the
 /// boards created through the API loaded (a configured board and a created one under the same
 /// id with other specs stop the start).
-async fn leaderboard_service(config: &Config, node: &Node) -> Result<LeaderboardService, ServerError> {
+async fn leaderboard_service(config: &Config, node: &Node, counters: Arc<PushCounters>) -> Result<LeaderboardService, ServerError> {
     let now = || i64::try_from(now_ms()).unwrap_or(i64::MAX);
-    let service = LeaderboardService::new(node.writer(), now, None);
+    let sink = PersonalPushes::start(config, node.writer(), counters).map(|sink| sink as Arc<dyn UpdateSink>);
+    let mut service = LeaderboardService::new(node.writer(), now, sink);
+    if let Some(public) = config.namespaces.get(courtside_leaderboard::layout::PUBLIC_NAMESPACE) {
+        service = service.with_public_channels(public.retention());
+    }
     let failed = |error: LeaderboardError| ServerError::Leaderboards(error.to_string());
     for (id, board) in &config.leaderboards {
         service.declare(board.spec(id)).map_err(failed)?;
