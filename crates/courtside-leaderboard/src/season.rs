@@ -44,6 +44,9 @@ pub struct ScoreUpdate {
     /// Whether `player` is listening for rank pushes.
     #[serde(skip)]
     pub listening: bool,
+    /// The rating change, when a match result made this move.
+    #[serde(skip)]
+    pub rating_change: Option<i64>,
 }
 
 /// An operation queued for a board season.
@@ -234,6 +237,7 @@ impl SeasonIndex {
             new_leader,
             offset: publication.offset,
             listening: self.listeners.is_listening(player),
+            rating_change: entry.elo,
         })
     }
 
@@ -253,6 +257,7 @@ impl SeasonIndex {
             new_leader: None,
             offset: self.position.offset,
             listening: false,
+            rating_change: None,
         }
     }
 

@@ -9,6 +9,7 @@ use courtside_core::{NamespaceOptions, Role};
 
 use crate::rate_limit::{EndpointClass, RateLimit};
 pub use leaderboards::{LeaderboardConfig, RatingConfig, Reset};
+pub use crate::event_map::SocketIoConfig;
 
 mod leaderboards;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -53,6 +54,8 @@ pub struct Config {
     /// How often each board's top-N view in `leaderboard:{board}` is rewritten when it changed
     /// (the most a follower receives, however fast scores arrive).
     pub leaderboard_push_interval_ms: u64,
+    /// Socket.IO event maps: the app's own events (none by default).
+    pub socketio: SocketIoConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +159,7 @@ impl Default for Config {
             namespaces: default_namespaces(),
             leaderboards: BTreeMap::new(),
             leaderboard_push_interval_ms: 500,
+            socketio: SocketIoConfig::default(),
         }
     }
 }
@@ -435,6 +439,10 @@ impl Config {
         for (id, board) in &self.leaderboards {
             board.validate(id)?;
         }
+        if self.leaderboard_push_interval_ms == 0 {
+            return invalid("leaderboard_push_interval_ms", "must be at least 1");
+        }
+        self.socketio.compile().map_err(|error| ConfigError::Invalid { key: error.key, message: error.reason })?;
         Ok(())
     }
 

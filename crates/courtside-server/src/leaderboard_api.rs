@@ -38,13 +38,12 @@ use courtside_core::access::Principal;
 use courtside_core::channel::Role;
 use courtside_core::store::StoreError;
 use courtside_leaderboard::board::{check_range, score_from_number, SpecError};
-use courtside_leaderboard::{BoardSpec, LeaderboardError, LeaderboardService, MatchRecorded, Outcome};
+use courtside_leaderboard::{BoardSpec, LeaderboardError, MatchRecorded, Outcome};
 use serde_json::json;
 
 use self::requests::{bounded, AroundQuery, BoardPath, CreateBoard, MatchIn, PageQuery, PathIds, PlayerPath, SeasonQuery, SubmitScore, TopQuery};
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
 use self::requests::{BoardOut, BoardsList, MatchOut, PlayerRankOut, StandingsOut, SubmittedOut};
-use crate::config::StoreChoice;
 use crate::http::{json_body, principal_from, ApiError, HttpFailure};
 use crate::protocol::ClientError;
 #[allow(unused_imports)]
@@ -188,30 +187,18 @@ fn bad_query(message: String) -> Failure {
 
 /// The board, known to this node: an id it does not know is looked up among the created boards
 /// once (another node may have created it) before the answer is 404.
-async fn known(service: &LeaderboardService, board: &str) -> Result<BoardSpec, Failure> {
-    match service.board(board) {
-        Ok(spec) => Ok(spec),
-        Err(_) => {
-            service.load_boards().await?;
-            Ok(service.board(board)?)
-        }
-    }
-}
-
 /// Before a read: the board is known, and with a shared store the season has caught up with
 /// what other nodes committed (see the module doc).
 async fn fresh(state: &ServerState, board: &str, season: Option<&str>) -> Result<(), Failure> {
-    let spec = known(&state.leaderboards, board).await?;
     // A season that has not begun has nothing to read: refused before anything is loaded, so
     // no caller fills memory with empty future seasons. (Names of one schedule sort by time.)
     if let Some(season) = season {
+        let spec = state.known_board(board).await?;
         if season > spec.season_at(now_ms()).as_str() {
             return Err(SpecError::Season(season.to_string()).into());
         }
     }
-    if matches!(state.config.store_choice(), Ok(StoreChoice::Postgres(_))) {
-        state.leaderboards.catch_up(board, season).await?;
-    }
+    state.fresh_board(board, season).await?;
     Ok(())
 }
 
@@ -270,7 +257,7 @@ pub(crate) async fn create_board(State(state): Shared, headers: HeaderMap, body:
 pub(crate) async fn board(State(state): Shared, headers: HeaderMap, ids: Result<Path<BoardPath>, PathRejection>) -> Reply {
     caller(&state, &headers)?;
     let ids: BoardPath = path(ids)?;
-    let spec = known(&state.leaderboards, &ids.id).await?;
+    let spec = state.known_board(&ids.id).await?;
     ok(board_out(spec))
 }
 
@@ -298,7 +285,7 @@ pub(crate) async fn submit(
         Some(score) => check_range(score).map_err(LeaderboardError::from)?,
         None => score_from_number(submit.score.as_f64().unwrap_or(f64::NAN)).map_err(LeaderboardError::from)?,
     };
-    known(&state.leaderboards, &ids.id).await?;
+    state.known_board(&ids.id).await?;
     ok(state.leaderboards.submit(&ids.id, &submit.player, score, submit.id.as_deref()).await?)
 }
 
@@ -323,7 +310,7 @@ pub(crate) async fn record_match(
     let input: MatchIn = json_body(&headers, body)?;
     allow(&principal, Write::Scores)?;
     let result = input.result().map_err(|message| HttpFailure::Module(LeaderboardApiError::Invalid(message)))?;
-    known(&state.leaderboards, &ids.id).await?;
+    state.known_board(&ids.id).await?;
     let outcome = result.outcome;
     let recorded: MatchRecorded = state.leaderboards.record_match(&ids.id, result, Some(&input.id)).await?;
     let mut out = json!(recorded);

@@ -29,7 +29,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::config::{Config, StoreChoice};
+use crate::config::Config;
 use crate::metrics::PushCounters;
 use crate::state::ServerState;
 
@@ -55,6 +55,9 @@ pub struct RankPush<'a> {
     pub rank: u64,
     pub previous_score: Option<i64>,
     pub previous_rank: Option<u64>,
+    /// How much the score moved: the rating change of a match result, else `score` minus
+    /// `previousScore` (the whole score for a first score; 0 for `RANK_CHANGE`).
+    pub score_change: i64,
     /// Who moved (the player themselves for `SCORE_UPDATE` and `NEW_LEADER`).
     pub mover: &'a str,
     /// When the push was made (milliseconds since the Unix epoch).
@@ -77,6 +80,7 @@ pub fn rank_pushes(update: &ScoreUpdate, time: u64) -> Vec<(&str, RankPush<'_>)>
                 rank: update.rank,
                 previous_score: update.previous_score,
                 previous_rank: update.previous_rank,
+                score_change: update.rating_change.unwrap_or_else(|| update.score.saturating_sub(update.previous_score.unwrap_or(0))),
                 mover: &update.player,
                 time,
             },
@@ -94,6 +98,7 @@ pub fn rank_pushes(update: &ScoreUpdate, time: u64) -> Vec<(&str, RankPush<'_>)>
                 rank: change.new_rank,
                 previous_score: Some(change.score),
                 previous_rank: Some(change.old_rank),
+                score_change: 0,
                 mover: &update.player,
                 time,
             },
@@ -202,7 +207,7 @@ pub struct Ticker;
 impl Ticker {
     pub fn spawn(state: Arc<ServerState>) {
         let interval = Duration::from_millis(state.config.leaderboard_push_interval_ms.max(1));
-        let shared_store = matches!(state.config.store_choice(), Ok(StoreChoice::Postgres(_)));
+        let shared_store = state.shares_store();
         let (shutdown, tasks) = (state.shutdown.clone(), state.tasks.clone());
         tasks.spawn(async move {
             let mut ticks = tokio::time::interval(interval);
@@ -245,6 +250,7 @@ mod tests {
             new_leader: Some("ana".into()),
             offset: 7,
             listening: true,
+            rating_change: None,
         };
         let pushes = rank_pushes(&update, 5);
         let summary: Vec<(&str, &str, u64, Option<u64>)> = pushes.iter().map(|(p, push)| (*p, push.kind, push.rank, push.previous_rank)).collect();

@@ -3,7 +3,8 @@
 //! # Layout, in layers (each uses only the layers above it)
 //! 1. Wire and settings: [`protocol`] (wire protocol v1: commands, replies, pushes, error and
 //!    disconnect codes), [`config`] (the configuration model, defaults, layered loading),
-//!    [`rate_limit`] (token buckets and per-caller limits), [`metrics`].
+//!    [`rate_limit`] (token buckets and per-caller limits), [`metrics`], [`event_map`] (the
+//!    Socket.IO event maps of the configuration, checked and compiled, and their templates).
 //! 2. Identity: [`auth`] (JWT, the API key, generated secrets), [`accounts`] (users, sign-in,
 //!    rotating refresh tokens).
 //! 3. Shared state and the bottom of HTTP: [`state`] (what every handler and connection
@@ -32,6 +33,7 @@ pub mod api;
 pub mod auth;
 pub mod auth_api;
 pub mod config;
+pub mod event_map;
 pub mod http;
 pub mod leaderboard_api;
 pub mod leaderboard_feed;

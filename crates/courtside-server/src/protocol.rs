@@ -11,6 +11,7 @@ use std::io::Write;
 use bytes::Bytes;
 use courtside_core::hub::WireFormat;
 use courtside_core::node::NodeError;
+use courtside_leaderboard::LeaderboardError;
 use courtside_core::{ChannelName, Publication, StreamPosition};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -77,6 +78,19 @@ impl From<NodeError> for ClientError {
             NodeError::AlreadySubscribed(_) => ClientError::AlreadySubscribed,
             NodeError::Store(e) => ClientError::Unavailable(e.to_string()),
             NodeError::Broker(e) => ClientError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// A leaderboard read made for a connection (a Socket.IO event map's reply).
+impl From<LeaderboardError> for ClientError {
+    fn from(error: LeaderboardError) -> Self {
+        use LeaderboardError as E;
+        match error {
+            E::UnknownBoard(_) => ClientError::NotFound(error.to_string()),
+            E::Store(_) | E::Contended | E::Interrupted => ClientError::Unavailable(error.to_string()),
+            E::Corrupt(_) | E::Layout(_) => ClientError::Internal,
+            E::AlreadyExists(_) | E::NotRatings(_) | E::OpId | E::Spec(_) | E::Score(_) | E::Elo(_) => ClientError::BadRequest(error.to_string()),
         }
     }
 }

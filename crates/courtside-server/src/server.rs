@@ -58,6 +58,8 @@ pub enum ServerError {
     Sports(String),
     #[error("leaderboards: {0}")]
     Leaderboards(String),
+    #[error(transparent)]
+    EventMap(#[from] crate::event_map::MapError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -104,6 +106,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     }));
     let sports = sports_service(&config, &node)?;
     let accounts = Accounts::new(node.writer());
+    let socketio_map = Arc::new(config.socketio.compile()?);
     let metrics = Metrics::default();
     let leaderboards = leaderboard_service(&config, &node, metrics.leaderboard_pushes.clone()).await?;
     node.watch_subscriptions(Arc::new(ListenerWatch { leaderboards: leaderboards.clone() }));
@@ -120,6 +123,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         auth,
         config,
         metrics,
+        socketio_map,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         node_id,

@@ -10,13 +10,14 @@ use courtside_core::access::Principal;
 use courtside_core::hub::ConnectionId;
 use courtside_core::node::Node;
 use courtside_domain::service::SportsService;
-use courtside_leaderboard::LeaderboardService;
+use courtside_leaderboard::{BoardSpec, LeaderboardError, LeaderboardService};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::Accounts;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, StoreChoice};
+use crate::event_map::EventMap;
 use crate::metrics::Metrics;
 use crate::protocol::ClientError;
 use crate::rate_limit::HttpRateLimiter;
@@ -35,6 +36,8 @@ pub struct ServerState {
     pub auth: Authenticator,
     pub config: Config,
     pub metrics: Metrics,
+    /// The Socket.IO event maps of the configuration, compiled.
+    pub socketio_map: Arc<EventMap>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Connections and streams still running; shutdown waits for them.
@@ -45,6 +48,32 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// Whether other nodes write to this node's store (a PostgreSQL store), so reads must
+    /// catch up with what they committed.
+    pub fn shares_store(&self) -> bool {
+        matches!(self.config.store_choice(), Ok(StoreChoice::Postgres(_)))
+    }
+
+    /// A board's spec; a board created on another node is loaded on first use.
+    pub async fn known_board(&self, board: &str) -> Result<BoardSpec, LeaderboardError> {
+        match self.leaderboards.board(board) {
+            Ok(spec) => Ok(spec),
+            Err(_) => {
+                self.leaderboards.load_boards().await?;
+                self.leaderboards.board(board)
+            }
+        }
+    }
+
+    /// A board ready to be read: known (a board created on another node is loaded on first
+    /// use) and, when nodes share the store, its `season` (`None`: the current one) caught up.
+    pub async fn fresh_board(&self, board: &str, season: Option<&str>) -> Result<BoardSpec, LeaderboardError> {
+        let spec = self.known_board(board).await?;
+        if self.shares_store() {
+            self.leaderboards.catch_up(board, season).await?;
+        }
+        Ok(spec)
+    }
     pub fn next_connection_id(&self) -> ConnectionId {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
     }

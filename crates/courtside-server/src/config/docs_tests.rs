@@ -48,10 +48,16 @@ fn every_configuration_key_has_a_documented_row_with_its_environment_variable() 
     // No board is declared by default; each board's keys are documented under `leaderboards.<id>`.
     keys.retain(|key| key != "leaderboards");
     keys.extend(["order", "operator", "top_n", "reset", "rating.k_factor", "rating.initial"].map(|key| format!("leaderboards.<id>.{key}")));
+    // No client event is mapped by default; each rule's keys are documented under `on.<event>`.
+    keys.extend(["arg_is_user", "unfollow", "follow", "reply"].map(|key| format!("socketio.on.<event>.{key}")));
     let mut missing = Vec::new();
     for key in keys.iter().filter(|key| key.as_str() != "namespaces") {
         let (row_key, env) = match key.as_str() {
             "sports.rate_limits" => ("rate_limits.<class>".to_string(), "COURTSIDE_SPORTS__RATE_LIMITS__".to_string()),
+            rule if rule.starts_with("socketio.on.<event>.") => {
+                let name = &rule["socketio.".len()..];
+                (name.to_string(), format!("COURTSIDE_SOCKETIO__ON__<EVENT>__{}", rule["socketio.on.<event>.".len()..].to_uppercase()))
+            }
             board if board.starts_with("leaderboards.<id>.") => {
                 let name = &board["leaderboards.<id>.".len()..];
                 (name.to_string(), format!("COURTSIDE_LEADERBOARDS__<ID>__{}", name.replace('.', "__").to_uppercase()))
@@ -164,6 +170,13 @@ fn quoted_error_messages_are_the_loaders() {
         "[leaderboards.weekly]\nreset = \"hourly\"\n",
         "[leaderboards.elo.rating]\nk_factor = 0\n",
         "[leaderboards.elo.rating]\ninitial = 9007199254740992\n",
+        "leaderboard_push_interval_ms = 0\n",
+        "[socketio.on.subscribe]\nfollow = [\"a:b\"]\n",
+        "[socketio.on.x]\nreply = { event = \"connect\" }\n",
+        "[socketio.on.x]\nfollow = [\"a b\"]\n",
+        "[[socketio.emit]]\nchannel = \"a:*\"\nevent = \"e\"\ndata = { at = \"$tomorrow\" }\n",
+        "[[socketio.emit]]\nchannel = \"a:*\"\nevent = \"e\"\ndata = { me = \"$user\" }\n",
+        "[socketio.on.x]\nreply = { event = \"y\", source = { leaderboard = \"b\" } }\n",
     ] {
         let message = load_error(toml);
         if !document.contains(&message) {

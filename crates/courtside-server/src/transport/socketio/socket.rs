@@ -81,6 +81,7 @@ struct SioSocket {
 }
 
 mod admission;
+mod mapped;
 
 /// Why the socket ends.
 enum End {
@@ -382,7 +383,10 @@ impl SioSocket {
                 let left = verified.expires_at_secs.saturating_sub(now_secs());
                 self.acknowledge(ack, &serde_json::json!({ "expires_in_secs": left }))
             }
-            other => Err(ClientError::UnknownMethod(other.chars().take(64).collect())),
+            other => match self.state.socketio_map.clone().client_event(other) {
+                Some(rule) => self.mapped_event(rule, argument, ack).await,
+                None => Err(ClientError::UnknownMethod(other.chars().take(64).collect())),
+            },
         }
     }
 
@@ -489,10 +493,9 @@ impl SioSocket {
             Admit::EpochChanged { .. } => return Err(Disconnect::InternalError),
         }
         // Encoded once per publication for every socket of this node; each adds its position.
-        let start = delivery.wire(SOCKETIO_WIRE, publication_event_start);
-        let mut out = Vec::with_capacity(start.len() + 64 * self.followed.len() + 2);
-        out.extend_from_slice(start);
-        self.finish_event(out)?;
+        let map = self.state.socketio_map.clone();
+        let starts = delivery.wire(SOCKETIO_WIRE, |publication| mapped::publication_events(&map, publication));
+        self.finish_events(starts)?;
         self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
         Ok(())
     }
@@ -506,9 +509,21 @@ impl SioSocket {
         }
     }
 
-    /// `42["publication",{"channel":…,"epoch":…,"offset":…,…,"data":…},"<position>"]`.
+    /// The events `publication` becomes (by default
+    /// `42["publication",{"channel":…,"epoch":…,"offset":…,…,"data":…},"<position>"]`).
     fn emit_publication(&mut self, publication: &Publication) -> Result<(), Disconnect> {
-        self.finish_event(publication_event_start(publication).into())
+        let starts = mapped::publication_events(&self.state.socketio_map, publication);
+        self.finish_events(&starts)
+    }
+
+    /// Finishes and sends each event of a publication's shared encoding.
+    fn finish_events(&mut self, starts: &[u8]) -> Result<(), Disconnect> {
+        for start in starts.split(|byte| *byte == mapped::EVENT_SEPARATOR) {
+            let mut out = Vec::with_capacity(start.len() + 64 * self.followed.len() + 2);
+            out.extend_from_slice(start);
+            self.finish_event(out)?;
+        }
+        Ok(())
     }
 
     fn emit_presence(&mut self, event: &PresenceEvent) -> Result<(), Disconnect> {

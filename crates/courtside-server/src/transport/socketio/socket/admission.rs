@@ -42,7 +42,8 @@ impl SioSocket {
                 return self.refuse_connect(&refused);
             }
         };
-        let token = data.token.clone().or_else(|| self.header_token.clone());
+        // An empty token is none (an app that has no token yet sends `auth: { token: "" }`).
+        let token = data.token.clone().filter(|token| !token.is_empty()).or_else(|| self.header_token.clone());
         let (principal, expires) = match self.state.admit(token.as_deref()) {
             Ok(admitted) => admitted,
             Err(error) => return self.refuse_connect(&error),
@@ -66,7 +67,7 @@ impl SioSocket {
         for packet in held {
             self.send_raw(packet)?;
         }
-        Ok(())
+        self.follow_on_connect().await
     }
 
     fn refuse_connect(&mut self, error: &ClientError) -> Result<(), Disconnect> {
