@@ -256,6 +256,11 @@ pub fn authenticate(
     state.admit(token).map_err(ApiError)
 }
 
+/// The client's address as [`rate_limited`] worked it out (behind trusted proxies, from
+/// `X-Forwarded-For`), for the handlers it wraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
 /// Counts the request against its caller's bucket for the endpoint's class: a signed-in user by
 /// name, anyone else by address (the app backend's API key is not limited). Every limited
 /// response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds when the
@@ -264,16 +269,23 @@ pub async fn rate_limited(
     State(state): State<Arc<ServerState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     matched: MatchedPath,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let class = EndpointClass::of(request.method(), matched.as_str());
     let forwarded_for = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
-    let address = Caller::address(client_address(peer.ip(), forwarded_for, &state.config.sports.trusted_proxies));
+    let ip = client_address(peer.ip(), forwarded_for, &state.config.sports.trusted_proxies);
+    request.extensions_mut().insert(ClientAddress(ip));
+    // A Socket.IO request of an open session (`sid=`) opens nothing: only the handshake counts.
+    if class == EndpointClass::Connect && request.uri().query().is_some_and(|query| form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "sid")) {
+        return next.run(request).await;
+    }
+    let address = Caller::address(ip);
     let caller = match principal_from(&state, request.headers(), None) {
         Ok(Principal::Server) => return next.run(request).await,
-        // Sign-in is counted by address whoever asks: it is where passwords are guessed.
-        Ok(Principal::User { .. }) if class == EndpointClass::SignIn => address,
+        // Sign-in is counted by address whoever asks: it is where passwords are guessed; so are
+        // connection attempts (seed 004 limits them per address).
+        Ok(Principal::User { .. }) if matches!(class, EndpointClass::SignIn | EndpointClass::Connect) => address,
         Ok(Principal::User { id, .. }) => Caller::User(id),
         Ok(Principal::Anonymous) | Err(_) => address,
     };

@@ -1,6 +1,6 @@
 //! Rate limits: the token bucket (per WebSocket connection, and per user or IP on the HTTP API),
 //! [`HttpRateLimiter`], and the per-endpoint limits of the sports and leaderboard APIs (seed
-//! 001's numbers by default). The middleware that applies them to requests is [`crate::http::rate_limited`].
+//! 001's numbers by default), of opening connections and of Socket.IO events (seed 004's). The middleware that applies them to requests is [`crate::http::rate_limited`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -105,12 +105,20 @@ pub enum EndpointClass {
     LeaderboardRead,
     /// Leaderboard writes: score submits, match results, board creation.
     LeaderboardWrite,
+    /// Opening a connection — a WebSocket, an SSE stream, a Socket.IO session — counted per
+    /// client address on every transport. The default is a flood guard that a stadium's
+    /// thousands of phones behind one address stay under; seed 004's 100 per 15 minutes is set
+    /// in `examples/live-scoreboard.toml`.
+    Connect,
+    /// Events a Socket.IO client emits, counted per user (or address) across its sockets
+    /// (seed 004's 60 per minute in `examples/live-scoreboard.toml`).
+    SocketIoEvent,
     /// Every other endpoint (events, registry, matches, announcements, conflicts, users).
     Other,
 }
 
 impl EndpointClass {
-    pub const ALL: [EndpointClass; 13] = [
+    pub const ALL: [EndpointClass; 15] = [
         EndpointClass::ScoreUpdate,
         EndpointClass::ScoreRead,
         EndpointClass::ScoresList,
@@ -123,6 +131,8 @@ impl EndpointClass {
         EndpointClass::SignIn,
         EndpointClass::LeaderboardRead,
         EndpointClass::LeaderboardWrite,
+        EndpointClass::Connect,
+        EndpointClass::SocketIoEvent,
         EndpointClass::Other,
     ];
 
@@ -141,6 +151,8 @@ impl EndpointClass {
             EndpointClass::SignIn => "sign_in",
             EndpointClass::LeaderboardRead => "leaderboard_read",
             EndpointClass::LeaderboardWrite => "leaderboard_write",
+            EndpointClass::Connect => "connect",
+            EndpointClass::SocketIoEvent => "socketio_event",
             EndpointClass::Other => "other",
         }
     }
@@ -156,6 +168,8 @@ impl EndpointClass {
             EndpointClass::ClaimWrite | EndpointClass::SignIn => RateLimit::new(20, 60),
             EndpointClass::LeaderboardRead => RateLimit::new(300, 60),
             EndpointClass::LeaderboardWrite => RateLimit::new(20, 1),
+            EndpointClass::Connect => RateLimit::new(20_000, 60),
+            EndpointClass::SocketIoEvent => RateLimit::new(600, 60),
             EndpointClass::Other => RateLimit::new(100, 60),
         }
     }
@@ -175,6 +189,7 @@ impl EndpointClass {
             "/api/events/{event_id}/coverage-plans" if is_get => EndpointClass::CoverageRead,
             "/api/events/{event_id}/coverage-plans" => EndpointClass::CoverageWrite,
             "/api/auth/login" | "/api/auth/refresh" => EndpointClass::SignIn,
+            "/ws" | "/sse" | "/socket.io/" => EndpointClass::Connect,
             leaderboards if leaderboards.starts_with("/api/leaderboards") && is_get => EndpointClass::LeaderboardRead,
             leaderboards if leaderboards.starts_with("/api/leaderboards") => EndpointClass::LeaderboardWrite,
             _ => EndpointClass::Other,

@@ -6,19 +6,24 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 
 use crate::api::{broadcast, channels, health, history, metrics, presence, publish, ready};
-use crate::http::{cors, method_not_allowed, not_found, BODY_BYTES_MAX};
+use crate::http::{cors, method_not_allowed, not_found, rate_limited, BODY_BYTES_MAX};
 use crate::state::ServerState;
 use crate::transport::{socketio, sse, ws};
 
 /// The whole HTTP surface of a server over `state`.
 pub fn router(state: Arc<ServerState>) -> Router {
     let cors = cors(&state.config);
-    Router::new()
+    // Opening a connection, on any transport, counts against the client address's `connect` limit.
+    let connections = Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/sse", get(sse::stream))
+        .merge(socketio::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited));
+    Router::new()
+        .merge(connections)
         .route("/api/publish", post(publish))
         .route("/api/broadcast", post(broadcast))
         .route("/api/history", get(history))
@@ -31,7 +36,6 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(crate::sports_api::routes(state.clone()))
         .merge(crate::leaderboard_api::routes(state.clone()))
         .merge(crate::auth_api::routes(state.clone()))
-        .merge(socketio::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))

@@ -183,3 +183,39 @@ async fn seed_003_love_rank_pulse_runs_unchanged() {
     app.state("unmounted").await;
     app.command("exit").await;
 }
+
+#[tokio::test]
+async fn seed_004_limits_hold_on_every_transport() {
+    let server = start("examples/live-scoreboard.toml").await;
+    let token = server.token("alice", &[Role::Spectator]);
+    let Some(mut app) = App::start("live-scoreboard.mjs", &[("REACT_APP_WS_URL", url(&server)), ("TOKEN", token)]) else { return };
+    app.state("leaderboard").await;
+    // 60 events per user per minute: `subscribe_scoreboard` was the first, 59 pings pass.
+    for _ in 0..60 {
+        app.command("ping").await;
+    }
+    for _ in 0..59 {
+        app.state("pong").await;
+    }
+    let refused = app.state("error").await["data"].clone();
+    assert_eq!((refused["code"].as_u64(), refused["event"].as_str()), (Some(108), Some("ping")), "{refused}");
+
+    // 100 connection attempts per address per 15 minutes, whatever the transport: the app's
+    // socket was one; 99 more handshakes pass, then every transport is refused.
+    let http = reqwest::Client::new();
+    let handshake = format!("{}/socket.io/?EIO=4&transport=polling", url(&server));
+    for attempt in 0..99 {
+        let status = http.get(&handshake).send().await.expect("handshake").status();
+        assert_eq!(status, 200, "attempt {attempt}");
+    }
+    let refused = http.get(&handshake).send().await.expect("handshake");
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_some());
+    let sse = http.get(format!("{}/sse?channel=leaderboard:scoreboard", url(&server))).send().await.expect("sse");
+    assert_eq!(sse.status(), 429);
+    let ws = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.server.addr)).await;
+    match ws {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("the WebSocket upgrade must be refused with 429, got {other:?}"),
+    }
+}

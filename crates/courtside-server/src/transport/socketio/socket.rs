@@ -31,7 +31,7 @@ use super::recovery;
 use super::sio::{self, SioKind, SioPacket};
 use crate::auth::now_secs;
 use crate::protocol::{ChannelParams, ClientError, Disconnect, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply, write_publication_fields};
-use crate::rate_limit::TokenBucket;
+use crate::rate_limit::{Caller, EndpointClass, TokenBucket};
 use crate::state::ServerState;
 use crate::session::{HistoryResult, PublishResult, history_checked, publish_checked, read_missing, verify_refresh};
 
@@ -51,6 +51,8 @@ pub struct SocketStart {
     pub incoming: mpsc::Receiver<Incoming>,
     /// `Authorization: Bearer` of the handshake request, used when `auth.token` is absent.
     pub header_token: Option<String>,
+    /// The client's address (what anonymous sockets' event limit counts against).
+    pub address: std::net::IpAddr,
     pub outbox: Outbox,
     pub inbox: Inbox,
 }
@@ -66,6 +68,7 @@ struct SioSocket {
     session: Arc<EngineSession>,
     id: u64,
     header_token: Option<String>,
+    address: std::net::IpAddr,
     principal: Option<Principal>,
     token_expires_at_secs: Option<u64>,
     outbox: Outbox,
@@ -93,13 +96,14 @@ enum End {
 
 /// Runs a socket until it ends, then leaves every channel and forgets the session.
 pub async fn run(start: SocketStart) {
-    let SocketStart { state, engine, session, mut incoming, header_token, outbox, mut inbox } = start;
+    let SocketStart { state, engine, session, mut incoming, header_token, address, outbox, mut inbox } = start;
     let limits = &state.config.client;
     let mut socket = SioSocket {
         id: state.next_connection_id(),
         state: state.clone(),
         session: session.clone(),
         header_token,
+        address,
         principal: None,
         token_expires_at_secs: None,
         outbox,
@@ -297,7 +301,7 @@ impl SioSocket {
                 if self.principal.is_none() {
                     return Err(Disconnect::ConnectRequired);
                 }
-                if !allowed {
+                if !allowed || !self.user_allows_event() {
                     return self.refuse(&name, ack, &ClientError::TooManyRequests);
                 }
                 self.state.metrics.commands_total.fetch_add(1, Ordering::Relaxed);
@@ -308,6 +312,17 @@ impl SioSocket {
                 Ok(())
             }
         }
+    }
+
+    /// Counts one event against the user's `socketio_event` limit, shared by their sockets (an
+    /// anonymous socket counts against its address; the API key is not limited).
+    fn user_allows_event(&self) -> bool {
+        let caller = match &self.principal {
+            Some(Principal::User { id, .. }) => Caller::User(id.clone()),
+            Some(Principal::Server) => return true,
+            _ => Caller::address(self.address),
+        };
+        self.state.http_limits.check(EndpointClass::SocketIoEvent, caller, std::time::Instant::now()).allowed
     }
 
     fn client_id(&self) -> String {
