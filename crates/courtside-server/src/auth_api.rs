@@ -10,13 +10,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use courtside_core::access::Principal;
 use courtside_core::Role;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounts::{AccountError, TokenLifetimes};
-use crate::http::{ApiError, HttpFailure, optional_json, principal_from};
+use crate::http::{ApiError, HttpFailure, optional_json, require_director};
 use crate::protocol::ClientError;
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
 use crate::schemas::{ErrorBody, UsersList};
@@ -127,16 +126,6 @@ pub(crate) async fn refresh(
         .ok_or_else(|| ApiError(ClientError::Unauthorized("send the refresh token as `Authorization: Bearer …` or in the body".into())))?;
     let issued = state.accounts.refresh(&state.auth, &token, lifetimes(&state)).await?;
     Ok(Json(issued).into_response())
-}
-
-/// Directors and the app backend manage users.
-fn require_director(state: &ServerState, headers: &HeaderMap) -> Result<(), Failure> {
-    match principal_from(state, headers, None)? {
-        Principal::Server => Ok(()),
-        Principal::User { roles, .. } if roles.contains(&Role::Director) => Ok(()),
-        Principal::User { .. } => Err(ApiError(ClientError::PermissionDenied).into()),
-        Principal::Anonymous => Err(ApiError(ClientError::Unauthorized("this endpoint needs a token".into())).into()),
-    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -47,6 +47,9 @@ pub struct Config {
     pub sports: SportsConfig,
     /// Seconds to let connections close and the store flush on SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// On SIGTERM/SIGINT, seconds between the maintenance notice every connection gets and the
+    /// shutdown (a second signal stops at once).
+    pub maintenance_notice_secs: u64,
     /// Channel namespaces by name; the built-in ones can be changed key by key.
     pub namespaces: BTreeMap<String, NamespaceOptions>,
     /// Leaderboards declared at start, by board id (none by default).
@@ -159,6 +162,7 @@ impl Default for Config {
             namespaces: default_namespaces(),
             leaderboards: BTreeMap::new(),
             leaderboard_push_interval_ms: 500,
+            maintenance_notice_secs: 0,
             socketio: SocketIoConfig::default(),
         }
     }
@@ -438,6 +442,9 @@ impl Config {
         }
         for (id, board) in &self.leaderboards {
             board.validate(id)?;
+        }
+        if self.maintenance_notice_secs > crate::admin_api::NOTICE_SECS_MAX {
+            return invalid("maintenance_notice_secs", "must be at most 3600");
         }
         if self.leaderboard_push_interval_ms == 0 {
             return invalid("leaderboard_push_interval_ms", "must be at least 1");

@@ -18,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use courtside_core::access::Principal;
+use courtside_core::Role;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::protocol::ClientError;
@@ -254,6 +255,16 @@ pub fn authenticate(
         None => query_token,
     };
     state.admit(token).map_err(ApiError)
+}
+
+/// Only directors and the app backend (the API key): user management, maintenance notices.
+pub fn require_director(state: &ServerState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match principal_from(state, headers, None)? {
+        Principal::Server => Ok(()),
+        Principal::User { roles, .. } if roles.contains(&Role::Director) => Ok(()),
+        Principal::User { .. } => Err(ApiError(ClientError::PermissionDenied)),
+        Principal::Anonymous => Err(ApiError(ClientError::Unauthorized("this endpoint needs a token".into()))),
+    }
 }
 
 /// The client's address as [`rate_limited`] worked it out (behind trusted proxies, from

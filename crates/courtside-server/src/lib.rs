@@ -14,7 +14,8 @@
 //!    transport-independent), [`leaderboard_feed`] (top-N views and rank pushes the node
 //!    writes for followers).
 //! 5. Routes and transports: [`api`] (server API, health, readiness, metrics), [`sports_api`],
-//!    [`leaderboard_api`], [`auth_api`], [`transport`] (WebSocket, SSE, Socket.IO).
+//!    [`leaderboard_api`], [`auth_api`], [`admin_api`] (maintenance notices), [`transport`]
+//!    (WebSocket, SSE, Socket.IO).
 //! 6. Assembly: [`router`] (the route table), [`openapi`] (the document, from the routes'
 //!    annotations), [`server`] (wiring, serving, graceful shutdown).
 //!
@@ -29,6 +30,7 @@
 //!   shared by every subscriber that speaks it.
 
 pub mod accounts;
+pub mod admin_api;
 pub mod api;
 pub mod auth;
 pub mod auth_api;

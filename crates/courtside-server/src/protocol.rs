@@ -82,6 +82,45 @@ impl From<NodeError> for ClientError {
     }
 }
 
+/// A notice every connection receives, whatever its transport (seed 004's
+/// `system_notification`): the native push `notice`, the SSE event and the Socket.IO event
+/// `system_notification`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SystemNotice {
+    /// `MAINTENANCE`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub message: String,
+    /// `info`, `warning` or `error`.
+    pub severity: &'static str,
+    /// When it was announced, ISO 8601 UTC.
+    pub timestamp: String,
+    /// Milliseconds until connections are closed.
+    pub duration: u64,
+}
+
+/// The name of the notice's SSE and Socket.IO event.
+pub const NOTICE_EVENT: &str = "system_notification";
+
+impl SystemNotice {
+    /// `{"push":{"notice":{…}}}`: the native push.
+    pub fn encode_push(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Push<'a> {
+            push: Body<'a>,
+        }
+        #[derive(Serialize)]
+        struct Body<'a> {
+            notice: &'a SystemNotice,
+        }
+        serde_json::to_vec(&Push { push: Body { notice: self } }).unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// A leaderboard read made for a connection (a Socket.IO event map's reply).
 impl From<LeaderboardError> for ClientError {
     fn from(error: LeaderboardError) -> Self {
@@ -109,10 +148,11 @@ pub enum Disconnect {
     MessageTooBig,
     InvalidToken,
     ConnectRequired,
+    Maintenance,
 }
 
 impl Disconnect {
-    pub const ALL: [Disconnect; 10] = [
+    pub const ALL: [Disconnect; 11] = [
         Disconnect::Shutdown,
         Disconnect::SlowConsumer,
         Disconnect::IdleTimeout,
@@ -123,6 +163,7 @@ impl Disconnect {
         Disconnect::MessageTooBig,
         Disconnect::InvalidToken,
         Disconnect::ConnectRequired,
+        Disconnect::Maintenance,
     ];
 
     pub fn code(self) -> u16 {
@@ -133,6 +174,7 @@ impl Disconnect {
             Disconnect::TokenExpired => 3003,
             Disconnect::TooManyRequests => 3004,
             Disconnect::InternalError => 3005,
+            Disconnect::Maintenance => 3006,
             Disconnect::InvalidFrame => 3500,
             Disconnect::MessageTooBig => 3501,
             Disconnect::InvalidToken => 3502,
@@ -148,6 +190,7 @@ impl Disconnect {
             Disconnect::TokenExpired => "token expired",
             Disconnect::TooManyRequests => "too many requests",
             Disconnect::InternalError => "internal error",
+            Disconnect::Maintenance => "maintenance",
             Disconnect::InvalidFrame => "invalid frame",
             Disconnect::MessageTooBig => "message too big",
             Disconnect::InvalidToken => "invalid token",

@@ -36,6 +36,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(crate::sports_api::routes(state.clone()))
         .merge(crate::leaderboard_api::routes(state.clone()))
         .merge(crate::auth_api::routes(state.clone()))
+        .merge(crate::admin_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))

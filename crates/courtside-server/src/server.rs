@@ -77,6 +77,25 @@ impl RunningServer {
         self.state.shutdown.cancel();
     }
 
+    /// After a stop signal: every connection gets the maintenance notice, the server waits
+    /// `maintenance_notice_secs` (cut short by another signal), then shuts down and waits for
+    /// that to complete.
+    pub async fn stop_after_notice(self) {
+        let secs = self.state.config.maintenance_notice_secs;
+        let message = if secs == 0 { "The server is restarting now".to_string() } else { format!("The server restarts in {secs} s") };
+        self.state.announce_maintenance(message, Duration::from_secs(secs));
+        if secs > 0 {
+            tracing::info!(secs, "maintenance notice sent; shutting down when it is up (another signal: now)");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                _ = wait_for_signal() => {}
+            }
+        }
+        tracing::info!("shutting down");
+        self.shutdown();
+        self.stopped().await;
+    }
+
     /// Waits for the server to stop (after [`RunningServer::shutdown`]).
     pub async fn stopped(self) {
         let _ = self.serve.await;
@@ -125,6 +144,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         metrics,
         socketio_map,
         shutdown: CancellationToken::new(),
+        maintenance: tokio::sync::watch::Sender::new(None),
         tasks: TaskTracker::new(),
         node_id,
         next_connection_id: AtomicU64::new(1),
@@ -316,9 +336,7 @@ async fn sweep_expired(state: Arc<ServerState>) {
 pub async fn run_until_signal(config: Config) -> Result<(), ServerError> {
     let server = start(config).await?;
     wait_for_signal().await;
-    tracing::info!("shutting down");
-    server.shutdown();
-    server.stopped().await;
+    server.stop_after_notice().await;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::auth::{now_secs, TokenError};
-use crate::protocol::{
+use crate::protocol::{SystemNotice, 
     decode_command, encode_error, encode_publication_push, encode_result, ChannelParams, ClientError, DecodeError,
     Disconnect, HistoryParams, Method, Publications, PublishParams, SubscribeParams, NATIVE_WIRE,
 };
@@ -151,6 +151,11 @@ impl Session {
         self.state.metrics.command_errors_total.fetch_add(1, Ordering::Relaxed);
         self.start_frame();
         encode_error(&mut self.out, id, error);
+    }
+
+    /// Queues the push `{"push":{"notice":…}}`.
+    pub fn push_notice(&mut self, notice: &SystemNotice) {
+        self.push_bytes(&notice.encode_push());
     }
 
     fn push_bytes(&mut self, frame: &[u8]) {

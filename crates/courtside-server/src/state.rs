@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use courtside_core::access::Principal;
 use courtside_core::hub::ConnectionId;
@@ -19,7 +20,7 @@ use crate::auth::Authenticator;
 use crate::config::{Config, StoreChoice};
 use crate::event_map::EventMap;
 use crate::metrics::Metrics;
-use crate::protocol::ClientError;
+use crate::protocol::{ClientError, SystemNotice};
 use crate::rate_limit::HttpRateLimiter;
 
 /// Everything a request handler or connection needs.
@@ -40,6 +41,9 @@ pub struct ServerState {
     pub socketio_map: Arc<EventMap>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
+    /// The maintenance announced, if any: every connection sends its notice and closes at
+    /// its `cut_at` (see [`ServerState::announce_maintenance`]).
+    pub maintenance: tokio::sync::watch::Sender<Option<Arc<Maintenance>>>,
     /// Connections and streams still running; shutdown waits for them.
     pub tasks: TaskTracker,
     /// Names this node among its peers (random per start); qualifies client ids in presence.
@@ -47,7 +51,52 @@ pub struct ServerState {
     pub(crate) next_connection_id: AtomicU64,
 }
 
+/// An announced maintenance: the notice, and when connections are closed.
+#[derive(Debug)]
+pub struct Maintenance {
+    pub notice: SystemNotice,
+    pub cut_at: tokio::time::Instant,
+}
+
+impl Maintenance {
+    /// The maintenance a connection has not told its client about yet: the current one, unless
+    /// it is `told`.
+    pub fn untold(current: &Option<Arc<Maintenance>>, told: &Option<Arc<Maintenance>>) -> Option<Arc<Maintenance>> {
+        match (current, told) {
+            (Some(current), Some(told)) if Arc::ptr_eq(current, told) => None,
+            (current, _) => current.clone(),
+        }
+    }
+}
+
 impl ServerState {
+    /// Tells every connection of this node (native, SSE, Socket.IO) that it closes in
+    /// `duration` (with a code that says to reconnect), and closes it then; connections opened
+    /// meanwhile are told and closed too. Afterwards the node serves as before.
+    pub fn announce_maintenance(self: &Arc<Self>, message: String, duration: Duration) -> Arc<Maintenance> {
+        let notice = SystemNotice {
+            kind: "MAINTENANCE",
+            message,
+            severity: "warning",
+            timestamp: crate::event_map::template::iso_time(courtside_core::stream::now_ms()),
+            duration: duration.as_millis() as u64,
+        };
+        let maintenance = Arc::new(Maintenance { notice, cut_at: tokio::time::Instant::now() + duration });
+        self.maintenance.send_replace(Some(maintenance.clone()));
+        let (state, announced) = (self.clone(), maintenance.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(announced.cut_at).await;
+            // Past the cut, new connections are served again (unless another notice followed).
+            state.maintenance.send_if_modified(|current| {
+                let ours = current.as_ref().is_some_and(|current| Arc::ptr_eq(current, &announced));
+                if ours {
+                    *current = None;
+                }
+                ours
+            });
+        });
+        maintenance
+    }
     /// Whether other nodes write to this node's store (a PostgreSQL store), so reads must
     /// catch up with what they committed.
     pub fn shares_store(&self) -> bool {

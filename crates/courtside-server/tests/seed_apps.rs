@@ -219,3 +219,26 @@ async fn seed_004_limits_hold_on_every_transport() {
         other => panic!("the WebSocket upgrade must be refused with 429, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn seed_004_hears_the_maintenance_notice_and_comes_back() {
+    let server = start("examples/live-scoreboard.toml").await;
+    submit(&server, "scoreboard", "bob", 50).await;
+    let token = server.token("alice", &[Role::Spectator]);
+    let Some(mut app) = App::start("live-scoreboard.mjs", &[("REACT_APP_WS_URL", url(&server)), ("TOKEN", token)]) else { return };
+    app.state("leaderboard").await;
+    let key = format!("apikey {}", server.api_key());
+    let (status, _) = server.post("/api/maintenance", Some(&key), json!({ "message": "Restarting", "durationSecs": 1 })).await;
+    assert_eq!(status, 202);
+    // `onSystemNotification` gets seed 004's `SystemNotification`.
+    let notice = app.state("notification").await["data"].clone();
+    assert_eq!((notice["type"].as_str(), notice["message"].as_str(), notice["severity"].as_str(), notice["duration"].as_u64()), (Some("MAINTENANCE"), Some("Restarting"), Some("warning"), Some(1000)));
+    assert!(is_iso_time(&notice["timestamp"]));
+    // Closed at the cut; socket.io-client reconnects and resumes the scoreboard by itself.
+    let gone = app.state("disconnect").await;
+    assert_eq!(gone["reason"], "transport close");
+    assert_eq!(app.state("connect").await["recovered"], true, "the resume follows the scoreboard again");
+    submit(&server, "scoreboard", "carol", 60).await;
+    let board = app.next(|r| r["state"] == "leaderboard" && r["data"]["topScores"][0]["userId"] == "carol").await;
+    assert_eq!(board["data"]["totalUsers"], 2);
+}

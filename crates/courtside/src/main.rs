@@ -233,8 +233,7 @@ async fn run(command: Command) -> Result<(), String> {
             eprintln!("  one match:             courtside sub match:demo:r1-c1 --server http://{addr}");
             eprintln!("  over HTTP:             curl -H \"authorization: apikey $(cat <data-dir>/api-key)\" http://{addr}/api/events/demo/scores");
             courtside_server::server::wait_for_signal().await;
-            server.shutdown();
-            server.stopped().await;
+            server.stop_after_notice().await;
             Ok(())
         }
         Command::Openapi { markdown } => {

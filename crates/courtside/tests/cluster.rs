@@ -297,6 +297,10 @@ async fn subscriber_session(
             continue;
         }
         let push = &frame["push"];
+        // A node that is stopped tells its connections first (the maintenance notice).
+        if push.get("notice").is_some() {
+            continue;
+        }
         if push.get("disconnect").is_some() {
             continue; // the close frame (or the connection's end) follows
         }

@@ -171,6 +171,7 @@ fn quoted_error_messages_are_the_loaders() {
         "[leaderboards.elo.rating]\nk_factor = 0\n",
         "[leaderboards.elo.rating]\ninitial = 9007199254740992\n",
         "leaderboard_push_interval_ms = 0\n",
+        "maintenance_notice_secs = 3601\n",
         "[socketio.on.subscribe]\nfollow = [\"a:b\"]\n",
         "[socketio.on.x]\nreply = { event = \"connect\" }\n",
         "[socketio.on.x]\nfollow = [\"a b\"]\n",

@@ -25,8 +25,8 @@ use tokio::time::Sleep;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::http::{authenticate, ApiError};
-use crate::protocol::{encode_publication_push, ClientError, Publications, SubscribedReply, NATIVE_WIRE};
-use crate::state::ServerState;
+use crate::protocol::{encode_publication_push, ClientError, Publications, SubscribedReply, NATIVE_WIRE, NOTICE_EVENT};
+use crate::state::{Maintenance, ServerState};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting a dropped stream (sent with the first event).
@@ -125,6 +125,13 @@ async fn open(
             Box::pin(tokio::time::sleep(left))
         }),
         inbox,
+        maintenance: {
+            let mut maintenance = state.maintenance.subscribe();
+            maintenance.mark_changed();
+            maintenance
+        },
+        told: None,
+        cut: None,
         _task: state.tasks.token(),
         state: state.clone(),
     };
@@ -193,6 +200,10 @@ struct SseStream {
     overflow: OverflowSignal,
     /// Ends the stream when the token it was opened with expires.
     expiry: Option<Pin<Box<Sleep>>>,
+    /// Announced maintenance: the notice is sent as an event, then the stream ends at `cut`.
+    maintenance: tokio::sync::watch::Receiver<Option<Arc<Maintenance>>>,
+    told: Option<Arc<Maintenance>>,
+    cut: Option<Pin<Box<Sleep>>>,
     state: Arc<ServerState>,
     _task: TaskTrackerToken,
 }
@@ -223,11 +234,30 @@ impl SseStream {
                     None => std::future::pending().await,
                 }
             };
+            let cut = async {
+                match self.cut.as_mut() {
+                    Some(sleep) => sleep.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             let item = tokio::select! {
                 biased;
-                _ = self.state.shutdown.cancelled() => return None,
+                _ = self.state.shutdown.cancelled() => {
+                    // A notice announced just before the shutdown still goes out first.
+                    let untold = Maintenance::untold(&self.state.maintenance.borrow(), &self.told)?;
+                    self.told = Some(untold.clone());
+                    return Some(notice_event(&untold));
+                }
                 _ = self.overflow.overflowed() => return None,
                 _ = expiry => return None,
+                _ = cut => return None,
+                Ok(()) = self.maintenance.changed() => {
+                    let untold = Maintenance::untold(&self.maintenance.borrow_and_update(), &self.told);
+                    let Some(untold) = untold else { continue };
+                    self.cut = Some(Box::pin(tokio::time::sleep_until(untold.cut_at)));
+                    self.told = Some(untold.clone());
+                    return Some(notice_event(&untold));
+                }
                 item = self.inbox.recv() => item?,
             };
             let Outbound::Publication(delivery) = item else { continue };
@@ -261,6 +291,11 @@ impl SseStream {
             }
         }
     }
+}
+
+/// The `system_notification` event of a maintenance notice.
+fn notice_event(maintenance: &Maintenance) -> Event {
+    Event::default().event(NOTICE_EVENT).data(maintenance.notice.to_json())
 }
 
 impl Drop for SseStream {

@@ -15,7 +15,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::http::ApiError;
 use crate::protocol::{ClientError, Disconnect};
-use crate::state::ServerState;
+use crate::state::{Maintenance, ServerState};
 use crate::session::Session;
 
 /// Bytes of queued frames written in one WebSocket message, at most.
@@ -78,7 +78,13 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
     // several; replies never wait.
     let coalesce = Duration::from_millis(limits.write_coalesce_ms);
     let flush_timer = sleep_until(Instant::now());
-    tokio::pin!(shutdown, overflowed, ping, connect_timer, token_timer, flush_timer);
+    // A maintenance notice: told at once (also one announced before this connection opened),
+    // then the connection closes at its cut.
+    let mut maintenance = state.maintenance.subscribe();
+    maintenance.mark_changed();
+    let mut told: Option<Arc<Maintenance>> = None;
+    let cut_timer = sleep_until(Instant::now());
+    tokio::pin!(shutdown, overflowed, ping, connect_timer, token_timer, flush_timer, cut_timer);
     let mut token_expiry: Option<u64> = None;
     let mut flush_pending = false;
     loop {
@@ -86,8 +92,25 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
         let mut write_now = true;
         let step: Result<(), Disconnect> = tokio::select! {
             biased;
-            _ = &mut shutdown => Err(Disconnect::Shutdown),
+            _ = &mut shutdown => {
+                // A notice announced just before the shutdown still goes out first.
+                let untold = Maintenance::untold(&state.maintenance.borrow(), &told);
+                if let Some(untold) = untold {
+                    session.push_notice(&untold.notice);
+                }
+                Err(Disconnect::Shutdown)
+            }
             _ = &mut overflowed => Err(Disconnect::SlowConsumer),
+            Ok(()) = maintenance.changed() => {
+                let untold = Maintenance::untold(&maintenance.borrow_and_update(), &told);
+                if let Some(untold) = untold {
+                    session.push_notice(&untold.notice);
+                    cut_timer.as_mut().reset(untold.cut_at);
+                    told = Some(untold);
+                }
+                Ok(())
+            }
+            _ = &mut cut_timer, if told.is_some() => Err(Disconnect::Maintenance),
             message = socket.recv() => {
                 last_heard = Instant::now();
                 match message {

@@ -30,9 +30,9 @@ use super::engine::{Engine, EngineSession, Incoming, SendError};
 use super::recovery;
 use super::sio::{self, SioKind, SioPacket};
 use crate::auth::now_secs;
-use crate::protocol::{ChannelParams, ClientError, Disconnect, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply, write_publication_fields};
+use crate::protocol::{NOTICE_EVENT, ChannelParams, ClientError, Disconnect, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply, write_publication_fields};
 use crate::rate_limit::{Caller, EndpointClass, TokenBucket};
-use crate::state::ServerState;
+use crate::state::{Maintenance, ServerState};
 use crate::session::{HistoryResult, PublishResult, history_checked, publish_checked, read_missing, verify_refresh};
 
 /// The event a publication arrives as.
@@ -152,13 +152,38 @@ impl SioSocket {
         let token_timer = sleep_until(Instant::now());
         // Armed when a ping goes out; the pong disarms it. Unanswered for `ping_timeout`: cut.
         let pong_timer = sleep_until(Instant::now());
-        tokio::pin!(ping, connect_timer, token_timer, pong_timer);
+        // A maintenance notice: told at once (also one announced before the socket opened),
+        // then the socket closes at its cut.
+        let mut maintenance = self.state.maintenance.subscribe();
+        maintenance.mark_changed();
+        let mut told: Option<Arc<Maintenance>> = None;
+        let cut_timer = sleep_until(Instant::now());
+        tokio::pin!(ping, connect_timer, token_timer, pong_timer, cut_timer);
         let mut awaiting_pong = false;
         loop {
             let step = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => Err(End::Server(Disconnect::Shutdown)),
+                _ = shutdown.cancelled() => {
+                    // A notice announced just before the shutdown still goes out first.
+                    let untold = Maintenance::untold(&self.state.maintenance.borrow(), &told);
+                    if let Some(untold) = untold {
+                        let _ = self.emit_json(NOTICE_EVENT, &untold.notice);
+                    }
+                    Err(End::Server(Disconnect::Shutdown))
+                }
                 _ = closed.cancelled() => Err(End::ClientGone),
+                Ok(()) = maintenance.changed() => {
+                    let untold = Maintenance::untold(&maintenance.borrow_and_update(), &told);
+                    match untold {
+                        Some(untold) => {
+                            cut_timer.as_mut().reset(untold.cut_at);
+                            told = Some(untold.clone());
+                            self.emit_json(NOTICE_EVENT, &untold.notice).map_err(End::Server)
+                        }
+                        None => Ok(()),
+                    }
+                }
+                _ = &mut cut_timer, if told.is_some() => Err(End::Server(Disconnect::Maintenance)),
                 _ = overflow.overflowed() => Err(End::Server(Disconnect::SlowConsumer)),
                 message = incoming.recv() => match message {
                     None => Err(End::ClientGone),
