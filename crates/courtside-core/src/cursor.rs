@@ -65,6 +65,7 @@ mod tests {
             offset,
             key: None,
             removed: false,
+            event: None,
             data: Bytes::new(),
             time_ms: 0,
         }

@@ -376,6 +376,7 @@ mod tests {
             offset,
             key: None,
             removed: false,
+            event: None,
             data: Bytes::from_static(b"{}"),
             time_ms: 0,
         }

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`channel`]: channel names, namespaces and the roles that may use them.
 //! - [`access`]: who may subscribe to and publish on a channel.
+//! - [`event`]: the optional event name of a publication, its rule and the reserved names.
 //! - [`stream`]: positions (epoch + offset), publications, history pages and keyed snapshots.
 //! - [`store`]: the `StreamStore` seam (durable, numbered history and keyed state) and its
 //!   in-memory implementation.
@@ -26,6 +27,7 @@ pub mod broker;
 pub mod channel;
 pub mod conformance;
 pub mod cursor;
+pub mod event;
 pub mod hub;
 pub mod node;
 pub mod presence;

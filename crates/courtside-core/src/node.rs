@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::broker::{Broker, BrokerError};
 use crate::channel::{ChannelName, NamespaceOptions};
+use crate::event::{validate_event_name, EventNameError};
 use crate::sequencer::Sequencer;
 use crate::hub::{ConnectionId, Hub, Outbox, PresenceEvent};
 use crate::presence::{ClientInfo, PresenceStats, PresenceStore};
@@ -25,6 +26,8 @@ pub enum NodeError {
     #[error("already subscribed to {0}")]
     AlreadySubscribed(ChannelName),
     #[error(transparent)]
+    InvalidEvent(#[from] EventNameError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -37,6 +40,8 @@ pub struct PublishRequest {
     pub data: Bytes,
     pub key: Option<String>,
     pub remove_key: bool,
+    /// The event name; refused unless [`validate_event_name`] accepts it.
+    pub event: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
@@ -188,6 +193,9 @@ impl Node {
     /// Stores (when the namespace keeps history) and delivers one publication.
     pub async fn publish(&self, request: PublishRequest) -> Result<Appended, NodeError> {
         let options = self.options(&request.channel)?;
+        if let Some(event) = &request.event {
+            validate_event_name(event)?;
+        }
         if !options.has_history() {
             if request.idempotency_key.is_some() {
                 return Err(NodeError::NoHistory(request.channel.namespace().to_string()));
@@ -198,6 +206,7 @@ impl Node {
                 offset: 0,
                 key: request.key,
                 removed: request.remove_key,
+                event: request.event,
                 data: request.data,
                 time_ms: now_ms(),
             };
@@ -212,6 +221,7 @@ impl Node {
                 data: request.data,
                 key: request.key,
                 remove_key: request.remove_key,
+                event: request.event,
                 idempotency_key: request.idempotency_key,
                 retention,
             })

@@ -47,6 +47,8 @@ pub struct AppendRequest {
     pub key: Option<String>,
     /// Remove `key` from the keyed state (the publication itself is still kept and delivered).
     pub remove_key: bool,
+    /// The publication's event name, stored and returned as given (see [`crate::event`]).
+    pub event: Option<String>,
     pub idempotency_key: Option<String>,
     pub retention: Retention,
 }

@@ -67,6 +67,8 @@ pub struct Publication {
     pub key: Option<String>,
     /// `true` when this publication removes `key` from the keyed state.
     pub removed: bool,
+    /// The event name it is delivered as (Socket.IO); checked by [`crate::event::validate_event_name`].
+    pub event: Option<String>,
     /// The payload: one JSON value, as the publisher sent it.
     pub data: Bytes,
     /// Server time of the commit, milliseconds since the Unix epoch.

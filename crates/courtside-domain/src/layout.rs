@@ -135,6 +135,7 @@ mod tests {
             offset: 1,
             key: None,
             removed: false,
+            event: None,
             data: bytes::Bytes::copy_from_slice(data.as_bytes()),
             time_ms: 0,
         };

@@ -222,6 +222,7 @@ impl SportsService {
             data: encode(value),
             key: Some(key.to_string()),
             remove_key: false,
+            event: None,
             idempotency_key: None,
             retention: KEEP_ALL,
         }
@@ -240,6 +241,7 @@ impl SportsService {
             data: encode(value),
             key: key.map(str::to_string),
             remove_key: false,
+            event: None,
             idempotency_key: None,
             retention,
         }

@@ -190,6 +190,7 @@ pub(crate) fn match_request(
         data: message.to_bytes(),
         key: None,
         remove_key: false,
+        event: None,
         idempotency_key: None,
         retention,
     })
@@ -236,6 +237,7 @@ impl LeaderboardService {
                 data: FeedMessage::Top(view.clone()).to_bytes(),
                 key: Some(TOP_KEY.to_string()),
                 remove_key: false,
+                event: None,
                 idempotency_key: None,
                 retention,
             };

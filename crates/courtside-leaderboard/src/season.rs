@@ -328,6 +328,7 @@ impl SeasonIndex {
                     data: Bytes::from(serde_json::to_vec(&entry).unwrap_or_default()),
                     key: Some(player.to_string()),
                     remove_key: false,
+                    event: None,
                     idempotency_key: None,
                     retention: BOARD_RETENTION,
                 });

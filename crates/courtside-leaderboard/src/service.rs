@@ -280,6 +280,7 @@ impl LeaderboardService {
                 data: bytes::Bytes::from(serde_json::to_vec(&spec).unwrap_or_default()),
                 key: Some(spec.id.clone()),
                 remove_key: false,
+                event: None,
                 idempotency_key: None,
                 retention: REGISTRY_RETENTION,
             };

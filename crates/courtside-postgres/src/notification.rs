@@ -17,7 +17,19 @@
 //! {origin}{channel}{epoch}{key}{data}
 //! ```
 //!
-//! - version `1`; kind `T` (data as sent, text), `B` (data in base64: it is not text, or not
+//! A publication with an event name is sent as version `2`: its header has a tenth field, the
+//! event name's length, and the event name follows the key:
+//!
+//! ```text
+//! 2{kind} {seq} {offset} {time_ms} {removed} {origin len} {channel len} {epoch len} {key len | -} {event len}\n
+//! {origin}{channel}{epoch}{key}{event}{data}
+//! ```
+//!
+//! Everything else is still sent as version `1`, so nodes of the previous release keep reading
+//! it during a rolling upgrade (a version `2` payload they count as malformed, and their
+//! position check reads the publication from the store).
+//!
+//! - version `1` or `2`; kind `T` (data as sent, text), `B` (data in base64: it is not text, or not
 //!   ASCII on a server whose encoding is not UTF-8), `R` (a reference: no epoch, key or data) or
 //!   `P` (a join or leave: the epoch field holds the client id, the key field the user, the
 //!   `removed` field is `1` for a join and `0` for a leave; offset and time are `0`, no data).
@@ -40,8 +52,11 @@ use courtside_core::hub::PresenceEvent;
 use courtside_core::presence::ClientInfo;
 use courtside_core::stream::{Epoch, Publication};
 
+/// The payload version of everything without an event name.
 const VERSION: char = '1';
-/// Fields of the header line, the version and kind included.
+/// The payload version of a publication with an event name (one more header field).
+const VERSION_WITH_EVENT: char = '2';
+/// Fields of a version 1 header line, the version and kind included.
 const HEADER_FIELDS: usize = 9;
 
 /// The PostgreSQL notification channel of `channel`: `{prefix}_{16 hex digits}`.
@@ -127,6 +142,7 @@ fn encode_presence(origin_node: &str, seq: u64, event: &PresenceEvent, payload_m
         offset: 0,
         key: None,
         removed: event.joined,
+        event: None,
         data: Bytes::new(),
         time_ms: 0,
     };
@@ -149,7 +165,10 @@ fn encode_publication(
 ) -> Encoded {
     let epoch = publication.epoch.as_str();
     let key = publication.key.as_deref();
-    let text_fields_sendable = is_sendable(epoch, ascii_only) && key.is_none_or(|key| is_sendable(key, ascii_only));
+    let event = publication.event.as_deref();
+    let text_fields_sendable = is_sendable(epoch, ascii_only)
+        && key.is_none_or(|key| is_sendable(key, ascii_only))
+        && event.is_none_or(|event| is_sendable(event, ascii_only));
     if text_fields_sendable {
         let data_as_text = std::str::from_utf8(&publication.data).ok().filter(|data| is_sendable(data, ascii_only));
         let kind = if data_as_text.is_some() { 'T' } else { 'B' };
@@ -160,6 +179,7 @@ fn encode_publication(
         let header = header(kind, seq, publication, origin_node, epoch, key);
         let len = header.len() + origin_node.len() + publication.channel.as_str().len() + epoch.len()
             + key.map_or(0, str::len)
+            + event.map_or(0, str::len)
             + encoded_data_len;
         if len <= payload_max {
             let mut payload = String::with_capacity(len);
@@ -168,6 +188,7 @@ fn encode_publication(
             payload.push_str(publication.channel.as_str());
             payload.push_str(epoch);
             payload.push_str(key.unwrap_or_default());
+            payload.push_str(event.unwrap_or_default());
             match data_as_text {
                 Some(text) => payload.push_str(text),
                 None => BASE64.encode_string(&publication.data, &mut payload),
@@ -182,7 +203,8 @@ fn encode_publication(
             "its key or epoch cannot be sent as text"
         });
     }
-    let reference = Publication { epoch: Epoch::default(), key: None, data: Bytes::new(), ..publication.clone() };
+    let reference =
+        Publication { epoch: Epoch::default(), key: None, event: None, data: Bytes::new(), ..publication.clone() };
     let mut payload = header('R', seq, &reference, origin_node, "", None);
     payload.push_str(origin_node);
     payload.push_str(publication.channel.as_str());
@@ -192,10 +214,16 @@ fn encode_publication(
     Encoded::Reference(payload)
 }
 
+/// The header line; a publication's event name (never that of a reference or a join/leave, whose
+/// `publication` carries none) makes it a version 2 header.
 fn header(kind: char, seq: u64, publication: &Publication, origin: &str, epoch: &str, key: Option<&str>) -> String {
     let key_len = key.map_or_else(|| "-".to_string(), |key| key.len().to_string());
+    let (version, event_len) = match &publication.event {
+        Some(event) => (VERSION_WITH_EVENT, format!(" {}", event.len())),
+        None => (VERSION, String::new()),
+    };
     format!(
-        "{VERSION}{kind} {seq} {} {} {} {} {} {} {key_len}\n",
+        "{version}{kind} {seq} {} {} {} {} {} {} {key_len}{event_len}\n",
         publication.offset,
         publication.time_ms,
         u8::from(publication.removed),
@@ -215,6 +243,7 @@ struct Parts<'a> {
     channel: &'a str,
     epoch: &'a str,
     key: Option<&'a str>,
+    event: Option<&'a str>,
     data: &'a str,
 }
 
@@ -225,13 +254,16 @@ fn number<T: std::str::FromStr>(field: Option<&str>, name: &'static str) -> Resu
 fn split(payload: &str) -> Result<Parts<'_>, DecodeError> {
     let (header, mut rest) = payload.split_once('\n').ok_or(DecodeError::NoHeader)?;
     let fields: Vec<&str> = header.split(' ').collect();
-    if fields.len() != HEADER_FIELDS {
-        return Err(DecodeError::BadHeader("count"));
-    }
     let mut chars = fields[0].chars();
-    let (Some(VERSION), Some(kind @ ('T' | 'B' | 'R' | 'P')), None) = (chars.next(), chars.next(), chars.next()) else {
+    let (Some(version @ (VERSION | VERSION_WITH_EVENT)), Some(kind @ ('T' | 'B' | 'R' | 'P')), None) =
+        (chars.next(), chars.next(), chars.next())
+    else {
         return Err(DecodeError::UnknownKind(fields[0].to_string()));
     };
+    let with_event = version == VERSION_WITH_EVENT;
+    if fields.len() != HEADER_FIELDS + usize::from(with_event) || (with_event && !matches!(kind, 'T' | 'B')) {
+        return Err(DecodeError::BadHeader("count"));
+    }
     let _seq: u64 = number(Some(fields[1]), "seq")?;
     let offset = number(Some(fields[2]), "offset")?;
     let time_ms = number(Some(fields[3]), "time")?;
@@ -252,7 +284,11 @@ fn split(payload: &str) -> Result<Parts<'_>, DecodeError> {
         "-" => None,
         len => Some(take(number(Some(len), "key length")?, "key")?),
     };
-    Ok(Parts { kind, offset, time_ms, removed, origin, channel, epoch, key, data: rest })
+    let event = match fields.get(HEADER_FIELDS) {
+        Some(len) => Some(take(number(Some(len), "event length")?, "event")?),
+        None => None,
+    };
+    Ok(Parts { kind, offset, time_ms, removed, origin, channel, epoch, key, event, data: rest })
 }
 
 /// The node that sent `payload`, read without decoding the rest.
@@ -282,6 +318,7 @@ pub(crate) fn decode(payload: &str) -> Result<Received, DecodeError> {
                 offset: parts.offset,
                 key: parts.key.map(str::to_string),
                 removed: parts.removed,
+                event: parts.event.map(str::to_string),
                 data,
                 time_ms: parts.time_ms,
             })
@@ -303,6 +340,7 @@ mod tests {
             offset: 42,
             key: key.map(str::to_string),
             removed,
+            event: None,
             data: Bytes::copy_from_slice(data),
             time_ms: 1_700_000_000_123,
         }
@@ -323,6 +361,8 @@ mod tests {
             publication(Some(""), true, b"null"),
             publication(Some("k\ney 2"), false, b"line\nbreak \x01"),
             publication(None, false, b""),
+            Publication { event: Some("match:created".into()), ..publication(Some("home"), false, b"{\"a\":1}") },
+            Publication { event: Some("x".into()), ..publication(None, false, b"\0binary") },
         ] {
             let payload = full(encode("node-a", 7, &Relayed::Publication(original.clone()), MAX, false));
             let received = decode(&payload).unwrap();
@@ -330,6 +370,25 @@ mod tests {
             assert_eq!(received.carried, Carried::Publication(original));
             assert_eq!(origin_node(&payload), Ok("node-a"));
         }
+    }
+
+    #[test]
+    fn only_publications_with_an_event_name_use_version_2() {
+        let unnamed = full(encode("node-a", 1, &Relayed::Publication(publication(None, false, b"1")), MAX, false));
+        assert!(unnamed.starts_with("1T "), "{unnamed:?}");
+        let named = Publication { event: Some("goal".into()), ..publication(None, false, b"1") };
+        let payload = full(encode("node-a", 1, &Relayed::Publication(named.clone()), MAX, false));
+        assert!(payload.starts_with("2T ") && payload.ends_with("k3v9q2xagoal1"), "{payload:?}");
+        // What the previous release sent still reads, without an event name.
+        let previous = "1T 5 42 1700000000123 0 6 7 8 -\nnode-amatch:7k3v9q2xa{\"n\":1}";
+        let Carried::Publication(read) = decode(previous).unwrap().carried else { panic!("a publication") };
+        assert_eq!((read.event, &read.data[..]), (None, &b"{\"n\":1}"[..]));
+        let Encoded::Reference(reference) = encode("n", 1, &Relayed::Publication(Publication { data: vec![b'x'; MAX].into(), ..named }), MAX, false) else {
+            panic!("a reference")
+        };
+        assert!(reference.starts_with("1R "), "a reference carries no event name: {reference:?}");
+        assert_eq!(decode(&payload.replacen("2T", "2R", 1)), Err(DecodeError::BadHeader("count")));
+        assert_eq!(decode(&payload.replacen("2T", "1T", 1)), Err(DecodeError::BadHeader("count")));
     }
 
     #[test]
@@ -407,7 +466,7 @@ mod tests {
         for len in 0..body_start + "node-a".len() + "match:7".len() + "k3v9q2xa".len() + "home".len() {
             assert!(decode(&payload[..len]).is_err(), "cut at {len}");
         }
-        assert_eq!(decode(&payload.replacen("1T", "2T", 1)), Err(DecodeError::UnknownKind("2T".into())));
+        assert_eq!(decode(&payload.replacen("1T", "3T", 1)), Err(DecodeError::UnknownKind("3T".into())));
         assert_eq!(decode(&payload.replacen("1T", "1T 0", 1)), Err(DecodeError::BadHeader("count")));
         assert_eq!(decode(&payload.replacen("match:7", "match 7", 1)), Err(DecodeError::Invalid("channel name")));
         let base64 = full(encode("node-a", 1, &Relayed::Publication(publication(None, false, b"\0")), MAX, false));

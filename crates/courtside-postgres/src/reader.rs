@@ -17,27 +17,27 @@ use crate::{from_sql_int, to_sql_int};
 
 /// The columns of a history page: the channel head, then one publication (null when none).
 const HISTORY_AFTER: &str = "\
-    SELECT c.epoch, c.top, c.earliest, p.stream_offset, p.key, p.removed, p.data, p.time_ms \
+    SELECT c.epoch, c.top, c.earliest, p.stream_offset, p.key, p.removed, p.data, p.time_ms, p.event \
     FROM courtside_channels c \
     LEFT JOIN LATERAL ( \
-        SELECT stream_offset, key, removed, data, time_ms FROM courtside_publications \
+        SELECT stream_offset, key, removed, data, time_ms, event FROM courtside_publications \
         WHERE channel = c.name AND stream_offset > $2 ORDER BY stream_offset LIMIT $3 \
     ) p ON true \
     WHERE c.name = $1 \
     ORDER BY p.stream_offset";
 
 const HISTORY_LATEST: &str = "\
-    SELECT c.epoch, c.top, c.earliest, p.stream_offset, p.key, p.removed, p.data, p.time_ms \
+    SELECT c.epoch, c.top, c.earliest, p.stream_offset, p.key, p.removed, p.data, p.time_ms, p.event \
     FROM courtside_channels c \
     LEFT JOIN LATERAL ( \
-        SELECT stream_offset, key, removed, data, time_ms FROM courtside_publications \
+        SELECT stream_offset, key, removed, data, time_ms, event FROM courtside_publications \
         WHERE channel = c.name ORDER BY stream_offset DESC LIMIT $2 \
     ) p ON true \
     WHERE c.name = $1 \
     ORDER BY p.stream_offset";
 
 const SNAPSHOT: &str = "\
-    SELECT c.epoch, c.top, k.key, k.stream_offset, k.data, k.time_ms \
+    SELECT c.epoch, c.top, k.key, k.stream_offset, k.data, k.time_ms, k.event \
     FROM courtside_channels c \
     LEFT JOIN courtside_keyed_state k ON k.channel = c.name \
     WHERE c.name = $1 \
@@ -121,6 +121,7 @@ fn history_row(row: &Row, channel: &ChannelName, epoch: &Epoch) -> Result<Option
         offset: from_sql_int(offset),
         key: row.try_get(4)?,
         removed: row.try_get(5)?,
+        event: row.try_get(8)?,
         data: Bytes::copy_from_slice(row.try_get::<_, &[u8]>(6)?),
         time_ms: from_sql_int(row.try_get(7)?),
     }))
@@ -147,6 +148,7 @@ pub(crate) async fn snapshot(
             offset: from_sql_int(row.try_get(3)?),
             key: Some(key),
             removed: false,
+            event: row.try_get(6)?,
             data: Bytes::copy_from_slice(row.try_get::<_, &[u8]>(4)?),
             time_ms: from_sql_int(row.try_get(5)?),
         });
@@ -163,7 +165,7 @@ pub(crate) async fn idempotent_original(
 ) -> Result<Option<Publication>, tokio_postgres::Error> {
     let statement = client
         .prepare_cached(
-            "SELECT c.epoch, i.stream_offset, i.publication_key, i.removed, i.data, i.time_ms \
+            "SELECT c.epoch, i.stream_offset, i.publication_key, i.removed, i.data, i.time_ms, i.event \
              FROM courtside_idempotency i JOIN courtside_channels c ON c.name = i.channel \
              WHERE i.channel = $1 AND i.key = $2 AND i.time_ms > $3",
         )
@@ -178,6 +180,7 @@ pub(crate) async fn idempotent_original(
         offset: from_sql_int(row.try_get(1)?),
         key: row.try_get(2)?,
         removed: row.try_get(3)?,
+        event: row.try_get(6)?,
         data: Bytes::copy_from_slice(row.try_get::<_, &[u8]>(4)?),
         time_ms: from_sql_int(row.try_get(5)?),
     }))

@@ -47,6 +47,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x636f_7572_7473_6964;
 ///   `UNLOGGED`: presence is rewritten by every node's refresher within a third of its TTL, so
 ///   after a crash (or on a promoted standby, which has no rows of an unlogged table) it comes back
 ///   by itself, and the frequent refreshes write no WAL.
+/// - Version 3 adds each publication's optional event name (`event`, NULL for none) to the three
+///   tables that keep publications.
 ///
 /// Text that is ordered (channel names, keys) uses the `"C"` collation: byte order, as in Rust.
 /// Migrations are forward-only; each is also idempotent (`IF NOT EXISTS`) from version 2 on.
@@ -102,6 +104,11 @@ const MIGRATIONS: &[&str] = &[
     );
 
     CREATE INDEX IF NOT EXISTS courtside_presence_expires_at ON courtside_presence (expires_at);
+"#,
+    r#"
+    ALTER TABLE courtside_publications ADD COLUMN IF NOT EXISTS event TEXT;
+    ALTER TABLE courtside_keyed_state ADD COLUMN IF NOT EXISTS event TEXT;
+    ALTER TABLE courtside_idempotency ADD COLUMN IF NOT EXISTS event TEXT;
 "#,
 ];
 

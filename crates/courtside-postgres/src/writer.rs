@@ -70,32 +70,32 @@ const CREATE_CHANNELS: &str = "\
     ON CONFLICT (name) DO NOTHING";
 
 const FIND_IDEMPOTENCY_KEYS: &str = "\
-    SELECT i.channel, i.key, i.stream_offset, i.publication_key, i.removed, i.data, i.time_ms \
+    SELECT i.channel, i.key, i.stream_offset, i.publication_key, i.removed, i.data, i.time_ms, i.event \
     FROM courtside_idempotency i \
     JOIN unnest($1::text[], $2::text[]) AS wanted(channel, key) \
       ON i.channel = wanted.channel AND i.key = wanted.key \
     WHERE i.time_ms > $3";
 
 const INSERT_PUBLICATIONS: &str = "\
-    INSERT INTO courtside_publications (channel, stream_offset, key, removed, data, time_ms) \
-    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::bool[], $5::bytea[], $6::int8[])";
+    INSERT INTO courtside_publications (channel, stream_offset, key, removed, data, time_ms, event) \
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::bool[], $5::bytea[], $6::int8[], $7::text[])";
 
 const UPSERT_KEYED_STATE: &str = "\
-    INSERT INTO courtside_keyed_state (channel, key, stream_offset, data, time_ms) \
-    SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::int8[]) \
+    INSERT INTO courtside_keyed_state (channel, key, stream_offset, data, time_ms, event) \
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::int8[], $6::text[]) \
     ON CONFLICT (channel, key) DO UPDATE SET \
-      stream_offset = EXCLUDED.stream_offset, data = EXCLUDED.data, time_ms = EXCLUDED.time_ms";
+      stream_offset = EXCLUDED.stream_offset, data = EXCLUDED.data, time_ms = EXCLUDED.time_ms, event = EXCLUDED.event";
 
 const DELETE_KEYED_STATE: &str = "\
     DELETE FROM courtside_keyed_state k USING unnest($1::text[], $2::text[]) AS gone(channel, key) \
     WHERE k.channel = gone.channel AND k.key = gone.key";
 
 const UPSERT_IDEMPOTENCY_KEYS: &str = "\
-    INSERT INTO courtside_idempotency (channel, key, stream_offset, publication_key, removed, data, time_ms) \
-    SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::bool[], $6::bytea[], $7::int8[]) \
+    INSERT INTO courtside_idempotency (channel, key, stream_offset, publication_key, removed, data, time_ms, event) \
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::bool[], $6::bytea[], $7::int8[], $8::text[]) \
     ON CONFLICT (channel, key) DO UPDATE SET \
       stream_offset = EXCLUDED.stream_offset, publication_key = EXCLUDED.publication_key, \
-      removed = EXCLUDED.removed, data = EXCLUDED.data, time_ms = EXCLUDED.time_ms";
+      removed = EXCLUDED.removed, data = EXCLUDED.data, time_ms = EXCLUDED.time_ms, event = EXCLUDED.event";
 
 const TRIM_HISTORY: &str = "\
     DELETE FROM courtside_publications p \
@@ -298,6 +298,7 @@ struct OriginalPublication {
     offset: u64,
     key: Option<String>,
     removed: bool,
+    event: Option<String>,
     data: bytes::Bytes,
     time_ms: u64,
 }
@@ -415,6 +416,7 @@ async fn write_transaction(
                     offset: original.offset,
                     key: original.key.clone(),
                     removed: original.removed,
+                    event: original.event.clone(),
                     data: original.data.clone(),
                     time_ms: original.time_ms,
                 };
@@ -448,6 +450,7 @@ async fn write_transaction(
                 offset,
                 key: request.key.clone(),
                 removed: request.remove_key,
+                event: request.event.clone(),
                 data: request.data.clone(),
                 time_ms: now,
             };
@@ -526,6 +529,7 @@ fn original_publications(rows: Vec<Row>) -> Result<HashMap<(String, String), Ori
                 offset: from_sql_int(row.try_get(2)?),
                 key: row.try_get(3)?,
                 removed: row.try_get(4)?,
+                event: row.try_get(7)?,
                 data: bytes::Bytes::copy_from_slice(row.try_get::<_, &[u8]>(5)?),
                 time_ms: from_sql_int(row.try_get(6)?),
             },
@@ -552,8 +556,8 @@ async fn write_rows_and_commit(
         .collect();
     let history = PublicationColumns::of(kept.iter().copied());
 
-    let (mut keyed_channels, mut keyed_keys, mut keyed_offsets, mut keyed_data, mut keyed_times) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut keyed_channels, mut keyed_keys, mut keyed_offsets, mut keyed_data, mut keyed_times, mut keyed_events) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut removed_channels, mut removed_keys) = (Vec::new(), Vec::new());
     for (&(channel, key), change) in keyed_changes {
         match change.and_then(|index| publications.get(index)) {
@@ -563,6 +567,7 @@ async fn write_rows_and_commit(
                 keyed_offsets.push(to_sql_int(publication.offset));
                 keyed_data.push(&publication.data[..]);
                 keyed_times.push(to_sql_int(publication.time_ms));
+                keyed_events.push(publication.event.as_deref());
             }
             None => {
                 removed_channels.push(channel);
@@ -596,12 +601,19 @@ async fn write_rows_and_commit(
         }
     }
 
-    let history_columns: [&(dyn ToSql + Sync); 6] =
-        [&history.channels, &history.offsets, &history.keys, &history.removed, &history.data, &history.times];
-    let keyed_columns: [&(dyn ToSql + Sync); 5] =
-        [&keyed_channels, &keyed_keys, &keyed_offsets, &keyed_data, &keyed_times];
+    let history_columns: [&(dyn ToSql + Sync); 7] = [
+        &history.channels,
+        &history.offsets,
+        &history.keys,
+        &history.removed,
+        &history.data,
+        &history.times,
+        &history.events,
+    ];
+    let keyed_columns: [&(dyn ToSql + Sync); 6] =
+        [&keyed_channels, &keyed_keys, &keyed_offsets, &keyed_data, &keyed_times, &keyed_events];
     let removed_columns: [&(dyn ToSql + Sync); 2] = [&removed_channels, &removed_keys];
-    let idempotency_columns: [&(dyn ToSql + Sync); 7] = [
+    let idempotency_columns: [&(dyn ToSql + Sync); 8] = [
         &idempotency.channels,
         &idempotency_keys,
         &idempotency.offsets,
@@ -609,6 +621,7 @@ async fn write_rows_and_commit(
         &idempotency.removed,
         &idempotency.data,
         &idempotency.times,
+        &idempotency.events,
     ];
     let trim_columns: [&(dyn ToSql + Sync); 3] = [&trimmed_channels, &first_dropped, &first_kept];
     let channel_columns: [&(dyn ToSql + Sync); 4] = [&moved_channels, &tops, &earliests, &ttls];
@@ -633,6 +646,7 @@ struct PublicationColumns<'p> {
     removed: Vec<bool>,
     data: Vec<&'p [u8]>,
     times: Vec<i64>,
+    events: Vec<Option<&'p str>>,
 }
 
 impl<'p> PublicationColumns<'p> {
@@ -645,6 +659,7 @@ impl<'p> PublicationColumns<'p> {
             removed: Vec::with_capacity(count),
             data: Vec::with_capacity(count),
             times: Vec::with_capacity(count),
+            events: Vec::with_capacity(count),
         };
         for publication in publications {
             columns.channels.push(publication.channel.as_str());
@@ -653,6 +668,7 @@ impl<'p> PublicationColumns<'p> {
             columns.removed.push(publication.removed);
             columns.data.push(&publication.data[..]);
             columns.times.push(to_sql_int(publication.time_ms));
+            columns.events.push(publication.event.as_deref());
         }
         columns
     }

@@ -174,6 +174,7 @@ async fn publications_too_long_for_a_notification_are_read_from_the_store() {
         offset: 0,
         key: None,
         removed: false,
+        event: None,
         data: Bytes::from(data),
         time_ms: 1,
     };
@@ -340,6 +341,7 @@ async fn dropping_a_broker_closes_its_connections() {
         offset: 1,
         key: None,
         removed: false,
+        event: None,
         data: Bytes::from("1"),
         time_ms: 1,
     }]);

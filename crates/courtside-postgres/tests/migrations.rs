@@ -83,3 +83,30 @@ async fn a_version_1_database_gains_the_presence_table_and_migrations_are_idempo
         admin.query_one("SELECT max(version) FROM courtside_schema_version", &[]).await.expect("version").get(0);
     assert_eq!(versions, SCHEMA_VERSION);
 }
+
+#[tokio::test]
+async fn a_version_2_database_gains_event_names_and_keeps_its_rows() {
+    let Some(database) = support::fresh_database().await else { return };
+    courtside_postgres::migrate(&database.url).await.expect("migrate");
+    let admin = database.connect().await;
+    // As a database last migrated by a build that knew only version 2, with a publication in it.
+    admin
+        .batch_execute(
+            "ALTER TABLE courtside_publications DROP COLUMN event;
+             ALTER TABLE courtside_keyed_state DROP COLUMN event;
+             ALTER TABLE courtside_idempotency DROP COLUMN event;
+             DELETE FROM courtside_schema_version WHERE version > 2;
+             INSERT INTO courtside_channels VALUES ('match:1', 'e1', 1, 1, 0);
+             INSERT INTO courtside_publications VALUES ('match:1', 1, 'score', false, '\\x7b7d', 5);",
+        )
+        .await
+        .expect("back to version 2");
+    let store = PostgresStore::connect(&database.url, Arc::new(NoSink)).await.expect("connect migrates");
+    let channel = courtside_core::ChannelName::parse("match:1").expect("channel");
+    let query = courtside_core::store::HistoryQuery::After { offset: 0, limit: 10 };
+    let page = courtside_core::store::StreamStore::read(&store, &channel, query).await.expect("read");
+    let kept: Vec<(u64, &[u8], Option<String>)> =
+        page.publications.iter().map(|p| (p.offset, &p.data[..], p.event.clone())).collect();
+    assert_eq!(kept, [(1, &b"{}"[..], None)], "the old row is kept, without an event name");
+    courtside_core::store::StreamStore::close(&store).await;
+}

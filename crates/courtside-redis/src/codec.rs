@@ -2,15 +2,20 @@
 //! binary header, then the payload bytes as the publisher sent them (no re-encoding of the JSON):
 //!
 //! ```text
-//! u8  kind (1: publication)
+//! u8  kind (1: publication, 3: publication with an event name)
 //! u8  flags: bit 0 = removed, bit 1 = has key
 //! u64 offset          (big-endian)
 //! u64 time_ms         (big-endian)
 //! u16 origin length, origin node id (UTF-8)
 //! u16 epoch length,  epoch (UTF-8)
 //! u32 key length,    key (UTF-8)        — only with the "has key" flag
+//! u16 event length,  event name (UTF-8) — only in kind 3
 //! ..  data (the rest of the message)
 //! ```
+//!
+//! A publication without an event name is still kind 1, as the previous release wrote it, so
+//! nodes of both releases read each other's during a rolling upgrade (an older node counts a
+//! kind 3 message as malformed, and its position check reads the publication from the store).
 //!
 //! A join or leave:
 //!
@@ -34,6 +39,7 @@ use courtside_core::stream::{Epoch, Publication};
 
 const KIND_PUBLICATION: u8 = 1;
 const KIND_PRESENCE: u8 = 2;
+const KIND_NAMED_PUBLICATION: u8 = 3;
 const FLAG_REMOVED: u8 = 0b01;
 const FLAG_HAS_KEY: u8 = 0b10;
 /// Bytes of the header before the variable-length fields.
@@ -65,7 +71,7 @@ pub struct Received {
 }
 
 /// Encodes `relayed` as sent by `origin_node`. Fails only for fields longer than the header can
-/// describe (an epoch, node id, client id or user over 64 KiB, a key over 4 GiB).
+/// describe (an epoch, node id, client id, user or event name over 64 KiB, a key over 4 GiB).
 pub fn encode(origin_node: &str, relayed: &Relayed) -> Result<Bytes, EncodeError> {
     match relayed {
         Relayed::Publication(publication) => encode_publication(origin_node, publication),
@@ -101,6 +107,10 @@ fn encode_publication(origin_node: &str, publication: &Publication) -> Result<By
         Some(key) => Some(u32::try_from(key.len()).map_err(|_| EncodeError::FieldTooLong("key"))?),
         None => None,
     };
+    let event = match &publication.event {
+        Some(event) => Some((event.as_str(), short_len(event, "event name")?)),
+        None => None,
+    };
     let mut flags = 0;
     if publication.removed {
         flags |= FLAG_REMOVED;
@@ -114,9 +124,10 @@ fn encode_publication(origin_node: &str, publication: &Publication) -> Result<By
         + 2
         + epoch.len()
         + key_len.map_or(0, |len| 4 + len as usize)
+        + event.map_or(0, |(event, _)| 2 + event.len())
         + publication.data.len();
     let mut message = BytesMut::with_capacity(capacity);
-    message.put_u8(KIND_PUBLICATION);
+    message.put_u8(if event.is_some() { KIND_NAMED_PUBLICATION } else { KIND_PUBLICATION });
     message.put_u8(flags);
     message.put_u64(publication.offset);
     message.put_u64(publication.time_ms);
@@ -128,6 +139,10 @@ fn encode_publication(origin_node: &str, publication: &Publication) -> Result<By
         message.put_u32(len);
         message.put_slice(key.as_bytes());
     }
+    if let Some((event, len)) = event {
+        message.put_u16(len);
+        message.put_slice(event.as_bytes());
+    }
     message.put_slice(&publication.data);
     Ok(message.freeze())
 }
@@ -136,7 +151,7 @@ fn encode_publication(origin_node: &str, publication: &Publication) -> Result<By
 pub fn origin_node(message: &[u8]) -> Result<&str, DecodeError> {
     let mut reader = Reader { rest: message };
     match reader.u8()? {
-        KIND_PUBLICATION => reader.take(FIXED_HEADER_LEN - 1)?,
+        KIND_PUBLICATION | KIND_NAMED_PUBLICATION => reader.take(FIXED_HEADER_LEN - 1)?,
         KIND_PRESENCE => reader.take(1)?,
         kind => return Err(DecodeError::UnknownKind(kind)),
     };
@@ -147,7 +162,8 @@ pub fn origin_node(message: &[u8]) -> Result<&str, DecodeError> {
 pub fn decode(channel: ChannelName, message: &[u8]) -> Result<Received, DecodeError> {
     let mut reader = Reader { rest: message };
     match reader.u8()? {
-        KIND_PUBLICATION => decode_publication(channel, reader),
+        KIND_PUBLICATION => decode_publication(channel, reader, false),
+        KIND_NAMED_PUBLICATION => decode_publication(channel, reader, true),
         KIND_PRESENCE => {
             let joined = reader.u8()? != 0;
             let origin_node = reader.short_text("origin node id")?.to_string();
@@ -160,7 +176,7 @@ pub fn decode(channel: ChannelName, message: &[u8]) -> Result<Received, DecodeEr
     }
 }
 
-fn decode_publication(channel: ChannelName, mut reader: Reader<'_>) -> Result<Received, DecodeError> {
+fn decode_publication(channel: ChannelName, mut reader: Reader<'_>, named: bool) -> Result<Received, DecodeError> {
     let flags = reader.u8()?;
     let offset = reader.u64()?;
     let time_ms = reader.u64()?;
@@ -172,12 +188,14 @@ fn decode_publication(channel: ChannelName, mut reader: Reader<'_>) -> Result<Re
     } else {
         None
     };
+    let event = if named { Some(reader.short_text("event name")?.to_string()) } else { None };
     let publication = Publication {
         channel,
         epoch,
         offset,
         key,
         removed: flags & FLAG_REMOVED != 0,
+        event,
         data: Bytes::copy_from_slice(reader.rest),
         time_ms,
     };
@@ -242,6 +260,7 @@ mod tests {
             offset: 42,
             key: key.map(str::to_string),
             removed,
+            event: None,
             data: Bytes::from_static(b"{\"score\":[1,0]}"),
             time_ms: 1_700_000_000_123,
         }
@@ -257,12 +276,33 @@ mod tests {
 
     #[test]
     fn publications_round_trip() {
-        for original in [publication(None, false), publication(Some("home"), false), publication(Some(""), true)] {
+        let named = |event: &str, key| Publication { event: Some(event.into()), ..publication(key, false) };
+        for original in [
+            publication(None, false),
+            publication(Some("home"), false),
+            publication(Some(""), true),
+            named("match:created", None),
+            named("goal", Some("home")),
+        ] {
             let message = encode("node-a", &Relayed::Publication(original.clone())).unwrap();
             let (origin, decoded) = decoded_publication(original.channel.clone(), &message).unwrap();
             assert_eq!(origin, "node-a");
             assert_eq!(decoded, original);
             assert_eq!(origin_node(&message), Ok("node-a"));
+        }
+    }
+
+    #[test]
+    fn only_publications_with_an_event_name_change_the_kind() {
+        let unnamed = encode("node-a", &Relayed::Publication(publication(None, false))).unwrap();
+        assert_eq!(unnamed[0], KIND_PUBLICATION, "what the previous release reads");
+        let named = Publication { event: Some("goal".into()), ..publication(Some("home"), false) };
+        let message = encode("node-a", &Relayed::Publication(named.clone())).unwrap();
+        assert_eq!(message[0], KIND_NAMED_PUBLICATION);
+        assert_eq!(origin_node(&message), Ok("node-a"));
+        let header_len = message.len() - named.data.len();
+        for len in 0..header_len {
+            assert_eq!(decoded_publication(named.channel.clone(), &message[..len]), Err(DecodeError::Truncated), "cut at {len}");
         }
     }
 

@@ -157,6 +157,7 @@ fn record_request(channel: ChannelName, key: &str, value: &impl Serialize) -> Ap
         data: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
         key: Some(key.to_string()),
         remove_key: false,
+        event: None,
         idempotency_key: None,
         retention: KEEP,
     }

@@ -34,6 +34,8 @@ pub(crate) struct PublishBody {
     #[serde(default)]
     remove: bool,
     #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
     idempotency_key: Option<String>,
 }
 
@@ -65,6 +67,7 @@ pub(crate) async fn publish(
         data: &body.data,
         key: body.key,
         remove: body.remove,
+        event: body.event,
         idempotency_key: body.idempotency_key,
     };
     let appended = publish_checked(&state, &principal, params).await?;
@@ -83,6 +86,8 @@ pub(crate) struct BroadcastBody {
     data: Box<RawValue>,
     #[serde(default)]
     key: Option<String>,
+    #[serde(default)]
+    event: Option<String>,
     #[serde(default)]
     idempotency_key: Option<String>,
 }
@@ -114,6 +119,7 @@ pub(crate) async fn broadcast(
             data: &body.data,
             key: body.key.clone(),
             remove: false,
+            event: body.event.clone(),
             idempotency_key: body.idempotency_key.clone(),
         };
         publish_checked(&state, &principal, params)

@@ -19,10 +19,6 @@ use template::{Context, Scope, TemplateError};
 
 /// The generic events of the Socket.IO mapping, which an app's events may not redefine.
 pub const GENERIC_EVENTS: [&str; 7] = ["subscribe", "unsubscribe", "publish", "history", "presence", "presence_stats", "refresh"];
-/// Names socket.io-client keeps for itself (an event by one of these names never reaches a listener).
-pub const CLIENT_RESERVED_EVENTS: [&str; 6] = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
-/// Longest event name, in bytes.
-pub const EVENT_NAME_LEN_MAX: usize = 64;
 
 /// `[socketio]`: how Socket.IO clients' own events map onto Courtside.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -192,14 +188,9 @@ pub struct MappedEvent<'a> {
     pub data: Value,
 }
 
+/// Event names follow the one rule of publications' names (`courtside_core::event`).
 fn check_event_name(key: String, name: &str) -> Result<(), MapError> {
-    if name.is_empty() || name.len() > EVENT_NAME_LEN_MAX || name.chars().any(|c| c.is_control()) {
-        return Err(refused(key, format!("event names are 1 to {EVENT_NAME_LEN_MAX} bytes without control characters")));
-    }
-    if CLIENT_RESERVED_EVENTS.contains(&name) {
-        return Err(refused(key, format!("{name:?} is reserved by socket.io-client")));
-    }
-    Ok(())
+    courtside_core::event::validate_event_name(name).map_err(|error| refused(key, error))
 }
 
 fn check_template(key: String, template: &Value, scope: Scope) -> Result<(), MapError> {
@@ -363,7 +354,10 @@ mod tests {
     fn bad_maps_name_their_key() {
         let refused = |text: &str| map(text).expect_err("refused").to_string();
         assert_eq!(refused("[on.subscribe]\nfollow = [\"a:b\"]"), "configuration key `socketio.on.subscribe`: \"subscribe\" is one of the generic events (subscribe, unsubscribe, publish, history, presence, presence_stats, refresh)");
-        assert_eq!(refused("[on.x]\nreply = { event = \"connect\" }"), "configuration key `socketio.on.x.reply.event`: \"connect\" is reserved by socket.io-client");
+        assert_eq!(
+            refused("[on.x]\nreply = { event = \"connect\" }"),
+            "configuration key `socketio.on.x.reply.event`: event name \"connect\" is reserved (by socket.io-client or by Courtside's Socket.IO transport)"
+        );
         assert!(refused("[on.x]\nfollow = [\"no spaces\"]").starts_with("configuration key `socketio.on.x.follow`"));
         assert!(refused("follow_on_connect = [\"score:{arg}\"]").contains("only {user}"));
         assert!(refused("[[emit]]\nchannel = \"a:*\"\nevent = \"e\"\ndata = { me = \"$user\" }").starts_with("configuration key `socketio.emit[0].data`"));

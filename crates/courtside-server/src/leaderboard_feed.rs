@@ -168,6 +168,7 @@ fn push_request(update: &ScoreUpdate, player: &str, push: &RankPush<'_>, retenti
         data,
         key: None,
         remove_key: false,
+        event: None,
         idempotency_key: Some(format!("lb:{}:{}:{}:{player}", update.board, update.season, update.offset)),
         retention,
     })

@@ -74,7 +74,9 @@ impl From<NodeError> for ClientError {
     fn from(error: NodeError) -> Self {
         match error {
             NodeError::UnknownNamespace(ns) => ClientError::UnknownNamespace(ns),
-            NodeError::NotKeyed(_) | NodeError::NoHistory(_) => ClientError::BadRequest(error.to_string()),
+            NodeError::NotKeyed(_) | NodeError::NoHistory(_) | NodeError::InvalidEvent(_) => {
+                ClientError::BadRequest(error.to_string())
+            }
             NodeError::AlreadySubscribed(_) => ClientError::AlreadySubscribed,
             NodeError::Store(e) => ClientError::Unavailable(e.to_string()),
             NodeError::Broker(e) => ClientError::Unavailable(e.to_string()),
@@ -266,6 +268,9 @@ pub struct PublishParams<'a> {
     pub key: Option<String>,
     #[serde(default)]
     pub remove: bool,
+    /// The event name it is delivered as (Socket.IO); see [`courtside_core::event`].
+    #[serde(default)]
+    pub event: Option<String>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -371,7 +376,8 @@ pub fn encode_error(out: &mut Vec<u8>, id: Option<u64>, error: &ClientError) {
 pub const NATIVE_WIRE: WireFormat = WireFormat::new(0);
 
 /// Appends one publication object:
-/// `{"epoch":…,"offset":…,"time":…,"key":…,"removed":true,"data":…}`.
+/// `{"epoch":…,"offset":…,"time":…,"key":…,"removed":true,"event":…,"data":…}` (`key`,
+/// `removed` and `event` only when set).
 pub fn write_publication(out: &mut Vec<u8>, publication: &Publication) {
     out.push(b'{');
     write_publication_fields(out, publication);
@@ -393,6 +399,10 @@ pub fn write_publication_fields(out: &mut Vec<u8>, publication: &Publication) {
     }
     if publication.removed {
         out.extend_from_slice(br#","removed":true"#);
+    }
+    if let Some(event) = &publication.event {
+        out.extend_from_slice(br#","event":"#);
+        let _ = serde_json::to_writer(&mut *out, event);
     }
     out.extend_from_slice(br#","data":"#);
     out.extend_from_slice(&publication.data);
@@ -488,6 +498,7 @@ mod tests {
             offset: 42,
             key: Some("set\"1".into()),
             removed: false,
+            event: None,
             data: Bytes::from_static(br#"{"home":25,"away":23}"#),
             time_ms: 1700,
         };
@@ -497,6 +508,10 @@ mod tests {
         assert_eq!(value["push"]["pub"]["offset"], 42);
         assert_eq!(value["push"]["pub"]["key"], "set\"1");
         assert_eq!(value["push"]["pub"]["data"]["away"], 23);
+        assert!(value["push"]["pub"].get("event").is_none(), "no event name, no field");
+        let named = Publication { event: Some(r#"say:"hi"\"#.into()), ..publication };
+        let value: serde_json::Value = serde_json::from_slice(&encode_publication_push(&named)).expect("valid JSON");
+        assert_eq!(value["push"]["pub"]["event"], r#"say:"hi"\"#, "quotes and backslashes are escaped");
     }
 
     proptest::proptest! {

@@ -105,6 +105,8 @@ pub struct PublishBodyDoc {
     /// Remove `key` from the keyed state.
     #[schema(nullable = false)]
     pub remove: Option<bool>,
+    #[schema(value_type = Option<EventNameDoc>)]
+    pub event: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
@@ -123,6 +125,8 @@ pub struct BroadcastBodyDoc {
     pub channels: Vec<String>,
     pub data: serde_json::Value,
     pub key: Option<String>,
+    #[schema(value_type = Option<EventNameDoc>)]
+    pub event: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
@@ -140,7 +144,27 @@ pub struct HistoryDoc {
     pub offset: u64,
     /// The oldest offset still in history.
     pub earliest: u64,
-    pub publications: Vec<serde_json::Value>,
+    pub publications: Vec<PublicationDoc>,
+}
+
+/// One stored publication, as history and snapshots list it.
+#[derive(Serialize, ToSchema)]
+pub struct PublicationDoc {
+    pub epoch: String,
+    pub offset: u64,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub time: u64,
+    /// Keyed-state key; only when set.
+    #[schema(nullable = false)]
+    pub key: Option<String>,
+    /// Only when `true`: the publication removed `key` from the keyed state.
+    #[schema(nullable = false)]
+    pub removed: Option<bool>,
+    /// The event name it was published with; only when set.
+    #[schema(value_type = Option<EventNameDoc>, nullable = false)]
+    pub event: Option<String>,
+    /// The payload, as published.
+    pub data: serde_json::Value,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -197,6 +221,31 @@ impl utoipa::PartialSchema for ChannelNameDoc {
 }
 
 impl ToSchema for ChannelNameDoc {}
+
+/// A publication's event name (what [`courtside_core::event::validate_event_name`] accepts).
+pub struct EventNameDoc;
+
+impl utoipa::PartialSchema for EventNameDoc {
+    fn schema() -> RefOr<Schema> {
+        use courtside_core::event::{COURTSIDE_EVENTS, SOCKETIO_CLIENT_EVENTS};
+        let reserved: Vec<String> =
+            SOCKETIO_CLIENT_EVENTS.iter().chain(COURTSIDE_EVENTS.iter()).map(|name| format!("`{name}`")).collect();
+        let description = format!(
+            "The Socket.IO event the publication is delivered as: printable ASCII without spaces (`!` to `~`), \
+             except the reserved names {}",
+            reserved.join(", ")
+        );
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .min_length(Some(1))
+            .max_length(Some(courtside_core::event::EVENT_NAME_LEN_MAX))
+            .pattern(Some("^[!-~]+$"))
+            .into()
+    }
+}
+
+impl ToSchema for EventNameDoc {}
 
 /// A role a token or a user may carry: the server's own list ([`courtside_core::Role::ALL`]).
 pub struct RoleDoc;

@@ -524,6 +524,7 @@ pub async fn publish_checked(
             data,
             key: params.key,
             remove_key: params.remove,
+            event: params.event,
             idempotency_key: params.idempotency_key,
         })
         .await?;

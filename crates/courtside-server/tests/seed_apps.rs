@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -178,6 +178,15 @@ async fn seed_003_love_rank_pulse_runs_unchanged() {
     let update = app.next(|r| r["state"] == "leaderboard" && r["data"]["type"] == "rank_change").await["data"].clone();
     assert_eq!(update["leaderboard"], json!([{ "playerId": "alice", "rating": 1516, "rank": 1 }, { "playerId": "bob", "rating": 1484, "rank": 2 }]));
     assert_eq!(update["newLeader"], true);
+
+    // The app's backend publishes its own events by name; the seed's listeners get its payload.
+    for (event, data) in [("match:created", json!({ "matchId": "m-2", "players": ["alice", "cy"] })), ("player:stats_update", json!({ "playerId": "cy", "wins": 3 }))] {
+        let body = json!({ "channel": "leaderboard:global", "event": event, "data": data });
+        let (status, reply) = server.post("/api/publish", Some(&key), body).await;
+        assert_eq!(status, 200, "{reply}");
+        let received = app.next(|r| r["event"] == event).await;
+        assert_eq!(received["data"], data);
+    }
 
     app.command("unmount").await;
     app.state("unmounted").await;

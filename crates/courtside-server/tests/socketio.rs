@@ -153,6 +153,40 @@ async fn clients_3_and_4_on_both_transports_subscribe_publish_and_receive_in_ord
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_with_an_event_name_arrives_as_that_event_with_its_data() {
+    let Some(mut driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let auth = json!({ "token": server.token("kim", &[Role::Staff]) });
+    for (name, version) in [("v4", 4), ("v3", 3)] {
+        driver.open(name, &url(&server), json!({ "auth": auth }), version).await;
+        driver.wait_for(|line| line["name"] == name && line["event"] == "connect").await;
+        driver.send(json!({ "cmd": "listen", "name": name, "event": "match:created" })).await;
+        driver.request(name, "subscribe", json!({ "channel": "match:named" })).await;
+    }
+    let mut native = server.connected("kim", &[Role::Staff]).await;
+    let payload = json!({ "id": "m1", "teams": ["a", "b"] });
+    let named = json!({ "channel": "match:named", "data": payload, "event": "match:created" });
+    assert_eq!(common::result(&native.request("publish", named).await)["offset"], 1);
+    server.publish("match:named", json!("unnamed")).await;
+    let published = driver.request("v4", "publish", json!({ "channel": "match:named", "data": 3, "event": "match:created" })).await;
+    assert_eq!(published["offset"], 3, "the Socket.IO publish takes an event name: {published}");
+    let refused = driver.request("v4", "publish", json!({ "channel": "match:named", "data": 4, "event": "subscribed" })).await;
+    assert_eq!(refused["error"]["code"], 107, "a reserved name is refused: {refused}");
+    for name in ["v4", "v3"] {
+        let first = driver.wait_for(|line| line["name"] == name && line["listened"] == "match:created").await;
+        assert_eq!(first["args"][0], payload, "{name}: socket.on(name, data) gets the app's payload");
+        let unnamed_data = driver.wait_for_publications(name, "match:named", 1).await;
+        assert_eq!(unnamed_data, [json!("unnamed")], "{name}: an unnamed publication stays a `publication` event");
+        let unnamed = driver.seen.iter().find(|l| l["name"] == name && l["event"] == "publication").expect("publication").clone();
+        let epoch = unnamed["args"][0]["epoch"].as_str().expect("epoch").to_string();
+        assert_eq!(first["args"][1], format!("match:named={epoch}:1"), "{name}: the resume position is the last argument");
+        let third = driver.wait_for(|l| l["name"] == name && l["listened"] == "match:created" && l["args"][0] == 3).await;
+        assert_eq!(third["args"][1], format!("match:named={epoch}:3"));
+    }
+    driver.exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_handshake_reaches_the_client_as_connect_error() {
     let Some(mut driver) = Driver::start().await else { return };
     let server = TestServer::start_with(|c| c.allow_anonymous = false).await;

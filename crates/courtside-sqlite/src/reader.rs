@@ -87,6 +87,21 @@ pub(crate) fn channel_head(connection: &Connection, channel: &ChannelName) -> ru
         .optional()
 }
 
+/// A stored publication read from columns `offset, key, removed, data, time_ms, event`, in that
+/// order (every table that keeps publications is read this way).
+pub(crate) fn publication_from_row(channel: &ChannelName, epoch: &Epoch, row: &rusqlite::Row<'_>) -> rusqlite::Result<Publication> {
+    Ok(Publication {
+        channel: channel.clone(),
+        epoch: epoch.clone(),
+        offset: row.get(0)?,
+        key: row.get(1)?,
+        removed: row.get(2)?,
+        event: row.get(5)?,
+        data: Bytes::from(row.get::<_, Vec<u8>>(3)?),
+        time_ms: row.get(4)?,
+    })
+}
+
 /// A page of history read in one transaction, or `None` if the channel was never created.
 pub(crate) fn history_page(
     connection: &mut Connection,
@@ -95,21 +110,11 @@ pub(crate) fn history_page(
 ) -> rusqlite::Result<Option<HistoryPage>> {
     let transaction = connection.transaction()?;
     let Some(head) = channel_head(&transaction, channel)? else { return Ok(None) };
-    let to_publication = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Publication> {
-        Ok(Publication {
-            channel: channel.clone(),
-            epoch: head.epoch.clone(),
-            offset: row.get(0)?,
-            key: row.get(1)?,
-            removed: row.get(2)?,
-            data: Bytes::from(row.get::<_, Vec<u8>>(3)?),
-            time_ms: row.get(4)?,
-        })
-    };
+    let to_publication = |row: &rusqlite::Row<'_>| publication_from_row(channel, &head.epoch, row);
     let publications = match query {
         HistoryQuery::After { offset, limit } => transaction
             .prepare_cached(
-                "SELECT offset, key, removed, data, time_ms FROM publications \
+                "SELECT offset, key, removed, data, time_ms, event FROM publications \
                  WHERE channel = ?1 AND offset > ?2 ORDER BY offset LIMIT ?3",
             )?
             .query_map(params![channel.as_str(), offset, sql_limit(limit)], to_publication)?
@@ -117,7 +122,7 @@ pub(crate) fn history_page(
         HistoryQuery::Latest { limit } => {
             let mut newest_first = transaction
                 .prepare_cached(
-                    "SELECT offset, key, removed, data, time_ms FROM publications \
+                    "SELECT offset, key, removed, data, time_ms, event FROM publications \
                      WHERE channel = ?1 ORDER BY offset DESC LIMIT ?2",
                 )?
                 .query_map(params![channel.as_str(), sql_limit(limit)], to_publication)?
@@ -135,18 +140,10 @@ pub(crate) fn snapshot(connection: &mut Connection, channel: &ChannelName) -> ru
     let transaction = connection.transaction()?;
     let Some(head) = channel_head(&transaction, channel)? else { return Ok(None) };
     let entries = transaction
-        .prepare_cached("SELECT key, offset, data, time_ms FROM keyed_state WHERE channel = ?1 ORDER BY key")?
-        .query_map([channel.as_str()], |row| {
-            Ok(Publication {
-                channel: channel.clone(),
-                epoch: head.epoch.clone(),
-                key: Some(row.get(0)?),
-                offset: row.get(1)?,
-                removed: false,
-                data: Bytes::from(row.get::<_, Vec<u8>>(2)?),
-                time_ms: row.get(3)?,
-            })
-        })?
+        .prepare_cached(
+            "SELECT offset, key, 0, data, time_ms, event FROM keyed_state WHERE channel = ?1 ORDER BY key",
+        )?
+        .query_map([channel.as_str()], |row| publication_from_row(channel, &head.epoch, row))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     transaction.commit()?;
     Ok(Some(Snapshot { entries, position: head.position() }))
@@ -160,22 +157,23 @@ pub(crate) fn idempotent_original(
     window_start_ms: u64,
 ) -> rusqlite::Result<Option<Publication>> {
     let Some(head) = channel_head(connection, channel)? else { return Ok(None) };
+    idempotent_original_in_epoch(connection, channel, &head.epoch, key, window_start_ms)
+}
+
+/// [`idempotent_original`] for a channel whose epoch the caller knows (the writer's cursor).
+pub(crate) fn idempotent_original_in_epoch(
+    connection: &Connection,
+    channel: &ChannelName,
+    epoch: &Epoch,
+    key: &str,
+    window_start_ms: u64,
+) -> rusqlite::Result<Option<Publication>> {
     connection
         .prepare_cached(
-            "SELECT offset, publication_key, removed, data, time_ms FROM idempotency \
+            "SELECT offset, publication_key, removed, data, time_ms, event FROM idempotency \
              WHERE channel = ?1 AND key = ?2 AND time_ms > ?3",
         )?
-        .query_row(params![channel.as_str(), key, window_start_ms], |row| {
-            Ok(Publication {
-                channel: channel.clone(),
-                epoch: head.epoch.clone(),
-                offset: row.get(0)?,
-                key: row.get(1)?,
-                removed: row.get(2)?,
-                data: Bytes::from(row.get::<_, Vec<u8>>(3)?),
-                time_ms: row.get(4)?,
-            })
-        })
+        .query_row(params![channel.as_str(), key, window_start_ms], |row| publication_from_row(channel, epoch, row))
         .optional()
 }
 

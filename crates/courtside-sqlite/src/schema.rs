@@ -26,7 +26,11 @@ const STATEMENT_CACHE_CAPACITY: usize = 32;
 /// - `keyed_state`: the latest live publication per key of keyed channels; never trimmed.
 /// - `idempotency`: the publication each idempotency key produced, kept whole so a retry is
 ///   answered even after the history was trimmed; rows expire after the idempotency window.
-const MIGRATIONS: &[&str] = &[r#"
+///
+/// Migration 1 adds each publication's optional event name (`event`, NULL for none) to the three
+/// tables that keep publications.
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE channels (
         name TEXT PRIMARY KEY NOT NULL,
         epoch TEXT NOT NULL,
@@ -64,7 +68,13 @@ const MIGRATIONS: &[&str] = &[r#"
         time_ms INTEGER NOT NULL,
         PRIMARY KEY (channel, key)
     ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+    ALTER TABLE publications ADD COLUMN event TEXT;
+    ALTER TABLE keyed_state ADD COLUMN event TEXT;
+    ALTER TABLE idempotency ADD COLUMN event TEXT;
+"#,
+];
 
 /// The schema version this build writes and understands.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -136,6 +146,34 @@ mod tests {
         newer.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump version");
         drop(newer);
         assert!(matches!(open_writer(&path), Err(SqliteError::SchemaTooNew { .. })));
+    }
+
+    #[test]
+    fn a_version_1_database_migrates_and_keeps_its_rows_without_event_names() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let path = directory.path().join("version-1.db");
+        let old = Connection::open(&path).expect("open");
+        old.execute_batch(MIGRATIONS[0]).expect("the first migration");
+        old.pragma_update(None, "user_version", 1).expect("version 1");
+        old.execute_batch(
+            "INSERT INTO channels VALUES ('match:1', 'e1', 1, 1, 0);
+             INSERT INTO publications VALUES ('match:1', 1, 'score', 0, X'7B7D', 5);
+             INSERT INTO keyed_state VALUES ('match:1', 'score', 1, X'7B7D', 5);
+             INSERT INTO idempotency VALUES ('match:1', 'op-1', 1, 'score', 0, X'7B7D', 5);",
+        )
+        .expect("rows of the previous release");
+        drop(old);
+        let migrated = open_writer(&path).expect("migrate");
+        let user_version: i64 = migrated.query_row("PRAGMA user_version", [], |row| row.get(0)).expect("pragma");
+        assert_eq!(user_version, SCHEMA_VERSION);
+        for table in ["publications", "keyed_state", "idempotency"] {
+            let (rows, data, event): (i64, Vec<u8>, Option<String>) = migrated
+                .query_row(&format!("SELECT count(*), data, event FROM {table}"), [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .expect("row");
+            assert_eq!((rows, data.as_slice(), event), (1, &b"{}"[..], None), "{table} keeps its row, event NULL");
+        }
     }
 
     #[test]

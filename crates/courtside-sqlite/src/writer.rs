@@ -21,6 +21,8 @@ use courtside_core::stream::{Epoch, Publication, StreamPosition, now_ms};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use crate::reader;
+
 /// The most commands applied in one transaction.
 pub(crate) const WRITER_BATCH_MAX: usize = 1024;
 
@@ -316,24 +318,7 @@ fn seen_idempotency_key(
     let cursor = cursor(transaction, cursors, channel)?;
     if let Some(idempotency_key) = &request.idempotency_key {
         let window_start = now.saturating_sub(IDEMPOTENCY_WINDOW_SECS * 1000);
-        let original = transaction
-            .prepare_cached(
-                "SELECT offset, publication_key, removed, data, time_ms FROM idempotency \
-                 WHERE channel = ?1 AND key = ?2 AND time_ms > ?3",
-            )?
-            .query_row(params![channel.as_str(), idempotency_key, window_start], |row| {
-                Ok(Publication {
-                    channel: channel.clone(),
-                    epoch: cursor.epoch.clone(),
-                    offset: row.get(0)?,
-                    key: row.get(1)?,
-                    removed: row.get(2)?,
-                    data: row.get::<_, Vec<u8>>(3)?.into(),
-                    time_ms: row.get(4)?,
-                })
-            })
-            .optional()?;
-        return Ok(original);
+        return reader::idempotent_original_in_epoch(transaction, channel, &cursor.epoch, idempotency_key, window_start);
     }
     Ok(None)
 }
@@ -359,11 +344,13 @@ fn append(
     }
     let data: &[u8] = &request.data;
     let key = request.key.as_deref();
+    let event = request.event.as_deref();
     transaction
         .prepare_cached(
-            "INSERT INTO publications (channel, offset, key, removed, data, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO publications (channel, offset, key, removed, data, time_ms, event) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![channel.as_str(), offset, key, request.remove_key, data, now])?;
+        .execute(params![channel.as_str(), offset, key, request.remove_key, data, now, event])?;
     if let (true, Some(key)) = (request.retention.keyed, key) {
         if request.remove_key {
             transaction
@@ -372,18 +359,19 @@ fn append(
         } else {
             transaction
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO keyed_state (channel, key, offset, data, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO keyed_state (channel, key, offset, data, time_ms, event) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![channel.as_str(), key, offset, data, now])?;
+                .execute(params![channel.as_str(), key, offset, data, now, event])?;
         }
     }
     if let Some(idempotency_key) = idempotency_key {
         transaction
             .prepare_cached(
-                "INSERT OR REPLACE INTO idempotency (channel, key, offset, publication_key, removed, data, time_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO idempotency (channel, key, offset, publication_key, removed, data, time_ms, event) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![channel.as_str(), idempotency_key, offset, key, request.remove_key, data, now])?;
+            .execute(params![channel.as_str(), idempotency_key, offset, key, request.remove_key, data, now, event])?;
     }
     let publication = Publication {
         channel: channel.clone(),
@@ -391,6 +379,7 @@ fn append(
         offset,
         key: request.key.clone(),
         removed: request.remove_key,
+        event: request.event.clone(),
         data: request.data.clone(),
         time_ms: now,
     };

@@ -45,6 +45,9 @@ pub struct PubArgs {
     /// Keyed-state key.
     #[arg(long)]
     pub key: Option<String>,
+    /// Event name it is delivered as to Socket.IO clients (`socket.on(NAME, …)`).
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
     /// Idempotency key: a retry with the same key returns the first result.
     #[arg(long)]
     pub idempotency_key: Option<String>,
@@ -82,6 +85,9 @@ fn line(channel: &str, epoch: &str, publication: &Value) -> String {
     });
     if let Some(key) = publication.get("key") {
         out["key"] = key.clone();
+    }
+    if let Some(event) = publication.get("event") {
+        out["event"] = event.clone();
     }
     out.to_string()
 }
@@ -213,6 +219,9 @@ pub async fn publish(args: PubArgs) -> Result<(), String> {
     let mut body = json!({ "channel": args.channel, "data": data });
     if let Some(key) = args.key {
         body["key"] = json!(key);
+    }
+    if let Some(event) = args.event {
+        body["event"] = json!(event);
     }
     if let Some(key) = args.idempotency_key {
         body["idempotency_key"] = json!(key);

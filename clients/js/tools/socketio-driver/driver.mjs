@@ -6,6 +6,8 @@
 //       -> {"name":"a","event":"connect","id":…,"recovered":…} | {"name":"a","event":"connect_error","message":…,"data":…}
 //   {"cmd":"emit","name":"a","event":"subscribe","args":[{…}],"ack":true,"tag":"t1"}
 //       -> {"name":"a","ack":"t1","args":[…]}   (with "ack": true; a 5 s timeout answers {"ack":"t1","timeout":true})
+//   {"cmd":"listen","name":"a","event":"match:created"}
+//       -> {"name":"a","listened":"match:created","args":[…]} for each such event, through socket.on(event, …)
 //   {"cmd":"close","name":"a"}   {"cmd":"exit"}
 //
 // Every event a socket receives is written as {"name":"a","event":…,"args":[…]}; disconnects as
@@ -46,6 +48,12 @@ function emit({ name, event, args = [], ack = false, tag }) {
   });
 }
 
+function listen({ name, event }) {
+  const socket = sockets.get(name);
+  if (!socket) return write({ name, error: `no socket ${name}` });
+  socket.on(event, (...args) => write({ name, listened: event, args }));
+}
+
 const lines = createInterface({ input: process.stdin });
 lines.on("line", (line) => {
   if (!line.trim()) return;
@@ -53,6 +61,7 @@ lines.on("line", (line) => {
   switch (command.cmd) {
     case "open": return open(command);
     case "emit": return emit(command);
+    case "listen": return listen(command);
     case "close": sockets.get(command.name)?.close(); return write({ name: command.name, event: "closed" });
     case "exit": for (const socket of sockets.values()) socket.close(); process.exit(0);
     default: write({ error: `unknown command ${command.cmd}` });

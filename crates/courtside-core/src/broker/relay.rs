@@ -305,6 +305,7 @@ mod tests {
             offset: 1,
             key: None,
             removed: false,
+            event: None,
             data: bytes::Bytes::from_static(b"{}"),
             time_ms: 0,
         }

@@ -37,6 +37,8 @@ fn publication(channel: &ChannelName, epoch: &Epoch, offset: u64) -> Publication
         offset,
         key: None,
         removed: false,
+        // Every third carries an event name, which must cross the broker as it is.
+        event: (offset % 3 == 0).then(|| format!("match:event-{offset}")),
         data: Bytes::from(format!("{{\"n\":{offset}}}")),
         time_ms: 1,
     }
@@ -49,12 +51,14 @@ fn watch(node: &TestNode, channel: &ChannelName) -> Inbox {
     inbox
 }
 
-async fn received(inbox: &mut Inbox, count: usize, wait: Duration) -> Vec<(u64, Bytes)> {
+async fn received(inbox: &mut Inbox, count: usize, wait: Duration) -> Vec<(u64, Bytes, Option<String>)> {
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + wait;
     while got.len() < count && tokio::time::Instant::now() < deadline {
         match inbox.try_recv() {
-            Some(Outbound::Publication(d)) => got.push((d.publication.offset, d.publication.data.clone())),
+            Some(Outbound::Publication(d)) => {
+                got.push((d.publication.offset, d.publication.data.clone(), d.publication.event.clone()));
+            }
             Some(_) => {}
             None => tokio::time::sleep(Duration::from_millis(5)).await,
         }
@@ -88,9 +92,11 @@ async fn delivers_in_order_once_to_a_following_node<F: Fn(Arc<Sequencer>) -> Ope
         origin.broker.committed(chunk.iter().map(|o| publication(&channel, &epoch, *o)).collect());
     }
     let got = received(&mut inbox, 200, Duration::from_secs(10)).await;
-    let offsets: Vec<u64> = got.iter().map(|(o, _)| *o).collect();
+    let offsets: Vec<u64> = got.iter().map(|(o, _, _)| *o).collect();
     assert_eq!(offsets, (1..=200).collect::<Vec<_>>(), "every publication once, in order");
     assert_eq!(got[41].1, Bytes::from("{\"n\":42}"), "payloads arrive intact");
+    assert_eq!(got[41].2.as_deref(), Some("match:event-42"), "event names arrive intact");
+    assert_eq!(got[40].2, None, "a publication without an event name arrives without one");
     follower.broker.unfollow(&channel).await;
 }
 

@@ -93,6 +93,7 @@ pub async fn append_load(
                     data: payload(publisher, n),
                     key: None,
                     remove_key: false,
+                    event: None,
                     idempotency_key: None,
                     retention,
                 };

@@ -36,6 +36,7 @@ pub fn request(channel: &ChannelName, data: &str) -> AppendRequest {
         data: Bytes::from(data.to_string()),
         key: None,
         remove_key: false,
+        event: None,
         idempotency_key: None,
         retention: RETAIN_ALL,
     }
@@ -50,7 +51,7 @@ type OpenedStore = Pin<Box<dyn Future<Output = Arc<dyn StreamStore>>>>;
 type Opener<'a> = &'a dyn Fn(Arc<dyn CommitSink>) -> OpenedStore;
 
 /// How many checks [`stream_store`] runs; each opens one fresh store.
-pub const STORE_CHECKS: usize = 12;
+pub const STORE_CHECKS: usize = 13;
 
 /// Runs every check against fresh stores made by `open`.
 pub async fn stream_store<F, Fut>(open: F)
@@ -71,6 +72,7 @@ where
     a_moved_position_stores_nothing(open).await;
     racing_groups_on_one_expected_position_store_exactly_one(open).await;
     a_group_retried_with_its_key_stores_nothing(open).await;
+    event_names_are_kept_everywhere_a_publication_is(open).await;
     closed_store_refuses_work(open).await;
 }
 
@@ -348,6 +350,38 @@ async fn a_group_retried_with_its_key_stores_nothing(open: Opener<'_>) {
     assert!(retried[0].duplicate);
     assert_eq!(retried[0].publication, first[0].publication, "the original of the key's request");
     assert_eq!(store.position(&division).await.expect("position").offset, 1, "nothing stored twice");
+}
+
+async fn event_names_are_kept_everywhere_a_publication_is(open: Opener<'_>) {
+    let (store, sink) = fresh(open).await;
+    let c = channel("match:events");
+    let named = AppendRequest {
+        event: Some("match:created".into()),
+        idempotency_key: Some("op-named".into()),
+        ..keyed(&c, "named", "{\"home\":1}")
+    };
+    let unnamed = AppendRequest { idempotency_key: Some("op-unnamed".into()), ..keyed(&c, "unnamed", "2") };
+    let first = store.append(named.clone()).await.expect("append");
+    let second = store.append(unnamed.clone()).await.expect("append");
+    assert_eq!(first.publication.event.as_deref(), Some("match:created"), "the append answers the event name");
+    assert_eq!(second.publication.event, None, "no event name stays none");
+    let delivered: Vec<Option<String>> = sink.seen.lock().iter().map(|p| p.event.clone()).collect();
+    assert_eq!(delivered, [Some("match:created".to_string()), None], "the sink gets the event names");
+    let expected = [Some("match:created".to_string()), None];
+    let page = store.read(&c, HistoryQuery::After { offset: 0, limit: 10 }).await.expect("read");
+    assert_eq!(page.publications.iter().map(|p| p.event.clone()).collect::<Vec<_>>(), expected, "history keeps them");
+    let page = store.read(&c, HistoryQuery::Latest { limit: 10 }).await.expect("read");
+    assert_eq!(page.publications.iter().map(|p| p.event.clone()).collect::<Vec<_>>(), expected, "latest history too");
+    let snapshot = store.snapshot(&c).await.expect("snapshot");
+    assert_eq!(snapshot.entries.iter().map(|p| p.event.clone()).collect::<Vec<_>>(), expected, "the keyed state too");
+    let retried = store.append(named).await.expect("retry");
+    assert!(retried.duplicate);
+    assert_eq!(retried.publication, first.publication, "a retry answers the original, event name included");
+    let retried = store.append(unnamed).await.expect("retry");
+    assert_eq!(retried.publication, second.publication);
+    let found = store.find_idempotent(&c, "op-named").await.expect("find");
+    assert_eq!(found.and_then(|p| p.event).as_deref(), Some("match:created"));
+    store.close().await;
 }
 
 async fn closed_store_refuses_work(open: Opener<'_>) {

@@ -53,6 +53,7 @@ impl MemoryChannel {
             offset: self.top,
             key: request.key,
             removed: request.remove_key,
+            event: request.event,
             data: request.data,
             time_ms: now,
         };

@@ -4,8 +4,9 @@
 //! refused: `connect_error`), maps the generic events onto the node — `subscribe`,
 //! `unsubscribe`, `publish`, `history`, `presence`, `presence_stats`, `refresh` — with the same
 //! permission checks and limits as the native protocol, and emits every publication of the
-//! channels it follows as a `publication` event, in order, gap-free and without repeats (the same
-//! cursors as the native protocol). Every event carries the socket's resume position
+//! channels it follows, in order, gap-free and without repeats (the same cursors as the native
+//! protocol): as the event the publication names, its `data` the first argument, or else as a
+//! `publication` event carrying the whole publication. Every event carries the socket's resume position
 //! ([`super::recovery`]) as its last argument, which socket.io-client sends back when it
 //! reconnects: the socket then follows the same channels again from where it was.
 
@@ -15,6 +16,9 @@ use std::time::Duration;
 
 use courtside_core::access::Principal;
 use courtside_core::cursor::{Admit, Cursor};
+use courtside_core::event::{
+    DISCONNECT_EVENT, ERROR_EVENT, JOIN_EVENT, LEAVE_EVENT, PUBLICATION_EVENT, SUBSCRIBED_EVENT, UNSUBSCRIBED_EVENT,
+};
 use courtside_core::hub::{Delivery, Inbox, Outbound, Outbox, PresenceEvent, WireFormat};
 use courtside_core::node::SubscribeRequest;
 use courtside_core::presence::ClientInfo;
@@ -35,13 +39,8 @@ use crate::rate_limit::{Caller, EndpointClass, TokenBucket};
 use crate::state::{Maintenance, ServerState};
 use crate::session::{HistoryResult, PublishResult, history_checked, publish_checked, read_missing, verify_refresh};
 
-/// The event a publication arrives as.
-pub const PUBLICATION_EVENT: &str = "publication";
 /// How long a closing socket waits for its client to take the last packets.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The event that tells why the server is closing the socket, just before it does.
-pub const DISCONNECT_EVENT: &str = "courtside:disconnect";
 
 /// The parts a socket task starts from.
 pub struct SocketStart {
@@ -288,7 +287,7 @@ impl SioSocket {
         let body = ErrorBody { error: ErrorDetail { code: error.code(), message: error.to_string(), event } };
         match ack {
             Some(id) => self.ack(id, &body),
-            None => self.emit_json("error", &body.error),
+            None => self.emit_json(ERROR_EVENT, &body.error),
         }
     }
 
@@ -368,7 +367,7 @@ impl SioSocket {
                 self.unsubscribe(&channel).await?;
                 self.acknowledge(ack, &serde_json::json!({}))?;
                 // An event, because only events move the position socket.io-client keeps.
-                self.emit_json("unsubscribed", &serde_json::json!({ "channel": channel.as_str() })).map_err(|_| ClientError::Internal)
+                self.emit_json(UNSUBSCRIBED_EVENT, &serde_json::json!({ "channel": channel.as_str() })).map_err(|_| ClientError::Internal)
             }
             "publish" => {
                 let raw = argument.ok_or_else(|| ClientError::BadRequest("publish needs {channel, data}".into()))?;
@@ -488,7 +487,7 @@ impl SioSocket {
         if let Some(id) = ack {
             self.ack(id, reply).map_err(|_| ClientError::Internal)?;
         }
-        self.emit_json("subscribed", reply).map_err(|_| ClientError::Internal)
+        self.emit_json(SUBSCRIBED_EVENT, reply).map_err(|_| ClientError::Internal)
     }
 
     async fn unsubscribe(&mut self, channel: &ChannelName) -> Result<(), ClientError> {
@@ -549,8 +548,9 @@ impl SioSocket {
         }
     }
 
-    /// The events `publication` becomes (by default
-    /// `42["publication",{"channel":…,"epoch":…,"offset":…,…,"data":…},"<position>"]`).
+    /// The events `publication` becomes: those of the event map when a rule matches it, else
+    /// `42["<event>",<data>,"<position>"]` for a publication with an event name, else
+    /// `42["publication",{"channel":…,"epoch":…,"offset":…,…,"data":…},"<position>"]`.
     fn emit_publication(&mut self, publication: &Publication) -> Result<(), Disconnect> {
         let starts = mapped::publication_events(&self.state.socketio_map, publication);
         self.finish_events(&starts)
@@ -570,7 +570,7 @@ impl SioSocket {
         if !self.followed.iter().any(|f| f.channel == event.channel) {
             return Ok(());
         }
-        let name = if event.joined { "join" } else { "leave" };
+        let name = if event.joined { JOIN_EVENT } else { LEAVE_EVENT };
         self.emit_json(name, &serde_json::json!({ "channel": event.channel.as_str(), "client": event.client }))
     }
 }
@@ -578,17 +578,29 @@ impl SioSocket {
 /// The encoding of a publication event that every socket shares, cached on the delivery.
 const SOCKETIO_WIRE: WireFormat = WireFormat::new(1);
 
-/// `42["publication",{"channel":…,"epoch":…,…,"data":…},` — a publication event up to the
-/// resume position, the same for every socket.
+/// A publication event up to the resume position, the same for every socket:
+/// `42["<event>",<data>,` for a publication with an event name (the app's own payload as its
+/// argument), else `42["publication",{"channel":…,"epoch":…,…,"data":…},`.
 fn publication_event_start(publication: &Publication) -> Bytes {
     let mut out = Vec::with_capacity(publication.data.len() + 128);
-    out.extend_from_slice(b"42[\"");
-    out.extend_from_slice(PUBLICATION_EVENT.as_bytes());
-    out.extend_from_slice(b"\",{\"channel\":\"");
-    // Channel names are `[A-Za-z0-9_.:@-]`: nothing to escape.
-    out.extend_from_slice(publication.channel.as_str().as_bytes());
-    out.extend_from_slice(b"\",");
-    write_publication_fields(&mut out, publication);
+    out.extend_from_slice(b"42[");
+    match &publication.event {
+        Some(event) => {
+            // Writing a string into a Vec cannot fail; event names may hold `"` and `\`.
+            let _ = serde_json::to_writer(&mut out, event);
+            out.push(b',');
+            out.extend_from_slice(&publication.data);
+        }
+        None => {
+            out.push(b'"');
+            out.extend_from_slice(PUBLICATION_EVENT.as_bytes());
+            out.extend_from_slice(b"\",{\"channel\":\"");
+            // Channel names are `[A-Za-z0-9_.:@-]`: nothing to escape.
+            out.extend_from_slice(publication.channel.as_str().as_bytes());
+            out.extend_from_slice(b"\",");
+            write_publication_fields(&mut out, publication);
+        }
+    }
     out.push(b',');
     Bytes::from(out)
 }
