@@ -20,9 +20,21 @@ pub const ERROR_EVENT: &str = "error";
 /// The Socket.IO event that tells why the server is closing the socket, just before it does.
 pub const DISCONNECT_EVENT: &str = "courtside:disconnect";
 
+/// The event of a maintenance notice (SSE and Socket.IO; seed 004's `system_notification`):
+/// reserved, so no publisher can fake one.
+pub const SYSTEM_NOTIFICATION_EVENT: &str = "system_notification";
+
 /// The names the Courtside Socket.IO transport emits itself.
-pub const COURTSIDE_EVENTS: [&str; 7] =
-    [PUBLICATION_EVENT, SUBSCRIBED_EVENT, UNSUBSCRIBED_EVENT, JOIN_EVENT, LEAVE_EVENT, ERROR_EVENT, DISCONNECT_EVENT];
+pub const COURTSIDE_EVENTS: [&str; 8] = [
+    PUBLICATION_EVENT,
+    SUBSCRIBED_EVENT,
+    UNSUBSCRIBED_EVENT,
+    JOIN_EVENT,
+    LEAVE_EVENT,
+    ERROR_EVENT,
+    DISCONNECT_EVENT,
+    SYSTEM_NOTIFICATION_EVENT,
+];
 
 /// The names socket.io-client keeps for itself (an app cannot listen for them as events).
 pub const SOCKETIO_CLIENT_EVENTS: [&str; 6] =

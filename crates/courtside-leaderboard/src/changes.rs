@@ -44,6 +44,11 @@ impl Listeners {
         self.listening.is_empty()
     }
 
+    /// Every listening player.
+    pub fn players(&self) -> impl Iterator<Item = &str> {
+        self.listening.keys().map(|player| &**player)
+    }
+
     pub fn is_listening(&self, player: &str) -> bool {
         self.listening.contains_key(player)
     }

@@ -5,15 +5,16 @@
 //! same group as the ratings it moved (so a result is never seen without its ratings, nor the
 //! reverse).
 //!
-//! The view is compare-and-appended against the public channel's position, so nodes sharing a
-//! store that both publish never store an older view over a newer one; a node that lost the race
-//! re-reads the stored view and publishes only if its own is still different.
+//! The view is compare-and-appended against the public channel's position, and a node publishes
+//! only a view of a later season offset than the stored one: nodes sharing a store that both
+//! publish never store an older view over a newer one (a node that lost the race, or has not
+//! caught up, re-reads the stored view and stays quiet).
 
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use courtside_core::store::{AppendGroup, AppendRequest, ExpectedPosition, Retention, StoreError};
-use courtside_core::stream::StreamPosition;
+use courtside_core::stream::{Publication, StreamPosition};
 use serde::{Deserialize, Serialize};
 
 use crate::elo::{MatchResult, Outcome};
@@ -224,12 +225,18 @@ impl LeaderboardService {
                     time: self.now_ms(),
                 }
             };
-            if let Some(stored) = &state.view
-                && (&stored.season, stored.total, &stored.entries) == (&view.season, view.total, &view.entries)
-            {
-                return Ok(false);
+            match &state.view {
+                // Unchanged, or another node already stored a view as new as this one (or newer:
+                // this node has not caught up yet) — an older view never replaces a newer one.
+                Some(stored) if stored.season == view.season && (stored.offset >= view.offset || (stored.total, &stored.entries) == (view.total, &view.entries)) => {
+                    return Ok(false);
+                }
+                // Nothing on the board yet: no view to show.
+                None if view.total == 0 => return Ok(false),
+                _ => {}
             }
-            view.new_leader = state.view.as_ref().map(|stored| &stored.leader) != Some(&view.leader);
+            let stored_leader = state.view.as_ref().and_then(|stored| stored.leader.as_ref());
+            view.new_leader = view.leader.is_some() && view.leader.as_ref() != stored_leader;
             let before = state.view.as_ref().filter(|stored| stored.season == view.season).map_or(&[][..], |stored| &stored.entries[..]);
             view.changes = top_changes(before, &view.entries, view.new_leader);
             let request = AppendRequest {
@@ -256,6 +263,18 @@ impl LeaderboardService {
             }
         }
         Err(LeaderboardError::Contended)
+    }
+
+    /// This node appended `written` (match results) to the board's public channel: when they
+    /// directly follow the position remembered, it moves past them, so the next view is not
+    /// refused as if another node had written.
+    pub(crate) fn feed_moved(&self, board: &str, written: &[Publication]) {
+        let (Some(first), Some(last)) = (written.first(), written.last()) else { return };
+        let Some(mut state) = self.feed_state(board) else { return };
+        if state.position.epoch == first.epoch && state.position.offset + 1 == first.offset {
+            state.position = StreamPosition { epoch: last.epoch.clone(), offset: last.offset };
+            self.set_feed_state(board, state);
+        }
     }
 
     /// The stored view and the public channel's position, remembered for the next publish.

@@ -15,45 +15,56 @@ impl LeaderboardService {
     /// [`Self::unlisten`]).
     pub fn listen(&self, player: &str) -> Result<(), LeaderboardError> {
         board::check_player(player)?;
-        {
-            let mut listening = self.listening().lock();
-            let count = listening.entry(player.to_string()).or_default();
-            *count += 1;
-            if *count > 1 {
-                return Ok(());
+        // The slots change under the count's lock, so a concurrent `unlisten` cannot undo a
+        // registration it did not count (the order listening → index is the one everywhere).
+        let mut listening = self.listening().lock();
+        let count = listening.entry(player.to_string()).or_default();
+        *count += 1;
+        if *count == 1 {
+            for slot in self.loaded_slots() {
+                let mut index = slot.index.write();
+                let SeasonIndex { listeners, ranking, .. } = &mut *index;
+                listeners.listen(player, ranking);
             }
-        }
-        for slot in self.loaded_slots() {
-            let mut index = slot.index.write();
-            let SeasonIndex { listeners, ranking, .. } = &mut *index;
-            listeners.listen(player, ranking);
         }
         Ok(())
     }
 
     /// Withdraws one registration of `player`; the last one stops the pushes.
     pub fn unlisten(&self, player: &str) {
-        {
-            let mut listening = self.listening().lock();
-            match listening.get_mut(player) {
-                Some(count) if *count > 1 => {
-                    *count -= 1;
-                    return;
+        let mut listening = self.listening().lock();
+        match listening.get_mut(player) {
+            Some(count) if *count > 1 => *count -= 1,
+            Some(_) => {
+                listening.remove(player);
+                for slot in self.loaded_slots() {
+                    slot.index.write().listeners.unlisten(player);
                 }
-                Some(_) => {
-                    listening.remove(player);
-                }
-                None => return,
             }
-        }
-        for slot in self.loaded_slots() {
-            slot.index.write().listeners.unlisten(player);
+            None => {}
         }
     }
 
     /// How many players are listening.
     pub fn listening_len(&self) -> usize {
         self.listening().lock().len()
+    }
+
+    /// Makes `slot`'s listeners exactly the registered players (when a slot has loaded: it was
+    /// not visible to `listen` and `unlisten` meanwhile).
+    pub(crate) fn sync_listeners(&self, slot: &Slot) {
+        let listening = self.listening().lock();
+        let mut index = slot.index.write();
+        let SeasonIndex { listeners, ranking, .. } = &mut *index;
+        let gone: Vec<String> = listeners.players().filter(|player| !listening.contains_key(*player)).map(str::to_string).collect();
+        for player in gone {
+            listeners.unlisten(&player);
+        }
+        for player in listening.keys() {
+            if !listeners.is_listening(player) {
+                listeners.listen(player, ranking);
+            }
+        }
     }
 
     fn loaded_slots(&self) -> Vec<Arc<Slot>> {

@@ -330,19 +330,21 @@ impl LeaderboardService {
             None => spec.season_at((self.inner.clock)()),
         };
         let cell = self.inner.slots.lock().entry((spec.id.clone(), season.clone())).or_default().clone();
-        let slot = cell.get_or_try_init(|| self.load_slot(spec, season)).await?;
-        Ok(slot.clone())
+        if let Some(slot) = cell.get() {
+            return Ok(slot.clone());
+        }
+        let slot = cell.get_or_try_init(|| self.load_slot(spec, season)).await?.clone();
+        // Registrations that changed while the slot loaded (it was not visible to `listen` and
+        // `unlisten` yet) are brought over now that it is.
+        self.sync_listeners(&slot);
+        Ok(slot)
     }
 
     async fn load_slot(&self, spec: BoardSpec, season: String) -> Result<Arc<Slot>, LeaderboardError> {
-        let mut index = self.load_index(&spec, &season).await?;
-        {
-            let SeasonIndex { listeners, ranking, .. } = &mut index;
-            for player in self.inner.listening.lock().keys() {
-                listeners.listen(player, ranking);
-            }
-        }
-        Ok(Arc::new(Slot { spec, index: RwLock::new(index), queue: Mutex::new(Vec::new()), flush: Default::default() }))
+        let index = self.load_index(&spec, &season).await?;
+        let slot = Arc::new(Slot { spec, index: RwLock::new(index), queue: Mutex::new(Vec::new()), flush: Default::default() });
+        self.sync_listeners(&slot);
+        Ok(slot)
     }
 
     /// A board season as the store holds it: the snapshot, and the newest history for ids.
@@ -456,7 +458,9 @@ impl LeaderboardService {
                 match self.inner.store.append_group(group).await {
                     Ok(appended) => {
                         // The season's entries come first; the public match results after them.
-                        let publications: Vec<_> = appended.into_iter().take(season_len).map(|a| a.publication).collect();
+                        let mut publications: Vec<_> = appended.into_iter().map(|a| a.publication).collect();
+                        let public = publications.split_off(season_len.min(publications.len()));
+                        self.feed_moved(&slot.spec.id, &public);
                         apply_in_chunks(slot, &publications)?
                     }
                     Err(StoreError::Conflict(_)) => {

@@ -49,7 +49,7 @@ use bytes::Bytes;
 use courtside_core::broker::relay::Relayed;
 use courtside_core::channel::ChannelName;
 use courtside_core::hub::PresenceEvent;
-use courtside_core::presence::ClientInfo;
+use courtside_core::presence::{ClientInfo, PresenceInfo};
 use courtside_core::stream::{Epoch, Publication};
 
 /// The payload version of everything without an event name.
@@ -149,6 +149,14 @@ fn encode_presence(origin_node: &str, seq: u64, event: &PresenceEvent, payload_m
     let mut payload = header('P', seq, &shape, origin_node, client, Some(user));
     for field in [origin_node, event.channel.as_str(), client, user] {
         payload.push_str(field);
+    }
+    // Presence info, as JSON where a publication carries its data (nothing when none was given).
+    if !event.client.info.is_empty() {
+        let info = serde_json::to_string(&event.client.info).unwrap_or_default();
+        if !is_sendable(&info, ascii_only) {
+            return Encoded::Impossible("its presence info cannot be sent as text");
+        }
+        payload.push_str(&info);
     }
     if payload.len() > payload_max {
         return Encoded::Impossible("too long for a notification");
@@ -304,7 +312,12 @@ pub(crate) fn decode(payload: &str) -> Result<Received, DecodeError> {
         'P' => Carried::Presence(PresenceEvent {
             channel,
             joined: parts.removed,
-            client: ClientInfo { client: parts.epoch.to_string(), user: parts.key.unwrap_or_default().to_string() },
+            client: ClientInfo {
+                client: parts.epoch.to_string(),
+                user: parts.key.unwrap_or_default().to_string(),
+                // Carried as JSON where a publication carries its data (empty: none).
+                info: if parts.data.is_empty() { PresenceInfo::default() } else { serde_json::from_str(parts.data).map_err(|_| DecodeError::Invalid("presence info"))? },
+            },
         }),
         kind => {
             let data = if kind == 'T' {
@@ -436,7 +449,7 @@ mod tests {
     fn joins_and_leaves_round_trip() {
         let channel = ChannelName::parse("court:3").unwrap();
         for (joined, user) in [(true, "zoë"), (false, "")] {
-            let client = ClientInfo { client: "n1-17".into(), user: user.into() };
+            let client = ClientInfo::new("n1-17", user);
             let event = PresenceEvent { channel: channel.clone(), joined, client };
             let payload = full(encode("node-b", 4, &Relayed::Presence(event), MAX, false));
             assert_eq!(origin_node(&payload), Ok("node-b"));
@@ -447,7 +460,7 @@ mod tests {
         let accented = PresenceEvent {
             channel,
             joined: true,
-            client: ClientInfo { client: "n1-17".into(), user: "zoë".into() },
+            client: ClientInfo::new("n1-17", "zoë"),
         };
         assert!(matches!(encode("n", 1, &Relayed::Presence(accented), MAX, true), Encoded::Impossible(_)));
     }

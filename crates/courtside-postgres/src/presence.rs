@@ -1,7 +1,7 @@
 //! [`PostgresPresence`]: presence shared by every node on one PostgreSQL database, bounded by a
 //! TTL, for clusters without Redis.
 //!
-//! One row of `courtside_presence` per client in a channel: `(channel, client, user,
+//! One row of `courtside_presence` per client in a channel: `(channel, client, user, info,
 //! expires_at)`, the expiry on the database clock (so the nodes' clocks may disagree). `join`
 //! upserts with `expires_at = now() + ttl`, `leave` deletes, and `list`/`stats` skip expired rows
 //! and delete those of the channel (without waiting for rows another session holds).
@@ -38,12 +38,13 @@ const CLIENTS_PER_STATEMENT_MAX: usize = 1_000;
 /// Expired rows deleted per refresh, at most (the next refresh continues).
 const EXPIRED_DELETED_PER_REFRESH_MAX: i64 = 10_000;
 
-/// Adds or renews clients: `$1` channels, `$2` client ids, `$3` users, `$4` TTL in ms.
+/// Adds or renews clients: `$1` channels, `$2` client ids, `$3` users, `$4` TTL in ms, `$5`
+/// presence info (JSON, or null).
 const UPSERT: &str = "\
-    INSERT INTO courtside_presence (channel, client, \"user\", expires_at) \
-    SELECT j.channel, j.client, j.user_name, now() + $4::float8 * interval '1 millisecond' \
-    FROM unnest($1::text[], $2::text[], $3::text[]) AS j(channel, client, user_name) \
-    ON CONFLICT (channel, client) DO UPDATE SET \"user\" = EXCLUDED.\"user\", expires_at = EXCLUDED.expires_at";
+    INSERT INTO courtside_presence (channel, client, \"user\", expires_at, info) \
+    SELECT j.channel, j.client, j.user_name, now() + $4::float8 * interval '1 millisecond', j.info \
+    FROM unnest($1::text[], $2::text[], $3::text[], $5::text[]) AS j(channel, client, user_name, info) \
+    ON CONFLICT (channel, client) DO UPDATE SET \"user\" = EXCLUDED.\"user\", expires_at = EXCLUDED.expires_at, info = EXCLUDED.info";
 
 /// Renews the clients still present (`$1` channels, `$2` client ids, `$3` TTL in ms); returns
 /// those renewed.
@@ -67,7 +68,7 @@ macro_rules! delete_expired_of_channel {
 
 const LIST: &str = concat!(
     delete_expired_of_channel!(),
-    "SELECT client, \"user\" FROM courtside_presence WHERE channel = $1 AND expires_at > now() ORDER BY client"
+    "SELECT client, \"user\", info FROM courtside_presence WHERE channel = $1 AND expires_at > now() ORDER BY client"
 );
 
 const STATS: &str = concat!(
@@ -85,8 +86,8 @@ const DELETE_EXPIRED: &str = "\
 pub struct PostgresPresence {
     pool: Pool,
     ttl: Duration,
-    /// Clients joined through this node, per channel: client id → user.
-    joined: Mutex<HashMap<ChannelName, BTreeMap<String, String>>>,
+    /// Clients joined through this node, per channel: client id → the client.
+    joined: Mutex<HashMap<ChannelName, BTreeMap<String, ClientInfo>>>,
     database_errors: AtomicU64,
 }
 
@@ -144,14 +145,13 @@ impl PostgresPresence {
                 .await;
             let Some(renewed) = renewed else { continue };
             // Only those still joined here: one that left meanwhile must not come back.
-            let rejoin: Vec<(ChannelName, String, String)> = {
+            let rejoin: Vec<(ChannelName, ClientInfo)> = {
                 let joined = self.joined.lock();
                 chunk
                     .iter()
                     .filter(|(channel, client)| !renewed.contains(&(channel.as_str().to_string(), client.clone())))
                     .filter_map(|(channel, client)| {
-                        let user = joined.get(channel)?.get(client)?;
-                        Some((channel.clone(), client.clone(), user.clone()))
+                        Some((channel.clone(), joined.get(channel)?.get(client)?.clone()))
                     })
                     .collect()
             };
@@ -201,16 +201,20 @@ impl PostgresPresence {
         None
     }
 
-    /// Adds or renews `clients` (channel, client id, user).
-    async fn write(&self, clients: &[(ChannelName, String, String)]) {
+    /// Adds or renews `clients` (channel, client).
+    async fn write(&self, clients: &[(ChannelName, ClientInfo)]) {
         let ttl_ms = self.ttl_ms();
         for chunk in clients.chunks(CLIENTS_PER_STATEMENT_MAX) {
-            let channels: Vec<&str> = chunk.iter().map(|(channel, _, _)| channel.as_str()).collect();
-            let ids: Vec<&str> = chunk.iter().map(|(_, client, _)| client.as_str()).collect();
-            let users: Vec<&str> = chunk.iter().map(|(_, _, user)| user.as_str()).collect();
+            let channels: Vec<&str> = chunk.iter().map(|(channel, _)| channel.as_str()).collect();
+            let ids: Vec<&str> = chunk.iter().map(|(_, client)| client.client.as_str()).collect();
+            let users: Vec<&str> = chunk.iter().map(|(_, client)| client.user.as_str()).collect();
+            let infos: Vec<Option<String>> = chunk
+                .iter()
+                .map(|(_, client)| (!client.info.is_empty()).then(|| serde_json::to_string(&client.info).unwrap_or_default()))
+                .collect();
             self.on_connection("join", async |client| {
                 let statement = client.prepare_cached(UPSERT).await?;
-                client.execute(&statement, &[&channels, &ids, &users, &ttl_ms]).await
+                client.execute(&statement, &[&channels, &ids, &users, &ttl_ms, &infos]).await
             })
             .await;
         }
@@ -220,8 +224,8 @@ impl PostgresPresence {
 #[async_trait]
 impl PresenceStore for PostgresPresence {
     async fn join(&self, channel: &ChannelName, client: ClientInfo) {
-        self.joined.lock().entry(channel.clone()).or_default().insert(client.client.clone(), client.user.clone());
-        self.write(&[(channel.clone(), client.client, client.user)]).await;
+        self.joined.lock().entry(channel.clone()).or_default().insert(client.client.clone(), client.clone());
+        self.write(&[(channel.clone(), client)]).await;
     }
 
     async fn leave(&self, channel: &ChannelName, client: &str) {
@@ -251,7 +255,10 @@ impl PresenceStore for PostgresPresence {
             .unwrap_or_default();
         let mut present: Vec<ClientInfo> = rows
             .iter()
-            .filter_map(|row| Some(ClientInfo { client: row.try_get(0).ok()?, user: row.try_get(1).ok()? }))
+            .filter_map(|row| {
+                let info = row.try_get::<_, Option<String>>(2).ok()?.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default();
+                Some(ClientInfo { client: row.try_get(0).ok()?, user: row.try_get(1).ok()?, info })
+            })
             .collect();
         present.sort_by(|a, b| a.client.cmp(&b.client));
         present

@@ -110,6 +110,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE courtside_keyed_state ADD COLUMN IF NOT EXISTS event TEXT;
     ALTER TABLE courtside_idempotency ADD COLUMN IF NOT EXISTS event TEXT;
 "#,
+    r#"
+    ALTER TABLE courtside_presence ADD COLUMN IF NOT EXISTS info TEXT;
+"#,
 ];
 
 /// The schema version this build writes and understands.

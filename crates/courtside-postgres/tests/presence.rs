@@ -18,7 +18,7 @@ fn fresh_channel() -> ChannelName {
 }
 
 fn client(client: &str, user: &str) -> ClientInfo {
-    ClientInfo { client: client.into(), user: user.into() }
+    ClientInfo::new(client, user)
 }
 
 /// Rows of `courtside_presence`, expired or not.

@@ -34,7 +34,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use courtside_core::broker::relay::Relayed;
 use courtside_core::channel::ChannelName;
 use courtside_core::hub::PresenceEvent;
-use courtside_core::presence::ClientInfo;
+use courtside_core::presence::{ClientInfo, PresenceInfo};
 use courtside_core::stream::{Epoch, Publication};
 
 const KIND_PUBLICATION: u8 = 1;
@@ -54,6 +54,8 @@ pub enum DecodeError {
     UnknownKind(u8),
     #[error("{0} is not valid UTF-8")]
     NotUtf8(&'static str),
+    #[error("the {0} is invalid")]
+    Invalid(&'static str),
 }
 
 /// Why a publication could not be put into a message.
@@ -84,11 +86,16 @@ fn short_len(text: &str, field: &'static str) -> Result<u16, EncodeError> {
 }
 
 fn encode_presence(origin_node: &str, event: &PresenceEvent) -> Result<Bytes, EncodeError> {
-    let fields = [
+    // Presence info travels as JSON after the user, only when the client gave some.
+    let info = if event.client.info.is_empty() { String::new() } else { serde_json::to_string(&event.client.info).unwrap_or_default() };
+    let mut fields = vec![
         (origin_node, short_len(origin_node, "origin node id")?),
         (event.client.client.as_str(), short_len(&event.client.client, "client id")?),
         (event.client.user.as_str(), short_len(&event.client.user, "user")?),
     ];
+    if !info.is_empty() {
+        fields.push((info.as_str(), short_len(&info, "presence info")?));
+    }
     let mut message = BytesMut::with_capacity(2 + fields.iter().map(|(text, _)| 2 + text.len()).sum::<usize>());
     message.put_u8(KIND_PRESENCE);
     message.put_u8(u8::from(event.joined));
@@ -169,7 +176,13 @@ pub fn decode(channel: ChannelName, message: &[u8]) -> Result<Received, DecodeEr
             let origin_node = reader.short_text("origin node id")?.to_string();
             let client = reader.short_text("client id")?.to_string();
             let user = reader.short_text("user")?.to_string();
-            let event = PresenceEvent { channel, joined, client: ClientInfo { client, user } };
+            // Presence info follows as JSON when the client gave any (older nodes stop before it).
+            let info = if reader.rest.is_empty() {
+                PresenceInfo::default()
+            } else {
+                serde_json::from_str(reader.short_text("presence info")?).map_err(|_| DecodeError::Invalid("presence info"))?
+            };
+            let event = PresenceEvent { channel, joined, client: ClientInfo { client, user, info } };
             Ok(Received { origin_node, relayed: Relayed::Presence(event) })
         }
         kind => Err(DecodeError::UnknownKind(kind)),
@@ -310,7 +323,7 @@ mod tests {
     fn joins_and_leaves_round_trip() {
         let channel = ChannelName::parse("court:3").unwrap();
         for joined in [true, false] {
-            let client = ClientInfo { client: "n1-17".into(), user: "zoë".into() };
+            let client = ClientInfo::new("n1-17", "zoë");
             let event = PresenceEvent { channel: channel.clone(), joined, client };
             let message = encode("node-b", &Relayed::Presence(event)).unwrap();
             assert_eq!(origin_node(&message), Ok("node-b"));

@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde::Deserialize;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use courtside_core::channel::ChannelName;
@@ -125,14 +124,6 @@ struct PresenceScripts {
     refresh: Script,
     leave: Script,
     list: Script,
-}
-
-/// `ClientInfo` as stored (core's type is serialize-only).
-#[derive(Deserialize)]
-struct StoredClientInfo {
-    client: String,
-    #[serde(default)]
-    user: String,
 }
 
 /// The Redis [`PresenceStore`] of one node; see the module docs.
@@ -323,10 +314,8 @@ impl PresenceStore for RedisPresence {
         let mut present = Vec::with_capacity(reply.len() / 2);
         for pair in reply.chunks_exact(2) {
             let (Some(client), Some(json)) = (&pair[0], &pair[1]) else { continue };
-            match serde_json::from_str::<StoredClientInfo>(json) {
-                Ok(stored) if stored.client == *client => {
-                    present.push(ClientInfo { client: stored.client, user: stored.user })
-                }
+            match serde_json::from_str::<ClientInfo>(json) {
+                Ok(stored) if stored.client == *client => present.push(stored),
                 Ok(_) | Err(_) => tracing::debug!(%channel, client, "unreadable presence entry skipped"),
             }
         }

@@ -20,7 +20,7 @@ fn fresh_channel() -> ChannelName {
 }
 
 fn client(client: &str, user: &str) -> ClientInfo {
-    ClientInfo { client: client.into(), user: user.into() }
+    ClientInfo::new(client, user)
 }
 
 async fn keys_exist(url: &str, keys: &[String]) -> usize {

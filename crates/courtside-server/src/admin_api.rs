@@ -79,7 +79,7 @@ pub(crate) async fn announce(State(state): State<Arc<ServerState>>, headers: Hea
     if secs > NOTICE_SECS_MAX {
         return Err(ClientError::BadRequest(format!("`durationSecs` must be at most {NOTICE_SECS_MAX}")).into());
     }
-    let maintenance = state.announce_maintenance(message, Duration::from_secs(secs));
+    let maintenance = state.announce_maintenance(message, Duration::from_secs(secs), true);
     tracing::info!(secs, "maintenance announced");
     Ok((StatusCode::ACCEPTED, Json(&maintenance.notice)).into_response())
 }

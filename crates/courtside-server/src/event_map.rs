@@ -18,7 +18,7 @@ use serde_json::Value;
 use template::{Context, Scope, TemplateError};
 
 /// The generic events of the Socket.IO mapping, which an app's events may not redefine.
-pub const GENERIC_EVENTS: [&str; 7] = ["subscribe", "unsubscribe", "publish", "history", "presence", "presence_stats", "refresh"];
+pub const GENERIC_EVENTS: [&str; 8] = ["subscribe", "unsubscribe", "publish", "history", "presence", "presence_stats", "presence_set", "refresh"];
 
 /// `[socketio]`: how Socket.IO clients' own events map onto Courtside.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,11 +75,15 @@ pub struct Source {
 
 /// Publications of the channels `channel` matches (`*` matches one segment) whose data has the
 /// fields of `when` (a field's value, or any value of an array) become the event `event`: one
-/// per publication, or one per element of the array at `each`.
+/// per publication, or one per element of the array at `each`. With `presence`, the rule maps
+/// the channel's presence events instead (`join` or `leave`; the source is the client:
+/// `{channel, client, user, status?, location?, device?}`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmitRule {
     pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<PresenceChange>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub when: BTreeMap<String, Value>,
     pub event: String,
@@ -88,6 +92,14 @@ pub struct EmitRule {
     /// The template of the event's argument; without one, the publication's data as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
+}
+
+/// Which presence events a rule maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceChange {
+    Join,
+    Leave,
 }
 
 /// Why the `[socketio]` table was refused: the key, and what is wrong with it.
@@ -167,6 +179,7 @@ pub struct ClientRule {
 #[derive(Debug, Clone)]
 struct CompiledEmit {
     pattern: ChannelPattern,
+    presence: Option<PresenceChange>,
     when: Vec<(String, Value)>,
     event: String,
     each: Option<String>,
@@ -188,9 +201,15 @@ pub struct MappedEvent<'a> {
     pub data: Value,
 }
 
-/// Event names follow the one rule of publications' names (`courtside_core::event`).
+/// Event names follow the rule of publications' names (`courtside_core::event`), except that
+/// the operator's map may use the names Courtside's transport sends (an app's own
+/// `system_notification`, say); socket.io-client's own names never reach a listener.
 fn check_event_name(key: String, name: &str) -> Result<(), MapError> {
-    courtside_core::event::validate_event_name(name).map_err(|error| refused(key, error))
+    use courtside_core::event::{EventNameError, SOCKETIO_CLIENT_EVENTS, validate_event_name};
+    match validate_event_name(name) {
+        Err(EventNameError::Reserved(_)) if !SOCKETIO_CLIENT_EVENTS.contains(&name) => Ok(()),
+        checked => checked.map_err(|error| refused(key, error)),
+    }
 }
 
 fn check_template(key: String, template: &Value, scope: Scope) -> Result<(), MapError> {
@@ -246,6 +265,7 @@ impl SocketIoConfig {
             }
             emit.push(CompiledEmit {
                 pattern,
+                presence: rule.presence,
                 when: rule.when.iter().map(|(field, value)| (field.clone(), value.clone())).collect(),
                 event: rule.event.clone(),
                 each: rule.each.clone(),
@@ -279,15 +299,27 @@ impl EventMap {
 
     /// Whether any rule maps publications of `channel` (so the transport can skip the rest).
     pub fn maps_channel(&self, channel: &ChannelName) -> bool {
-        self.emit.iter().any(|rule| rule.pattern.matches(channel))
+        self.emit.iter().any(|rule| rule.presence.is_none() && rule.pattern.matches(channel))
     }
 
-    /// The events a publication of `channel` with `data` becomes, in rule order; empty when no
-    /// rule matches (the publication then arrives as the default event).
-    pub fn events_for(&self, channel: &ChannelName, data: &Value, now_ms: u64) -> Vec<MappedEvent<'_>> {
+    /// The events a publication of `channel` with `data` becomes, in rule order (none, when a
+    /// matching rule's `each` array is empty); `None` when no rule matches (the publication
+    /// then arrives as usual).
+    pub fn events_for(&self, channel: &ChannelName, data: &Value, now_ms: u64) -> Option<Vec<MappedEvent<'_>>> {
+        self.mapped(channel, None, data, now_ms)
+    }
+
+    /// The events a presence change of `channel` (`client`: the client as JSON) becomes; `None`
+    /// when no rule maps it (it then arrives as `join` / `leave`).
+    pub fn presence_events_for(&self, channel: &ChannelName, change: PresenceChange, client: &Value, now_ms: u64) -> Option<Vec<MappedEvent<'_>>> {
+        self.mapped(channel, Some(change), client, now_ms)
+    }
+
+    fn mapped(&self, channel: &ChannelName, presence: Option<PresenceChange>, data: &Value, now_ms: u64) -> Option<Vec<MappedEvent<'_>>> {
         let context = Context { now_ms, user: None, arg: None };
+        let mut matched = false;
         let mut events = Vec::new();
-        for rule in self.emit.iter().filter(|rule| rule.pattern.matches(channel)) {
+        for rule in self.emit.iter().filter(|rule| rule.presence == presence && rule.pattern.matches(channel)) {
             let holds = |(field, wanted): &(String, Value)| match (wanted, data.get(field)) {
                 (Value::Array(any_of), Some(value)) => any_of.contains(value),
                 (wanted, value) => value == Some(wanted),
@@ -295,6 +327,7 @@ impl EventMap {
             if !rule.when.iter().all(holds) {
                 continue;
             }
+            matched = true;
             let build = |source: &Value| rule.data.as_ref().map_or_else(|| source.clone(), |t| template::render(t, source, &context));
             match &rule.each {
                 Some(path) => {
@@ -304,7 +337,7 @@ impl EventMap {
                 None => events.push(MappedEvent { event: &rule.event, data: build(data) }),
             }
         }
-        events
+        matched.then_some(events)
     }
 }
 
@@ -337,7 +370,7 @@ mod tests {
         .expect("valid");
         let channel = ChannelName::parse("leaderboard:global").expect("name");
         let view = json!({ "type": "TOP", "total": 3, "changes": [{ "type": "NEW_LEADER", "player": "ana" }, { "type": "RANK_CHANGE", "player": "bo" }] });
-        let events: Vec<(&str, Value)> = map.events_for(&channel, &view, 0).into_iter().map(|e| (e.event, e.data)).collect();
+        let events: Vec<(&str, Value)> = map.events_for(&channel, &view, 0).unwrap_or_default().into_iter().map(|e| (e.event, e.data)).collect();
         assert_eq!(
             events,
             [
@@ -346,14 +379,35 @@ mod tests {
                 ("scoreboard_update", json!({ "type": "RANK_CHANGE", "userId": "bo" })),
             ]
         );
-        assert!(map.events_for(&channel, &json!({ "type": "MATCH_RESULT" }), 0).is_empty(), "`when` filters");
-        assert!(map.events_for(&ChannelName::parse("leaderboard:a:b").expect("name"), &view, 0).is_empty(), "`*` is one segment");
+        assert!(map.events_for(&channel, &json!({ "type": "MATCH_RESULT" }), 0).is_none(), "`when` filters");
+        assert!(map.events_for(&ChannelName::parse("leaderboard:a:b").expect("name"), &view, 0).is_none(), "`*` is one segment");
+        let quiet = json!({ "type": "OTHER", "total": 3, "changes": [] });
+        assert_eq!(map.events_for(&channel, &quiet, 0).map(|events| events.len()), Some(0), "matched, but nothing to send: not the default event");
+    }
+
+    #[test]
+    fn presence_rules_map_joins_and_leaves_only() {
+        let map = map(r#"
+            [[emit]]
+            channel = "players:online"
+            presence = "join"
+            event = "player:online"
+            data = { playerId = "$.user", status = "$.status" }
+        "#)
+        .expect("valid");
+        let channel = ChannelName::parse("players:online").expect("name");
+        let client = json!({ "client": "n-1", "user": "ana", "status": "in_match" });
+        let joined: Vec<(&str, Value)> = map.presence_events_for(&channel, PresenceChange::Join, &client, 0).unwrap_or_default().into_iter().map(|e| (e.event, e.data)).collect();
+        assert_eq!(joined, [("player:online", json!({ "playerId": "ana", "status": "in_match" }))]);
+        assert!(map.presence_events_for(&channel, PresenceChange::Leave, &client, 0).is_none());
+        assert!(map.events_for(&channel, &client, 0).is_none(), "a presence rule maps no publication");
+        assert!(!map.maps_channel(&channel));
     }
 
     #[test]
     fn bad_maps_name_their_key() {
         let refused = |text: &str| map(text).expect_err("refused").to_string();
-        assert_eq!(refused("[on.subscribe]\nfollow = [\"a:b\"]"), "configuration key `socketio.on.subscribe`: \"subscribe\" is one of the generic events (subscribe, unsubscribe, publish, history, presence, presence_stats, refresh)");
+        assert_eq!(refused("[on.subscribe]\nfollow = [\"a:b\"]"), "configuration key `socketio.on.subscribe`: \"subscribe\" is one of the generic events (subscribe, unsubscribe, publish, history, presence, presence_stats, presence_set, refresh)");
         assert_eq!(
             refused("[on.x]\nreply = { event = \"connect\" }"),
             "configuration key `socketio.on.x.reply.event`: event name \"connect\" is reserved (by socket.io-client or by Courtside's Socket.IO transport)"

@@ -288,7 +288,7 @@ pub async fn rate_limited(
     let ip = client_address(peer.ip(), forwarded_for, &state.config.sports.trusted_proxies);
     request.extensions_mut().insert(ClientAddress(ip));
     // A Socket.IO request of an open session (`sid=`) opens nothing: only the handshake counts.
-    if class == EndpointClass::Connect && request.uri().query().is_some_and(|query| form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "sid")) {
+    if matched.as_str() == "/socket.io/" && request.uri().query().is_some_and(|query| form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "sid")) {
         return next.run(request).await;
     }
     let address = Caller::address(ip);

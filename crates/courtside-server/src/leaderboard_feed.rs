@@ -125,11 +125,17 @@ impl UpdateSink for PersonalPushes {
     }
 }
 
+/// Whether rank pushes can be written: the configuration has a personal `user` namespace with
+/// history. Without it, nobody is registered as listening and no rank change is computed.
+pub fn pushes_enabled(config: &Config) -> bool {
+    config.namespaces.get(PERSONAL_NAMESPACE).is_some_and(|options| options.personal && options.has_history())
+}
+
 impl PersonalPushes {
     /// The sink, and the task that writes its pushes through `store` (ends when the sink is
-    /// dropped). `None` when the configuration has no personal `user` namespace with history.
+    /// dropped). `None` unless [`pushes_enabled`].
     pub fn start(config: &Config, store: Arc<dyn StreamStore>, counters: Arc<PushCounters>) -> Option<Arc<Self>> {
-        let options = config.namespaces.get(PERSONAL_NAMESPACE).filter(|options| options.personal && options.has_history())?;
+        let options = config.namespaces.get(PERSONAL_NAMESPACE).filter(|_| pushes_enabled(config))?;
         let retention = options.retention();
         let (queue, moves) = mpsc::channel(PUSH_QUEUE_LEN);
         tokio::spawn(write_pushes(moves, store, retention, counters.clone()));

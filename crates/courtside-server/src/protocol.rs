@@ -11,6 +11,7 @@ use std::io::Write;
 use bytes::Bytes;
 use courtside_core::hub::WireFormat;
 use courtside_core::node::NodeError;
+use courtside_core::presence::PresenceInfo;
 use courtside_leaderboard::LeaderboardError;
 use courtside_core::{ChannelName, Publication, StreamPosition};
 use serde::{Deserialize, Serialize};
@@ -102,7 +103,7 @@ pub struct SystemNotice {
 }
 
 /// The name of the notice's SSE and Socket.IO event.
-pub const NOTICE_EVENT: &str = "system_notification";
+pub const NOTICE_EVENT: &str = courtside_core::event::SYSTEM_NOTIFICATION_EVENT;
 
 impl SystemNotice {
     /// `{"push":{"notice":{…}}}`: the native push.
@@ -231,6 +232,8 @@ pub enum Method<'a> {
     History(HistoryParams),
     Presence(ChannelParams),
     PresenceStats(ChannelParams),
+    /// Sets what the connection says about itself in every channel it is present in.
+    PresenceSet(PresenceInfo),
     Refresh(RefreshParams),
     Ping,
 }
@@ -240,6 +243,9 @@ pub enum Method<'a> {
 pub struct ConnectParams {
     #[serde(default)]
     pub token: Option<String>,
+    /// What the connection says about itself (status, location, device) to those present.
+    #[serde(default)]
+    pub presence: Option<PresenceInfo>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,6 +338,7 @@ pub fn decode_command(frame: &str) -> Result<Command<'_>, DecodeError> {
         "history" => parse(name, params).map(Method::History),
         "presence" => parse(name, params).map(Method::Presence),
         "presence_stats" => parse(name, params).map(Method::PresenceStats),
+        "presence_set" => parse(name, params).map(Method::PresenceSet),
         "refresh" => parse(name, params).map(Method::Refresh),
         "ping" => Ok(Method::Ping),
         other => Err(ClientError::UnknownMethod(other.to_string())),

@@ -37,7 +37,7 @@ use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{BrokerChoice, Config, StoreChoice};
 use crate::accounts::Accounts;
 use crate::http::ApiError;
-use crate::leaderboard_feed::{ListenerWatch, PersonalPushes, Ticker};
+use crate::leaderboard_feed::{ListenerWatch, PersonalPushes, Ticker, pushes_enabled};
 use crate::metrics::{Metrics, PushCounters};
 use crate::protocol::ClientError;
 use crate::rate_limit::HttpRateLimiter;
@@ -83,7 +83,7 @@ impl RunningServer {
     pub async fn stop_after_notice(self) {
         let secs = self.state.config.maintenance_notice_secs;
         let message = if secs == 0 { "The server is restarting now".to_string() } else { format!("The server restarts in {secs} s") };
-        self.state.announce_maintenance(message, Duration::from_secs(secs));
+        self.state.announce_maintenance(message, Duration::from_secs(secs), false);
         if secs > 0 {
             tracing::info!(secs, "maintenance notice sent; shutting down when it is up (another signal: now)");
             tokio::select! {
@@ -128,7 +128,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let socketio_map = Arc::new(config.socketio.compile()?);
     let metrics = Metrics::default();
     let leaderboards = leaderboard_service(&config, &node, metrics.leaderboard_pushes.clone()).await?;
-    node.watch_subscriptions(Arc::new(ListenerWatch { leaderboards: leaderboards.clone() }));
+    if pushes_enabled(&config) {
+        node.watch_subscriptions(Arc::new(ListenerWatch { leaderboards: leaderboards.clone() }));
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;

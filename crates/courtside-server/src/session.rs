@@ -11,7 +11,7 @@ use courtside_core::access::Principal;
 use courtside_core::cursor::{Admit, Cursor};
 use courtside_core::hub::{ConnectionId, Delivery, Outbound, Outbox, PresenceEvent};
 use courtside_core::node::{PublishRequest, SubscribeRequest};
-use courtside_core::presence::ClientInfo;
+use courtside_core::presence::{ClientInfo, PresenceInfo};
 use courtside_core::store::HistoryQuery;
 use courtside_core::ChannelName;
 use bytes::Bytes;
@@ -47,6 +47,8 @@ pub struct Session {
     subscriptions: HashMap<ChannelName, Cursor>,
     rate: TokenBucket,
     refused_in_a_row: u32,
+    /// What the connection says about itself to those present (`connect`, `presence_set`).
+    presence_info: PresenceInfo,
     /// Frames waiting to be written, separated by `\n`.
     pub out: Vec<u8>,
 }
@@ -105,6 +107,7 @@ impl Session {
             subscriptions: HashMap::new(),
             rate,
             refused_in_a_row: 0,
+            presence_info: PresenceInfo::default(),
             out: Vec::new(),
         }
     }
@@ -133,7 +136,22 @@ impl Session {
         ClientInfo {
             client: self.client_id(),
             user: self.principal.as_ref().map(|p| p.user_id().to_string()).unwrap_or_default(),
+            info: self.presence_info.clone(),
         }
+    }
+
+    /// Replaces what the connection says about itself and tells every channel it is present in
+    /// (a new `join` with the new info, where the namespace announces joins).
+    async fn set_presence(&mut self, id: Option<u64>, info: PresenceInfo) -> Result<(), ClientError> {
+        info.validate().map_err(|error| ClientError::BadRequest(error.to_string()))?;
+        self.presence_info = info;
+        let client = self.client_info();
+        let channels: Vec<ChannelName> = self.subscriptions.keys().cloned().collect();
+        for channel in channels {
+            self.state.node.join(&channel, client.clone()).await;
+        }
+        self.reply(id, &Empty {});
+        Ok(())
     }
 
     fn start_frame(&mut self) {
@@ -200,7 +218,16 @@ impl Session {
         };
         let Some(principal) = self.principal.clone() else {
             return match command.method {
-                Method::Connect(params) => self.connect(id, params.token).await,
+                Method::Connect(params) => {
+                    if let Some(info) = params.presence {
+                        if let Err(error) = info.validate() {
+                            self.reply_error(id, &ClientError::BadRequest(error.to_string()));
+                            return Ok(());
+                        }
+                        self.presence_info = info;
+                    }
+                    self.connect(id, params.token).await
+                }
                 _ => Err(Disconnect::ConnectRequired),
             };
         };
@@ -212,6 +239,7 @@ impl Session {
             Method::History(params) => self.history(id, &principal, params).await,
             Method::Presence(ChannelParams { channel }) => self.presence(id, &principal, &channel, false).await,
             Method::PresenceStats(ChannelParams { channel }) => self.presence(id, &principal, &channel, true).await,
+            Method::PresenceSet(info) => self.set_presence(id, info).await,
             Method::Refresh(params) => self.refresh(id, &principal, &params.token),
             Method::Ping => {
                 self.reply(id, &Empty {});

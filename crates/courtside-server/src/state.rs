@@ -51,29 +51,38 @@ pub struct ServerState {
     pub(crate) next_connection_id: AtomicU64,
 }
 
-/// An announced maintenance: the notice, and when connections are closed.
+/// An announced maintenance: the notice, and when connections are closed (`None`: the notice of
+/// a shutdown, which closes them itself).
 #[derive(Debug)]
 pub struct Maintenance {
     pub notice: SystemNotice,
-    pub cut_at: tokio::time::Instant,
+    pub cut_at: Option<tokio::time::Instant>,
 }
 
 impl Maintenance {
-    /// The maintenance a connection has not told its client about yet: the current one, unless
-    /// it is `told`.
-    pub fn untold(current: &Option<Arc<Maintenance>>, told: &Option<Arc<Maintenance>>) -> Option<Arc<Maintenance>> {
-        match (current, told) {
-            (Some(current), Some(told)) if Arc::ptr_eq(current, told) => None,
-            (current, _) => current.clone(),
+    /// The maintenance a connection opened at `opened_at` has not told its client about yet:
+    /// the current one, unless it is `told`, or its cut came before the connection opened (the
+    /// node serves as before after a cut; the last notice stays in the watch).
+    pub fn untold(current: &Option<Arc<Maintenance>>, told: &Option<Arc<Maintenance>>, opened_at: tokio::time::Instant) -> Option<Arc<Maintenance>> {
+        let current = current.as_ref()?;
+        if told.as_ref().is_some_and(|told| Arc::ptr_eq(current, told)) || current.cut_at.is_some_and(|cut| cut < opened_at) {
+            return None;
         }
+        Some(current.clone())
+    }
+
+    /// When the connection that was told closes, if the notice closes it.
+    pub fn cut(told: &Option<Arc<Maintenance>>) -> Option<tokio::time::Instant> {
+        told.as_ref()?.cut_at
     }
 }
 
 impl ServerState {
     /// Tells every connection of this node (native, SSE, Socket.IO) that it closes in
-    /// `duration` (with a code that says to reconnect), and closes it then; connections opened
-    /// meanwhile are told and closed too. Afterwards the node serves as before.
-    pub fn announce_maintenance(self: &Arc<Self>, message: String, duration: Duration) -> Arc<Maintenance> {
+    /// `duration`; with `cut`, closes each then (with a code that says to reconnect) —
+    /// connections opened meanwhile too — and serves as before afterwards. Without `cut` the
+    /// caller closes them (a shutdown).
+    pub fn announce_maintenance(&self, message: String, duration: Duration, cut: bool) -> Arc<Maintenance> {
         let notice = SystemNotice {
             kind: "MAINTENANCE",
             message,
@@ -81,22 +90,12 @@ impl ServerState {
             timestamp: crate::event_map::template::iso_time(courtside_core::stream::now_ms()),
             duration: duration.as_millis() as u64,
         };
-        let maintenance = Arc::new(Maintenance { notice, cut_at: tokio::time::Instant::now() + duration });
+        let cut_at = cut.then(|| tokio::time::Instant::now() + duration);
+        let maintenance = Arc::new(Maintenance { notice, cut_at });
         self.maintenance.send_replace(Some(maintenance.clone()));
-        let (state, announced) = (self.clone(), maintenance.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep_until(announced.cut_at).await;
-            // Past the cut, new connections are served again (unless another notice followed).
-            state.maintenance.send_if_modified(|current| {
-                let ours = current.as_ref().is_some_and(|current| Arc::ptr_eq(current, &announced));
-                if ours {
-                    *current = None;
-                }
-                ours
-            });
-        });
         maintenance
     }
+
     /// Whether other nodes write to this node's store (a PostgreSQL store), so reads must
     /// catch up with what they committed.
     pub fn shares_store(&self) -> bool {

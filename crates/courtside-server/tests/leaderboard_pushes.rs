@@ -145,11 +145,17 @@ async fn players_following_their_channel_get_rank_pushes_and_nobody_else_does() 
     assert_eq!(status, 200, "{history}");
     assert_eq!(history["publications"], json!([]));
 
-    // Once ann stops following, her rank moves are no longer pushed.
+    // Once ann stops following, her rank moves are no longer pushed. bob follows his channel:
+    // his push for the same move shows that the move's pushes were written.
+    let mut bob = server.connected("bob", &[]).await;
+    result(&bob.request("subscribe", json!({ "channel": "user:bob" })).await);
     result(&ann.request("unsubscribe", json!({ "channel": "user:ann" })).await);
     submit(&server, &key, "dee", 99).await;
+    let passed = next_of(&mut bob, "RANK_CHANGE").await;
+    assert_eq!(passed["data"]["mover"], "dee");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let reply = ann.request("subscribe", json!({ "channel": "user:ann", "since": { "offset": last_offset, "epoch": epoch } })).await;
     let resumed = result(&reply);
     assert_eq!(resumed["publications"], json!([]), "no push while nobody listened: {resumed}");
-    assert_eq!(server.metric("courtside_leaderboard_pushes_total").await, 3.0);
+    assert_eq!(server.metric("courtside_leaderboard_pushes_total").await, 4.0, "ann's three and bob's one");
 }

@@ -251,3 +251,22 @@ async fn seed_004_hears_the_maintenance_notice_and_comes_back() {
     let board = app.next(|r| r["state"] == "leaderboard" && r["data"]["topScores"][0]["userId"] == "carol").await;
     assert_eq!(board["data"]["totalUsers"], 2);
 }
+
+#[tokio::test]
+async fn seed_003_sees_players_come_online_and_go() {
+    let server = start("examples/love-rank-pulse.toml").await;
+    let alice = server.token("alice", &[Role::Spectator]);
+    let Some(mut watcher) = App::start("love-rank-pulse.mjs", &[("VITE_WS_URL", url(&server)), ("TOKEN", alice)]) else { return };
+    watcher.next(|r| r["event"] == "player:online" && r["data"]["playerId"] == "alice").await;
+    let bob = server.token("bob", &[Role::Spectator]);
+    let Some(mut other) = App::start("love-rank-pulse.mjs", &[("VITE_WS_URL", url(&server)), ("TOKEN", bob)]) else { return };
+    let online = watcher.next(|r| r["event"] == "player:online" && r["data"]["playerId"] == "bob").await;
+    assert_eq!(online["data"], json!({ "playerId": "bob", "status": null, "location": null }));
+    // The active player count: everyone present in `players:online`.
+    let (status, stats) = server.get("/api/presence?channel=players:online", Some(&format!("apikey {}", server.api_key()))).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["clients"].as_array().map(Vec::len), Some(2));
+    other.command("exit").await;
+    let offline = watcher.next(|r| r["event"] == "player:offline").await;
+    assert_eq!(offline["data"], json!({ "playerId": "bob" }));
+}

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crate::broker::Broker;
 use crate::channel::ChannelName;
 use crate::hub::{outbox, Hub, Inbox, Outbound, PresenceEvent};
-use crate::presence::ClientInfo;
+use crate::presence::{ClientInfo, PresenceInfo};
 use crate::sequencer::Sequencer;
 use crate::stream::{Epoch, Publication};
 
@@ -122,7 +122,7 @@ async fn carries_joins_and_leaves<F: Fn(Arc<Sequencer>) -> OpenedBroker>(open: &
     if shared {
         origin.broker.follow(&channel).await.expect("follow on the origin");
     }
-    let client = ClientInfo { client: "c-1".into(), user: "zoë".into() };
+    let client = ClientInfo { info: PresenceInfo { status: Some("in_match".into()), location: Some("match:7".into()), device: None }, ..ClientInfo::new("c-1", "zoë") };
     origin.broker.announce(PresenceEvent { channel: channel.clone(), joined: true, client: client.clone() });
     origin.broker.announce(PresenceEvent { channel: channel.clone(), joined: false, client: client.clone() });
     let inboxes = [Some((&mut remote, "the following node's")), local.as_mut().map(|inbox| (inbox, "the origin's own"))];

@@ -1,4 +1,4 @@
-//! The conformance suite for [`PresenceStore`]: join, leave, list and counts; with
+//! The conformance suite for [`PresenceStore`]: join, leave, list, counts and presence info; with
 //! `nodes_share_a_backend`, two nodes see each other's clients.
 
 use std::future::Future;
@@ -6,13 +6,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::channel::ChannelName;
-use crate::presence::{ClientInfo, PresenceStats, PresenceStore};
+use crate::presence::{ClientInfo, PresenceInfo, PresenceStats, PresenceStore};
 use crate::stream::Epoch;
 
 pub type OpenedPresence = Pin<Box<dyn Future<Output = Arc<dyn PresenceStore>>>>;
 
 fn client(client: &str, user: &str) -> ClientInfo {
-    ClientInfo { client: client.into(), user: user.into() }
+    ClientInfo::new(client, user)
 }
 
 /// Runs every check; `open` makes the presence store of a new node.
@@ -41,6 +41,14 @@ where
     assert_eq!(b.list(&channel).await, vec![client("a-1", "alice"), client("b-1", "bob")]);
     let other = ChannelName::parse(&format!("match:presence-{}", Epoch::new_random())).expect("channel");
     assert!(a.list(&other).await.is_empty(), "channels are independent");
+    // What a client says about itself is kept, and a join again replaces it.
+    let away = PresenceInfo { status: Some("away".into()), location: Some("match:7".into()), device: Some("ios".into()) };
+    b.join(&channel, ClientInfo { info: away.clone(), ..client("b-1", "bob") }).await;
+    assert_eq!(a.list(&channel).await[1].info, away, "info is seen from every node");
+    let in_match = PresenceInfo { status: Some("in_match".into()), ..PresenceInfo::default() };
+    b.join(&channel, ClientInfo { info: in_match.clone(), ..client("b-1", "bob") }).await;
+    assert_eq!(a.list(&channel).await[1].info, in_match, "joining again replaces the info");
+    assert_eq!(a.stats(&channel).await.clients, 2);
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use courtside_core::cursor::{Admit, Cursor};
 use courtside_core::hub::{self, ConnectionId, Inbox, Outbound, OverflowSignal};
 use courtside_core::node::SubscribeRequest;
+use courtside_core::presence::ClientInfo;
 use courtside_core::store::HistoryQuery;
 use courtside_core::{ChannelName, Epoch, Publication, StreamPosition};
 use futures_util::stream::{self, Stream};
@@ -131,7 +132,9 @@ async fn open(
             maintenance
         },
         told: None,
+        opened_at: tokio::time::Instant::now(),
         cut: None,
+        viewer: ClientInfo::new(String::new(), ""),
         _task: state.tasks.token(),
         state: state.clone(),
     };
@@ -160,6 +163,12 @@ async fn open(
             epoch: outcome.position.epoch.clone(),
             offset: outcome.position.offset - outcome.publications.len() as u64,
         });
+    }
+    // A viewer counts in presence like any connection ("N watching"); SSE streams get no
+    // join/leave events themselves.
+    sse.viewer = ClientInfo::new(format!("{}-{}", state.node_id, sse.id), principal.user_id());
+    for channel in &query.channels {
+        state.node.join(channel, sse.viewer.clone()).await;
     }
     state.metrics.sse_connections.fetch_add(1, Ordering::Relaxed);
     let events = stream::unfold(sse, |mut sse| async move {
@@ -203,7 +212,10 @@ struct SseStream {
     /// Announced maintenance: the notice is sent as an event, then the stream ends at `cut`.
     maintenance: tokio::sync::watch::Receiver<Option<Arc<Maintenance>>>,
     told: Option<Arc<Maintenance>>,
+    opened_at: tokio::time::Instant,
     cut: Option<Pin<Box<Sleep>>>,
+    /// How the stream appears in presence (its channels' viewers).
+    viewer: ClientInfo,
     state: Arc<ServerState>,
     _task: TaskTrackerToken,
 }
@@ -244,7 +256,7 @@ impl SseStream {
                 biased;
                 _ = self.state.shutdown.cancelled() => {
                     // A notice announced just before the shutdown still goes out first.
-                    let untold = Maintenance::untold(&self.state.maintenance.borrow(), &self.told)?;
+                    let untold = Maintenance::untold(&self.state.maintenance.borrow(), &self.told, self.opened_at)?;
                     self.told = Some(untold.clone());
                     return Some(notice_event(&untold));
                 }
@@ -252,9 +264,11 @@ impl SseStream {
                 _ = expiry => return None,
                 _ = cut => return None,
                 Ok(()) = self.maintenance.changed() => {
-                    let untold = Maintenance::untold(&self.maintenance.borrow_and_update(), &self.told);
+                    let untold = Maintenance::untold(&self.maintenance.borrow_and_update(), &self.told, self.opened_at);
                     let Some(untold) = untold else { continue };
-                    self.cut = Some(Box::pin(tokio::time::sleep_until(untold.cut_at)));
+                    if let Some(cut) = untold.cut_at {
+                        self.cut = Some(Box::pin(tokio::time::sleep_until(cut)));
+                    }
                     self.told = Some(untold.clone());
                     return Some(notice_event(&untold));
                 }
@@ -301,9 +315,13 @@ fn notice_event(maintenance: &Maintenance) -> Event {
 impl Drop for SseStream {
     fn drop(&mut self) {
         let (state, channels, id) = (self.state.clone(), std::mem::take(&mut self.channels), self.id);
+        let viewer = self.viewer.clone();
         tokio::spawn(async move {
             for channel in &channels {
                 state.node.unsubscribe(channel, id).await;
+                if !viewer.client.is_empty() {
+                    state.node.leave(channel, viewer.clone()).await;
+                }
             }
         });
         self.state.metrics.sse_connections.fetch_sub(1, Ordering::Relaxed);

@@ -83,6 +83,7 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
     let mut maintenance = state.maintenance.subscribe();
     maintenance.mark_changed();
     let mut told: Option<Arc<Maintenance>> = None;
+    let opened_at = Instant::now();
     let cut_timer = sleep_until(Instant::now());
     tokio::pin!(shutdown, overflowed, ping, connect_timer, token_timer, flush_timer, cut_timer);
     let mut token_expiry: Option<u64> = None;
@@ -94,7 +95,7 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
             biased;
             _ = &mut shutdown => {
                 // A notice announced just before the shutdown still goes out first.
-                let untold = Maintenance::untold(&state.maintenance.borrow(), &told);
+                let untold = Maintenance::untold(&state.maintenance.borrow(), &told, opened_at);
                 if let Some(untold) = untold {
                     session.push_notice(&untold.notice);
                 }
@@ -102,15 +103,17 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
             }
             _ = &mut overflowed => Err(Disconnect::SlowConsumer),
             Ok(()) = maintenance.changed() => {
-                let untold = Maintenance::untold(&maintenance.borrow_and_update(), &told);
+                let untold = Maintenance::untold(&maintenance.borrow_and_update(), &told, opened_at);
                 if let Some(untold) = untold {
                     session.push_notice(&untold.notice);
-                    cut_timer.as_mut().reset(untold.cut_at);
+                    if let Some(cut) = untold.cut_at {
+                        cut_timer.as_mut().reset(cut);
+                    }
                     told = Some(untold);
                 }
                 Ok(())
             }
-            _ = &mut cut_timer, if told.is_some() => Err(Disconnect::Maintenance),
+            _ = &mut cut_timer, if Maintenance::cut(&told).is_some() => Err(Disconnect::Maintenance),
             message = socket.recv() => {
                 last_heard = Instant::now();
                 match message {

@@ -16,16 +16,13 @@ use std::time::Duration;
 
 use courtside_core::access::Principal;
 use courtside_core::cursor::{Admit, Cursor};
-use courtside_core::event::{
-    DISCONNECT_EVENT, ERROR_EVENT, JOIN_EVENT, LEAVE_EVENT, PUBLICATION_EVENT, SUBSCRIBED_EVENT, UNSUBSCRIBED_EVENT,
-};
+use courtside_core::event::{DISCONNECT_EVENT, ERROR_EVENT, JOIN_EVENT, LEAVE_EVENT, PUBLICATION_EVENT};
 use courtside_core::hub::{Delivery, Inbox, Outbound, Outbox, PresenceEvent, WireFormat};
-use courtside_core::node::SubscribeRequest;
-use courtside_core::presence::ClientInfo;
+use courtside_core::presence::{ClientInfo, PresenceInfo};
 use courtside_core::stream::Publication;
 use courtside_core::ChannelName;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -34,10 +31,11 @@ use super::engine::{Engine, EngineSession, Incoming, SendError};
 use super::recovery;
 use super::sio::{self, SioKind, SioPacket};
 use crate::auth::now_secs;
-use crate::protocol::{NOTICE_EVENT, ChannelParams, ClientError, Disconnect, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply, write_publication_fields};
+use crate::protocol::{NOTICE_EVENT, ClientError, Disconnect, write_publication_fields};
+use crate::event_map::PresenceChange;
 use crate::rate_limit::{Caller, EndpointClass, TokenBucket};
 use crate::state::{Maintenance, ServerState};
-use crate::session::{HistoryResult, PublishResult, history_checked, publish_checked, read_missing, verify_refresh};
+use crate::session::read_missing;
 
 /// How long a closing socket waits for its client to take the last packets.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -80,9 +78,12 @@ struct SioSocket {
     /// Channels of a resume not followed again yet (the store was unavailable): they stay in
     /// the position, and an app's `subscribe` resumes them from there.
     pending: Vec<(ChannelName, courtside_core::stream::StreamPosition)>,
+    /// What the socket says about itself to those present (`auth.presence`, `presence_set`).
+    presence_info: PresenceInfo,
 }
 
 mod admission;
+mod events;
 mod mapped;
 
 /// Why the socket ends.
@@ -111,6 +112,7 @@ pub async fn run(start: SocketStart) {
         refused_in_a_row: 0,
         held: None,
         pending: Vec::new(),
+        presence_info: PresenceInfo::default(),
     };
     state.metrics.socketio_connections.fetch_add(1, Ordering::Relaxed);
     state.metrics.socketio_connections_total.fetch_add(1, Ordering::Relaxed);
@@ -156,6 +158,7 @@ impl SioSocket {
         let mut maintenance = self.state.maintenance.subscribe();
         maintenance.mark_changed();
         let mut told: Option<Arc<Maintenance>> = None;
+        let opened_at = Instant::now();
         let cut_timer = sleep_until(Instant::now());
         tokio::pin!(ping, connect_timer, token_timer, pong_timer, cut_timer);
         let mut awaiting_pong = false;
@@ -164,7 +167,7 @@ impl SioSocket {
                 biased;
                 _ = shutdown.cancelled() => {
                     // A notice announced just before the shutdown still goes out first.
-                    let untold = Maintenance::untold(&self.state.maintenance.borrow(), &told);
+                    let untold = Maintenance::untold(&self.state.maintenance.borrow(), &told, opened_at);
                     if let Some(untold) = untold {
                         let _ = self.emit_json(NOTICE_EVENT, &untold.notice);
                     }
@@ -172,17 +175,19 @@ impl SioSocket {
                 }
                 _ = closed.cancelled() => Err(End::ClientGone),
                 Ok(()) = maintenance.changed() => {
-                    let untold = Maintenance::untold(&maintenance.borrow_and_update(), &told);
+                    let untold = Maintenance::untold(&maintenance.borrow_and_update(), &told, opened_at);
                     match untold {
                         Some(untold) => {
-                            cut_timer.as_mut().reset(untold.cut_at);
+                            if let Some(cut) = untold.cut_at {
+                                cut_timer.as_mut().reset(cut);
+                            }
                             told = Some(untold.clone());
                             self.emit_json(NOTICE_EVENT, &untold.notice).map_err(End::Server)
                         }
                         None => Ok(()),
                     }
                 }
-                _ = &mut cut_timer, if told.is_some() => Err(End::Server(Disconnect::Maintenance)),
+                _ = &mut cut_timer, if Maintenance::cut(&told).is_some() => Err(End::Server(Disconnect::Maintenance)),
                 _ = overflow.overflowed() => Err(End::Server(Disconnect::SlowConsumer)),
                 message = incoming.recv() => match message {
                     None => Err(End::ClientGone),
@@ -354,148 +359,11 @@ impl SioSocket {
     }
 
     fn client_info(&self) -> ClientInfo {
-        ClientInfo { client: self.client_id(), user: self.principal.as_ref().map(|p| p.user_id().to_string()).unwrap_or_default() }
-    }
-
-    /// One generic event; an `Err` is answered to the client, the socket stays.
-    async fn event(&mut self, name: &str, argument: Option<&RawValue>, ack: Option<u64>) -> Result<(), ClientError> {
-        let principal = self.principal.clone().ok_or(ClientError::Unauthorized("connect first".into()))?;
-        match name {
-            "subscribe" => self.subscribe(parse(argument)?, ack).await,
-            "unsubscribe" => {
-                let ChannelParams { channel } = parse(argument)?;
-                self.unsubscribe(&channel).await?;
-                self.acknowledge(ack, &serde_json::json!({}))?;
-                // An event, because only events move the position socket.io-client keeps.
-                self.emit_json(UNSUBSCRIBED_EVENT, &serde_json::json!({ "channel": channel.as_str() })).map_err(|_| ClientError::Internal)
-            }
-            "publish" => {
-                let raw = argument.ok_or_else(|| ClientError::BadRequest("publish needs {channel, data}".into()))?;
-                let params: PublishParams<'_> = serde_json::from_str(raw.get()).map_err(|e| ClientError::BadRequest(e.to_string()))?;
-                let appended = publish_checked(&self.state, &principal, params).await?;
-                let result = PublishResult {
-                    epoch: appended.publication.epoch.as_str(),
-                    offset: appended.publication.offset,
-                    duplicate: appended.duplicate,
-                };
-                self.acknowledge(ack, &result)
-            }
-            "history" => {
-                let params: HistoryParams = parse(argument)?;
-                let page = history_checked(&self.state, &principal, &params).await?;
-                let result = HistoryResult {
-                    epoch: page.top.epoch.as_str(),
-                    offset: page.top.offset,
-                    earliest: page.earliest_offset,
-                    publications: Publications(&page.publications),
-                };
-                self.acknowledge(ack, &result)
-            }
-            "presence" | "presence_stats" => {
-                let ChannelParams { channel } = parse(argument)?;
-                let node = self.state.node.clone();
-                let options = node.options(&channel)?;
-                if !principal.may_subscribe(&channel, options) {
-                    return Err(ClientError::PermissionDenied);
-                }
-                if !options.presence {
-                    return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())));
-                }
-                if name == "presence_stats" {
-                    let stats = node.presence_stats(&channel).await?;
-                    self.acknowledge(ack, &stats)
-                } else {
-                    let clients = node.presence(&channel).await?;
-                    self.acknowledge(ack, &serde_json::json!({ "clients": clients }))
-                }
-            }
-            "refresh" => {
-                #[derive(Deserialize)]
-                #[serde(deny_unknown_fields)]
-                struct RefreshParams {
-                    token: String,
-                }
-                let RefreshParams { token } = parse(argument)?;
-                let verified = verify_refresh(&self.state, &principal, &token)?;
-                self.principal = Some(verified.principal);
-                self.token_expires_at_secs = Some(verified.expires_at_secs);
-                let left = verified.expires_at_secs.saturating_sub(now_secs());
-                self.acknowledge(ack, &serde_json::json!({ "expires_in_secs": left }))
-            }
-            other => match self.state.socketio_map.clone().client_event(other) {
-                Some(rule) => self.mapped_event(rule, argument, ack).await,
-                None => Err(ClientError::UnknownMethod(other.chars().take(64).collect())),
-            },
+        ClientInfo {
+            client: self.client_id(),
+            user: self.principal.as_ref().map(|p| p.user_id().to_string()).unwrap_or_default(),
+            info: self.presence_info.clone(),
         }
-    }
-
-    /// Answers `ack` if the client asked for one; a failure to queue it ends the socket later
-    /// (the queue reports the overflow).
-    fn acknowledge(&mut self, ack: Option<u64>, value: &impl Serialize) -> Result<(), ClientError> {
-        match ack {
-            Some(id) => self.ack(id, value).map_err(|_| ClientError::Internal),
-            None => Ok(()),
-        }
-    }
-
-    async fn subscribe(&mut self, params: SubscribeParams, ack: Option<u64>) -> Result<(), ClientError> {
-        let principal = self.principal.clone().ok_or(ClientError::Unauthorized("connect first".into()))?;
-        let node = self.state.node.clone();
-        let options = node.options(&params.channel)?;
-        if !principal.may_subscribe(&params.channel, options) {
-            return Err(ClientError::PermissionDenied);
-        }
-        if let Some(followed) = self.followed.iter().find(|f| f.channel == params.channel) {
-            // Apps subscribe on every `connect`, also after a resume already followed the
-            // channel again: answer where it stands, as a repeat, not an error.
-            let position = followed.cursor.position.clone();
-            let reply = SubscribedReply { channel: &params.channel, epoch: position.epoch.as_str(), offset: position.offset, recovered: None, snapshot: None };
-            return self.announce_subscribed(ack, &reply);
-        }
-        let limit = self.state.config.client.subscriptions_max;
-        if self.followed.len() >= limit {
-            return Err(ClientError::BadRequest(format!("a connection may follow at most {limit} channels")));
-        }
-        // A channel a resume could not follow yet resumes from where the client left it.
-        let since = params.since.or_else(|| self.take_pending(&params.channel));
-        let resuming = since.is_some();
-        let request = SubscribeRequest { since, snapshot: params.snapshot };
-        let outcome = node.subscribe(&params.channel, self.id, self.outbox.clone(), request).await?;
-        self.pending.retain(|(pending, _)| *pending != params.channel);
-        // Missed publications go out as events, each followed by the position it leads to.
-        let mut cursor = Cursor::new(outcome.position.clone());
-        cursor.position.offset = cursor.position.offset.saturating_sub(outcome.publications.len() as u64);
-        self.followed.push(Followed { channel: params.channel.clone(), cursor });
-        for publication in &outcome.publications {
-            self.admit_and_emit(publication).map_err(|_| ClientError::Internal)?;
-        }
-        let reply = SubscribedReply {
-            channel: &params.channel,
-            epoch: outcome.position.epoch.as_str(),
-            offset: outcome.position.offset,
-            recovered: resuming.then_some(outcome.recovered),
-            snapshot: outcome.snapshot.as_deref().map(Publications),
-        };
-        self.announce_subscribed(ack, &reply)?;
-        node.join(&params.channel, self.client_info()).await;
-        Ok(())
-    }
-
-    /// The ack when the client asked for one, and a `subscribed` event in any case: only
-    /// events move the position socket.io-client keeps, so the new channel must reach it.
-    fn announce_subscribed(&mut self, ack: Option<u64>, reply: &SubscribedReply<'_>) -> Result<(), ClientError> {
-        if let Some(id) = ack {
-            self.ack(id, reply).map_err(|_| ClientError::Internal)?;
-        }
-        self.emit_json(SUBSCRIBED_EVENT, reply).map_err(|_| ClientError::Internal)
-    }
-
-    async fn unsubscribe(&mut self, channel: &ChannelName) -> Result<(), ClientError> {
-        let index = self.followed.iter().position(|f| &f.channel == channel).ok_or(ClientError::NotSubscribed)?;
-        self.followed.remove(index);
-        self.state.node.unsubscribe(channel, self.id).await;
-        self.state.node.leave(channel, self.client_info()).await;
-        Ok(())
     }
 
     async fn leave_all(&mut self) {
@@ -558,6 +426,9 @@ impl SioSocket {
 
     /// Finishes and sends each event of a publication's shared encoding.
     fn finish_events(&mut self, starts: &[u8]) -> Result<(), Disconnect> {
+        if starts.is_empty() {
+            return Ok(());
+        }
         for start in starts.split(|byte| *byte == mapped::EVENT_SEPARATOR) {
             let mut out = Vec::with_capacity(start.len() + 64 * self.followed.len() + 2);
             out.extend_from_slice(start);
@@ -568,6 +439,18 @@ impl SioSocket {
 
     fn emit_presence(&mut self, event: &PresenceEvent) -> Result<(), Disconnect> {
         if !self.followed.iter().any(|f| f.channel == event.channel) {
+            return Ok(());
+        }
+        let map = self.state.socketio_map.clone();
+        let change = if event.joined { PresenceChange::Join } else { PresenceChange::Leave };
+        let mut client = serde_json::to_value(&event.client).map_err(|_| Disconnect::InternalError)?;
+        if let Some(fields) = client.as_object_mut() {
+            fields.insert("channel".into(), event.channel.as_str().into());
+        }
+        if let Some(mapped) = map.presence_events_for(&event.channel, change, &client, courtside_core::stream::now_ms()) {
+            for event in mapped {
+                self.emit_json(event.event, &event.data)?;
+            }
             return Ok(());
         }
         let name = if event.joined { JOIN_EVENT } else { LEAVE_EVENT };

@@ -15,6 +15,8 @@ use serde_json::value::RawValue;
 
 use super::super::{engine, recovery, sio};
 use super::{is_private_id, SioSocket};
+use courtside_core::presence::PresenceInfo;
+
 use crate::protocol::{ClientError, Disconnect, SubscribeParams};
 
 /// The data of `connect`: the client's `auth`, plus what socket.io-client adds to resume.
@@ -26,6 +28,9 @@ struct ConnectData {
     pid: Option<String>,
     #[serde(default)]
     offset: Option<String>,
+    /// What the socket says about itself to those present (status, location, device).
+    #[serde(default)]
+    presence: Option<PresenceInfo>,
 }
 
 impl SioSocket {
@@ -43,6 +48,12 @@ impl SioSocket {
             }
         };
         // An empty token is none (an app that has no token yet sends `auth: { token: "" }`).
+        if let Some(info) = data.presence.clone() {
+            if let Err(error) = info.validate() {
+                return self.refuse_connect(&ClientError::BadRequest(error.to_string()));
+            }
+            self.presence_info = info;
+        }
         let token = data.token.clone().filter(|token| !token.is_empty()).or_else(|| self.header_token.clone());
         let (principal, expires) = match self.state.admit(token.as_deref()) {
             Ok(admitted) => admitted,

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use courtside_core::ChannelName;
 use courtside_core::access::Principal;
+use courtside_core::event::UNSUBSCRIBED_EVENT;
 use courtside_core::stream::{Publication, now_ms};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -62,6 +63,9 @@ impl SioSocket {
             let channel = fill(template, user.as_deref(), arg_text)?;
             if self.followed.iter().any(|f| f.channel == channel) {
                 self.unsubscribe(&channel).await?;
+                // An event, because only events move the position socket.io-client keeps: a
+                // resume must not follow the channel again.
+                self.emit_json(UNSUBSCRIBED_EVENT, &serde_json::json!({ "channel": channel.as_str() })).map_err(|_| ClientError::Internal)?;
             }
         }
         for template in &rule.follow {
@@ -157,8 +161,8 @@ pub(super) fn publication_events(map: &EventMap, publication: &Publication) -> B
     if map.maps_channel(&publication.channel)
         && let Ok(data) = serde_json::from_slice::<Value>(&publication.data)
     {
-        let events = map.events_for(&publication.channel, &data, now_ms());
-        if !events.is_empty() {
+        if let Some(events) = map.events_for(&publication.channel, &data, now_ms()) {
+            // Several events are separated; none (a matching rule with nothing to send) is empty.
             let mut out = Vec::with_capacity(publication.data.len() * events.len() + 64);
             for (index, mapped) in events.iter().enumerate() {
                 if index > 0 {
