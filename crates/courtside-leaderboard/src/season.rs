@@ -41,6 +41,9 @@ pub struct ScoreUpdate {
     /// what makes a push of it recognisable when it is retried.
     #[serde(skip)]
     pub offset: u64,
+    /// The season channel's epoch (with `offset`, names the move).
+    #[serde(skip)]
+    pub epoch: courtside_core::stream::Epoch,
     /// Whether `player` is listening for rank pushes.
     #[serde(skip)]
     pub listening: bool,
@@ -236,6 +239,7 @@ impl SeasonIndex {
             changes,
             new_leader,
             offset: publication.offset,
+            epoch: publication.epoch.clone(),
             listening: self.listeners.is_listening(player),
             rating_change: entry.elo,
         })
@@ -256,6 +260,7 @@ impl SeasonIndex {
             changes: Vec::new(),
             new_leader: None,
             offset: self.position.offset,
+            epoch: self.position.epoch.clone(),
             listening: false,
             rating_change: None,
         }

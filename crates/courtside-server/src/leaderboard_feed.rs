@@ -175,7 +175,7 @@ fn push_request(update: &ScoreUpdate, player: &str, push: &RankPush<'_>, retenti
         key: None,
         remove_key: false,
         event: None,
-        idempotency_key: Some(format!("lb:{}:{}:{}:{player}", update.board, update.season, update.offset)),
+        idempotency_key: Some(format!("lb:{}:{}:{}:{}:{player}", update.board, update.season, update.epoch, update.offset)),
         retention,
     })
 }
@@ -256,6 +256,7 @@ mod tests {
             changes: vec![RankChange { player: "bo".into(), old_rank: 1, new_rank: 2, score: 50 }],
             new_leader: Some("ana".into()),
             offset: 7,
+            epoch: courtside_core::stream::Epoch::from_text("e1"),
             listening: true,
             rating_change: None,
         };
@@ -263,7 +264,7 @@ mod tests {
         let summary: Vec<(&str, &str, u64, Option<u64>)> = pushes.iter().map(|(p, push)| (*p, push.kind, push.rank, push.previous_rank)).collect();
         assert_eq!(summary, [("ana", "NEW_LEADER", 1, Some(3)), ("bo", "RANK_CHANGE", 2, Some(1))]);
         let request = push_request(&update, "bo", &pushes[1].1, Retention { history_size: 10, history_ttl_secs: 0, keyed: false }).expect("request");
-        assert_eq!((request.channel.as_str(), request.idempotency_key.as_deref()), ("user:bo", Some("lb:global:all:7:bo")));
+        assert_eq!((request.channel.as_str(), request.idempotency_key.as_deref()), ("user:bo", Some("lb:global:all:e1:7:bo")));
         let quiet = ScoreUpdate { listening: false, changes: Vec::new(), ..update };
         assert!(rank_pushes(&quiet, 5).is_empty(), "nobody listening: no push");
     }
