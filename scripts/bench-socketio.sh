@@ -57,7 +57,10 @@ for rate in 50 100 200; do
   port=$((20000 + RANDOM % 20000))
   node "$NODE_BENCH/reference-server.mjs" "$port" >/dev/null &
   server=$!
-  sleep 1
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/socket.io/?EIO=4&transport=polling" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
   echo "== node generator, Socket.IO 4.8, $rate msg/s" >&2
   report=$(node "$NODE_BENCH/bench.mjs" --url "http://127.0.0.1:$port" --pid "$server" --subscribers 1000 --rate "$rate" --duration 20 --payload-bytes 200)
   label "node generator, Socket.IO 4.8 server, 1,000 subscribers, $rate msg/s" "$report"

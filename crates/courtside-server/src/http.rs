@@ -267,11 +267,6 @@ pub fn require_director(state: &ServerState, headers: &HeaderMap) -> Result<(), 
     }
 }
 
-/// The client's address as [`rate_limited`] worked it out (behind trusted proxies, from
-/// `X-Forwarded-For`), for the handlers it wraps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddress(pub std::net::IpAddr);
-
 /// Counts the request against its caller's bucket for the endpoint's class: a signed-in user by
 /// name, anyone else by address (the app backend's API key is not limited). Every limited
 /// response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix seconds when the
@@ -280,13 +275,12 @@ pub async fn rate_limited(
     State(state): State<Arc<ServerState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     matched: MatchedPath,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let class = EndpointClass::of(request.method(), matched.as_str());
     let forwarded_for = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
     let ip = client_address(peer.ip(), forwarded_for, &state.config.sports.trusted_proxies);
-    request.extensions_mut().insert(ClientAddress(ip));
     // A Socket.IO request of an open session (`sid=`) opens nothing: only the handshake counts.
     if matched.as_str() == "/socket.io/" && request.uri().query().is_some_and(|query| form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "sid")) {
         return next.run(request).await;

@@ -23,7 +23,6 @@ pub mod sio;
 pub mod socket;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -35,7 +34,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use courtside_core::hub;
 
-use crate::http::{ApiError, ClientAddress};
+use crate::http::ApiError;
 use crate::protocol::ClientError;
 use crate::state::ServerState;
 use engine::{Engine, EngineError, EngineSession};
@@ -69,7 +68,6 @@ async fn get_request(
     State(state): State<Arc<ServerState>>,
     Extension(engine): Extension<Arc<Engine>>,
     Query(params): Query<Params>,
-    Extension(ClientAddress(address)): Extension<ClientAddress>,
     headers: HeaderMap,
     MaybeUpgrade(upgrade): MaybeUpgrade,
 ) -> Response {
@@ -78,7 +76,7 @@ async fn get_request(
     }
     let sid = params.get("sid");
     match (params.get("transport").map(String::as_str), sid) {
-        (Some("polling"), None) => handshake(&state, &engine, &headers, address),
+        (Some("polling"), None) => handshake(&state, &engine, &headers),
         (Some("polling"), Some(sid)) => {
             let Some(session) = engine.get(sid) else { return engine_error(EngineError::UnknownSid) };
             match engine::poll(&session, state.config.client.message_bytes_max).await {
@@ -88,7 +86,7 @@ async fn get_request(
         }
         (Some("websocket"), sid) => {
             let Some(upgrade) = upgrade else { return engine_error(EngineError::BadRequest) };
-            websocket(state, engine, upgrade, sid.map(String::as_str), &headers, address)
+            websocket(state, engine, upgrade, sid.map(String::as_str), &headers)
         }
         _ => engine_error(EngineError::UnknownTransport),
     }
@@ -152,13 +150,13 @@ fn handshake_packet(state: &ServerState, sid: &str, upgrades: &[&str]) -> String
 }
 
 /// Opens a session on long-polling: the open packet is the answer.
-fn handshake(state: &Arc<ServerState>, engine: &Arc<Engine>, headers: &HeaderMap, address: IpAddr) -> Response {
-    let session = start_socket(state, engine, false, bearer_token(headers), address);
+fn handshake(state: &Arc<ServerState>, engine: &Arc<Engine>, headers: &HeaderMap) -> Response {
+    let session = start_socket(state, engine, false, bearer_token(headers));
     text(handshake_packet(state, &session.sid, &["websocket"]))
 }
 
 /// Starts a session's socket task; returns the session.
-fn start_socket(state: &Arc<ServerState>, engine: &Arc<Engine>, over_websocket: bool, header_token: Option<String>, address: IpAddr) -> Arc<EngineSession> {
+fn start_socket(state: &Arc<ServerState>, engine: &Arc<Engine>, over_websocket: bool, header_token: Option<String>) -> Arc<EngineSession> {
     let limits = &state.config.client;
     let (session, incoming) = engine.open(over_websocket, limits.send_queue_bytes_max);
     let (outbox, inbox) = hub::bounded_outbox(limits.send_queue_len_max, limits.send_queue_bytes_max);
@@ -168,7 +166,6 @@ fn start_socket(state: &Arc<ServerState>, engine: &Arc<Engine>, over_websocket: 
         session: session.clone(),
         incoming,
         header_token,
-        address,
         outbox,
         inbox,
     };
@@ -181,7 +178,7 @@ fn start_socket(state: &Arc<ServerState>, engine: &Arc<Engine>, over_websocket: 
 }
 
 /// A WebSocket: a new session on it, or the upgrade of a polling session.
-fn websocket(state: Arc<ServerState>, engine: Arc<Engine>, upgrade: WebSocketUpgrade, sid: Option<&str>, headers: &HeaderMap, address: IpAddr) -> Response {
+fn websocket(state: Arc<ServerState>, engine: Arc<Engine>, upgrade: WebSocketUpgrade, sid: Option<&str>, headers: &HeaderMap) -> Response {
     let limits = &state.config.client;
     let message_bytes_max = limits.message_bytes_max;
     let (session, upgrading) = match sid {
@@ -192,7 +189,7 @@ fn websocket(state: Arc<ServerState>, engine: Arc<Engine>, upgrade: WebSocketUpg
             None => return engine_error(EngineError::UnknownSid),
         },
         None => {
-            let session = start_socket(&state, &engine, true, bearer_token(headers), address);
+            let session = start_socket(&state, &engine, true, bearer_token(headers));
             if session.send(handshake_packet(&state, &session.sid, &[])).is_err() {
                 return engine_error(EngineError::BadRequest);
             }
