@@ -169,7 +169,7 @@ impl EndpointClass {
             EndpointClass::LeaderboardRead => RateLimit::new(300, 60),
             EndpointClass::LeaderboardWrite => RateLimit::new(20, 1),
             EndpointClass::Connect => RateLimit::new(20_000, 60),
-            EndpointClass::SocketIoEvent => RateLimit::new(600, 60),
+            EndpointClass::SocketIoEvent => RateLimit::new(6_000, 60),
             EndpointClass::Other => RateLimit::new(100, 60),
         }
     }
