@@ -21,8 +21,8 @@ use crate::state::ServerState;
 
 /// Longest notice, in seconds.
 pub const NOTICE_SECS_MAX: u64 = 3600;
-/// Longest message, in bytes.
-pub const MESSAGE_BYTES_MAX: usize = 500;
+/// Longest message, in characters.
+pub const MESSAGE_CHARS_MAX: usize = 500;
 /// The notice when the request names none.
 pub const DEFAULT_MESSAGE: &str = "Server maintenance: you will be reconnected shortly";
 /// The notice's duration when the request names none (seed 004's 30 s).
@@ -37,7 +37,7 @@ pub fn routes() -> Router<Arc<ServerState>> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct MaintenanceBody {
     /// What connections are told (default: a generic maintenance message).
-    #[schema(max_length = 500)]
+    #[schema(min_length = 1, max_length = 500)]
     message: Option<String>,
     /// Seconds until connections are closed (default 30).
     #[schema(minimum = 0, maximum = 3600)]
@@ -72,8 +72,8 @@ pub(crate) async fn announce(State(state): State<Arc<ServerState>>, headers: Hea
     require_director(&state, &headers)?;
     let body: MaintenanceBody = optional_json(&body)?;
     let message = body.message.unwrap_or_else(|| DEFAULT_MESSAGE.to_string());
-    if message.is_empty() || message.len() > MESSAGE_BYTES_MAX {
-        return Err(ClientError::BadRequest(format!("`message` must be 1 to {MESSAGE_BYTES_MAX} bytes")).into());
+    if message.is_empty() || message.chars().count() > MESSAGE_CHARS_MAX {
+        return Err(ClientError::BadRequest(format!("`message` must be 1 to {MESSAGE_CHARS_MAX} characters")).into());
     }
     let secs = body.duration_secs.unwrap_or(DEFAULT_NOTICE_SECS);
     if secs > NOTICE_SECS_MAX {

@@ -113,6 +113,10 @@ pub(crate) async fn broadcast(
     if body.channels.is_empty() || body.channels.len() > BROADCAST_CHANNELS_MAX {
         return Err(ClientError::BadRequest(format!("`channels` must hold 1 to {BROADCAST_CHANNELS_MAX} channels")).into());
     }
+    // One event name for every channel: refused once, before any channel is tried.
+    if let Some(event) = &body.event {
+        courtside_core::event::validate_event_name(event).map_err(|error| ClientError::BadRequest(error.to_string()))?;
+    }
     let publishes = body.channels.iter().map(|channel| {
         let params = PublishParams {
             channel: channel.clone(),

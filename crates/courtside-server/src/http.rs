@@ -47,10 +47,14 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    // `null` is no body too: clients that always send JSON send it for "nothing".
-    serde_json::from_slice::<Option<T>>(body)
-        .map(Option::unwrap_or_default)
-        .map_err(|error| ApiError(ClientError::BadRequest(format!("the body is not the documented JSON: {error}"))))
+    let refused = |reason: String| ApiError(ClientError::BadRequest(format!("the body is not the documented JSON: {reason}")));
+    // `null` is no body too: clients that always send JSON send it for "nothing". Anything else
+    // must be an object (serde would also read a struct from an array).
+    match serde_json::from_slice::<serde_json::Value>(body).map_err(|error| refused(error.to_string()))? {
+        serde_json::Value::Null => Ok(T::default()),
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|error| refused(error.to_string())),
+        _ => Err(refused("expected a JSON object".into())),
+    }
 }
 
 /// Reads the documented JSON body (400 `bad_request` otherwise; 413 when over the limit). As in

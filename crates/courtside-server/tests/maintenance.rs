@@ -82,6 +82,7 @@ async fn only_directors_and_the_api_key_announce_and_bodies_are_checked() {
     assert_eq!(announce(&server, Some(&key), json!({ "durationSecs": 3601 })).await.0, 400);
     assert_eq!(announce(&server, Some(&key), json!({ "message": "" })).await.0, 400);
     assert_eq!(announce(&server, Some(&key), json!({ "when": "now" })).await.0, 400);
+    assert_eq!(announce(&server, Some(&key), json!([null, null])).await.0, 400, "a body that is no object");
     let (status, notice) = announce(&server, Some(&director), json!({ "durationSecs": 0 })).await;
     assert_eq!((status, notice["duration"].as_u64()), (202, Some(0)));
     assert_eq!(notice["message"], "Server maintenance: you will be reconnected shortly");
