@@ -13,27 +13,18 @@ cargo build --release --locked -p courtside-sqlite --example sqlite_append_throu
 BIN=./target/release/courtside
 ulimit -n "$(ulimit -Hn)"   # the server and the bench each need one file per connection
 
+# shellcheck source=bench-server.sh
+source scripts/bench-server.sh
+
 run_scenario() { # label, write_coalesce_ms, bench arguments…
   local label=$1 coalesce=$2
   shift 2
-  local dir port server token
-  dir=$(mktemp -d)
-  port=$((20000 + RANDOM % 20000))
-  printf '[client]\nwrite_coalesce_ms = %s\n' "$coalesce" > "$dir/c.toml"
-  COURTSIDE_LOG=warn "$BIN" serve --config "$dir/c.toml" --data-dir "$dir" --listen "127.0.0.1:$port" &
-  server=$!
-  for _ in $(seq 1 50); do
-    curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  token=$("$BIN" token --data-dir "$dir" --sub bench --role staff)
+  start_courtside "[client]\nwrite_coalesce_ms = $coalesce\n"
   echo "== $label" >&2
   local report
   report=$("$BIN" bench --server "http://127.0.0.1:$port" --server-pid "$server" --token "$token" "$@")
   printf '{"scenario":"%s","commit":"%s","report":%s}\n' "$label" "$(git rev-parse --short HEAD)" "$report"
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  rm -rf "$dir"
+  stop_server
 }
 
 run_scenario "1: 2,000 subscribers x 1 channel, coalesce 0" 0 \

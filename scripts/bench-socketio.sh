@@ -21,24 +21,8 @@ NODE_BENCH=clients/js/tools/socketio-bench
 ulimit -n "$(ulimit -Hn)"
 COMMIT=$(git rev-parse --short HEAD)
 
-start_courtside() { # sets $dir $port $server $token
-  dir=$(mktemp -d)
-  port=$((20000 + RANDOM % 20000))
-  COURTSIDE_LOG=warn "$BIN" serve --data-dir "$dir" --listen "127.0.0.1:$port" &
-  server=$!
-  for _ in $(seq 1 50); do
-    curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  token=$("$BIN" token --data-dir "$dir" --sub bench --role staff)
-}
-
-stop() {
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  [ -n "${dir:-}" ] && rm -rf "$dir"
-  dir=""
-}
+# shellcheck source=bench-server.sh
+source scripts/bench-server.sh
 
 label() { printf '{"run":"%s","commit":"%s","report":%s}\n' "$1" "$COMMIT" "$2"; }
 
@@ -50,7 +34,7 @@ for transport in native socketio; do
   report=$("$BIN" bench --server "http://127.0.0.1:$port" --server-pid "$server" --token "$token" $flag \
     --subscribers 2000 --channels 1 --rate 100 --duration 20 --payload-bytes 200)
   label "courtside bench, 2,000 subscribers, 100 msg/s, $transport" "$report"
-  stop
+  stop_server
 done
 
 for rate in 50 100 200; do
@@ -64,11 +48,11 @@ for rate in 50 100 200; do
   echo "== node generator, Socket.IO 4.8, $rate msg/s" >&2
   report=$(node "$NODE_BENCH/bench.mjs" --url "http://127.0.0.1:$port" --pid "$server" --subscribers 1000 --rate "$rate" --duration 20 --payload-bytes 200)
   label "node generator, Socket.IO 4.8 server, 1,000 subscribers, $rate msg/s" "$report"
-  stop
+  stop_server
 
   start_courtside
   echo "== node generator, Courtside, $rate msg/s" >&2
   report=$(node "$NODE_BENCH/bench.mjs" --url "http://127.0.0.1:$port" --pid "$server" --token "$token" --subscribers 1000 --rate "$rate" --duration 20 --payload-bytes 200)
   label "node generator, Courtside, 1,000 subscribers, $rate msg/s" "$report"
-  stop
+  stop_server
 done

@@ -64,45 +64,39 @@ pub struct RankPush<'a> {
     pub time: u64,
 }
 
-/// The pushes one applied move makes, as `(player, push)`.
-pub fn rank_pushes(update: &ScoreUpdate, time: u64) -> Vec<(&str, RankPush<'_>)> {
+/// The pushes one applied move makes (each to `user:{push.player}`).
+pub fn rank_pushes(update: &ScoreUpdate, time: u64) -> Vec<RankPush<'_>> {
     let mut pushes = Vec::with_capacity(update.changes.len() + 1);
     if update.listening {
         let kind = if update.new_leader.as_deref() == Some(update.player.as_str()) { "NEW_LEADER" } else { "SCORE_UPDATE" };
-        pushes.push((
-            update.player.as_str(),
-            RankPush {
-                kind,
-                board: &update.board,
-                season: &update.season,
-                player: &update.player,
-                score: update.score,
-                rank: update.rank,
-                previous_score: update.previous_score,
-                previous_rank: update.previous_rank,
-                score_change: update.rating_change.unwrap_or_else(|| update.score.saturating_sub(update.previous_score.unwrap_or(0))),
-                mover: &update.player,
-                time,
-            },
-        ));
+        pushes.push(RankPush {
+            kind,
+            board: &update.board,
+            season: &update.season,
+            player: &update.player,
+            score: update.score,
+            rank: update.rank,
+            previous_score: update.previous_score,
+            previous_rank: update.previous_rank,
+            score_change: update.rating_change.unwrap_or_else(|| update.score.saturating_sub(update.previous_score.unwrap_or(0))),
+            mover: &update.player,
+            time,
+        });
     }
     for change in &update.changes {
-        pushes.push((
-            change.player.as_str(),
-            RankPush {
-                kind: "RANK_CHANGE",
-                board: &update.board,
-                season: &update.season,
-                player: &change.player,
-                score: change.score,
-                rank: change.new_rank,
-                previous_score: Some(change.score),
-                previous_rank: Some(change.old_rank),
-                score_change: 0,
-                mover: &update.player,
-                time,
-            },
-        ));
+        pushes.push(RankPush {
+            kind: "RANK_CHANGE",
+            board: &update.board,
+            season: &update.season,
+            player: &change.player,
+            score: change.score,
+            rank: change.new_rank,
+            previous_score: Some(change.score),
+            previous_rank: Some(change.old_rank),
+            score_change: 0,
+            mover: &update.player,
+            time,
+        });
     }
     pushes
 }
@@ -146,7 +140,7 @@ impl PersonalPushes {
 async fn write_pushes(mut moves: mpsc::Receiver<ScoreUpdate>, store: Arc<dyn StreamStore>, retention: Retention, counters: Arc<PushCounters>) {
     let requests = futures_util::stream::poll_fn(move |cx| moves.poll_recv(cx)).flat_map(|update| {
         let time = courtside_core::stream::now_ms();
-        let requests: Vec<AppendRequest> = rank_pushes(&update, time).into_iter().filter_map(|(player, push)| push_request(&update, player, &push, retention)).collect();
+        let requests: Vec<AppendRequest> = rank_pushes(&update, time).into_iter().filter_map(|push| push_request(&update, &push, retention)).collect();
         futures_util::stream::iter(requests)
     });
     requests
@@ -166,7 +160,8 @@ async fn write_pushes(mut moves: mpsc::Receiver<ScoreUpdate>, store: Arc<dyn Str
         .await;
 }
 
-fn push_request(update: &ScoreUpdate, player: &str, push: &RankPush<'_>, retention: Retention) -> Option<AppendRequest> {
+fn push_request(update: &ScoreUpdate, push: &RankPush<'_>, retention: Retention) -> Option<AppendRequest> {
+    let player = push.player;
     let channel = ChannelName::parse(&format!("{PERSONAL_NAMESPACE}:{player}")).ok()?;
     let data = Bytes::from(serde_json::to_vec(push).ok()?);
     Some(AppendRequest {
@@ -261,9 +256,9 @@ mod tests {
             rating_change: None,
         };
         let pushes = rank_pushes(&update, 5);
-        let summary: Vec<(&str, &str, u64, Option<u64>)> = pushes.iter().map(|(p, push)| (*p, push.kind, push.rank, push.previous_rank)).collect();
+        let summary: Vec<(&str, &str, u64, Option<u64>)> = pushes.iter().map(|push| (push.player, push.kind, push.rank, push.previous_rank)).collect();
         assert_eq!(summary, [("ana", "NEW_LEADER", 1, Some(3)), ("bo", "RANK_CHANGE", 2, Some(1))]);
-        let request = push_request(&update, "bo", &pushes[1].1, Retention { history_size: 10, history_ttl_secs: 0, keyed: false }).expect("request");
+        let request = push_request(&update, &pushes[1], Retention { history_size: 10, history_ttl_secs: 0, keyed: false }).expect("request");
         assert_eq!((request.channel.as_str(), request.idempotency_key.as_deref()), ("user:bo", Some("lb:global:all:e1:7:bo")));
         let quiet = ScoreUpdate { listening: false, changes: Vec::new(), ..update };
         assert!(rank_pushes(&quiet, 5).is_empty(), "nobody listening: no push");

@@ -249,11 +249,7 @@ impl SioSocket {
     /// Emits `name` with `argument` (raw JSON) and the resume position.
     fn emit(&mut self, name: &str, argument: &[u8]) -> Result<(), Disconnect> {
         let mut out = Vec::with_capacity(argument.len() + name.len() + 64);
-        out.extend_from_slice(b"42[");
-        let mut quoted = String::new();
-        sio::encode::push_json_string(&mut quoted, name);
-        out.extend_from_slice(quoted.as_bytes());
-        out.push(b',');
+        event_head(&mut out, name);
         out.extend_from_slice(argument);
         out.push(b',');
         self.finish_event(out)
@@ -397,8 +393,7 @@ impl SioSocket {
             Admit::EpochChanged { .. } => return Err(Disconnect::InternalError),
         }
         // Encoded once per publication for every socket of this node; each adds its position.
-        let map = self.state.socketio_map.clone();
-        let starts = delivery.wire(SOCKETIO_WIRE, |publication| mapped::publication_events(&map, publication));
+        let starts = delivery.wire(SOCKETIO_WIRE, |publication| mapped::publication_events(&self.state.socketio_map, publication));
         self.finish_events(starts)?;
         self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
         Ok(())
@@ -453,6 +448,15 @@ impl SioSocket {
         let name = if event.joined { JOIN_EVENT } else { LEAVE_EVENT };
         self.emit_json(name, &serde_json::json!({ "channel": event.channel.as_str(), "client": event.client }))
     }
+}
+
+/// `42["<name>",`: an event's packet up to its first argument.
+fn event_head(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b"42[");
+    let mut quoted = String::new();
+    sio::encode::push_json_string(&mut quoted, name);
+    out.extend_from_slice(quoted.as_bytes());
+    out.push(b',');
 }
 
 /// The encoding of a publication event that every socket shares, cached on the delivery.

@@ -11,11 +11,10 @@ use courtside_core::stream::{Publication, now_ms};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{SioSocket, publication_event_start};
+use super::{SioSocket, event_head, publication_event_start};
 use crate::event_map::template::{self, Context};
 use crate::event_map::{ChannelTemplate, ClientRule, EventMap, FillError, Reply, Source};
 use crate::protocol::{ClientError, Disconnect, SubscribeParams};
-use crate::transport::socketio::sio;
 
 /// Separates the events one publication becomes in their shared encoding (never part of JSON
 /// text, which escapes control characters).
@@ -142,11 +141,7 @@ fn fill(template: &ChannelTemplate, user: Option<&str>, arg: Option<&str>) -> Re
 
 /// `42["<event>",<data>,` (no data: `42["<event>",`): an event up to the resume position.
 fn event_start(out: &mut Vec<u8>, event: &str, data: Option<&Value>) {
-    out.extend_from_slice(b"42[");
-    let mut name = String::new();
-    sio::encode::push_json_string(&mut name, event);
-    out.extend_from_slice(name.as_bytes());
-    out.push(b',');
+    event_head(out, event);
     if let Some(data) = data {
         // A `Value` always serialises.
         let _ = serde_json::to_writer(&mut *out, data);
