@@ -26,7 +26,7 @@ pub type ConnectionId = u64;
 const SHARD_COUNT: usize = 64;
 
 /// How many encodings of one publication the transports may cache on its [`Delivery`].
-pub const WIRE_FORMATS: usize = 2;
+pub const WIRE_FORMATS: usize = 3;
 
 /// One of the [`WIRE_FORMATS`] encodings a [`Delivery`] caches. The server names them (core
 /// knows no wire format); an index out of range does not compile where the format is a const.

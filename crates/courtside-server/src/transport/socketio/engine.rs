@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
@@ -51,7 +51,9 @@ pub enum SendError {
 }
 
 struct Outgoing {
-    packets: Vec<String>,
+    /// Shared, immutable text: a publication's frame is one allocation for every socket that
+    /// sends it as it is.
+    packets: Vec<Utf8Bytes>,
     bytes: usize,
     /// Once upgraded (or started there), packets leave through the WebSocket.
     over_websocket: bool,
@@ -75,7 +77,8 @@ pub struct EngineSession {
 impl EngineSession {
     /// Queues one packet for the client. Fails when the queue holds more than its byte bound (a
     /// slow consumer: the caller closes the session) or the session has ended.
-    pub fn send(&self, packet: String) -> Result<(), SendError> {
+    pub fn send(&self, packet: impl Into<Utf8Bytes>) -> Result<(), SendError> {
+        let packet = packet.into();
         if self.closed.is_cancelled() {
             return Err(SendError::Closed);
         }
@@ -148,7 +151,7 @@ impl EngineSession {
         !self.websocket_claimed.swap(true, Ordering::AcqRel)
     }
 
-    fn take_all(&self) -> Vec<String> {
+    fn take_all(&self) -> Vec<Utf8Bytes> {
         let mut outgoing = self.outgoing.lock();
         outgoing.bytes = 0;
         std::mem::take(&mut outgoing.packets)
@@ -298,7 +301,7 @@ pub async fn run_websocket(mut socket: WebSocket, session: Arc<EngineSession>, u
             // A peer that stopped reading must not hold the task: the write has a deadline.
             let written = tokio::time::timeout(WRITE_TIMEOUT, async {
                 for packet in packets {
-                    socket.feed(Message::Text(packet.into())).await?;
+                    socket.feed(Message::Text(packet)).await?;
                 }
                 socket.flush().await
             })
@@ -377,9 +380,9 @@ mod tests {
     async fn a_poll_answers_queued_packets_joined_and_bounded() {
         let engine = Engine::default();
         let (session, _incoming) = engine.open(false, 1 << 20);
-        session.send("42[\"a\"]".into()).expect("queued");
-        session.send("42[\"b\"]".into()).expect("queued");
-        session.send("42[\"ccccc\"]".into()).expect("queued");
+        session.send("42[\"a\"]").expect("queued");
+        session.send("42[\"b\"]").expect("queued");
+        session.send("42[\"ccccc\"]").expect("queued");
         assert_eq!(poll(&session, 16).await.expect("answered"), "42[\"a\"]\x1e42[\"b\"]");
         assert_eq!(poll(&session, 16).await.expect("answered"), "42[\"ccccc\"]");
         session.close();
@@ -391,9 +394,9 @@ mod tests {
         let engine = Engine::default();
         let (session, _incoming) = engine.open(false, 10);
         assert_eq!(session.send("4".repeat(20)), Ok(()), "one packet always fits");
-        assert_eq!(session.send("4x".into()), Err(SendError::Full));
+        assert_eq!(session.send("4x"), Err(SendError::Full));
         session.close();
-        assert_eq!(session.send("4x".into()), Err(SendError::Closed));
+        assert_eq!(session.send("4x"), Err(SendError::Closed));
     }
 
     #[tokio::test]

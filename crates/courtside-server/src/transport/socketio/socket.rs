@@ -19,8 +19,9 @@ use courtside_core::cursor::{Admit, Cursor};
 use courtside_core::event::{DISCONNECT_EVENT, ERROR_EVENT, JOIN_EVENT, LEAVE_EVENT, PUBLICATION_EVENT};
 use courtside_core::hub::{Delivery, Inbox, Outbound, Outbox, PresenceEvent, WireFormat};
 use courtside_core::presence::{ClientInfo, PresenceInfo};
-use courtside_core::stream::Publication;
+use courtside_core::stream::{Publication, StreamPosition};
 use courtside_core::ChannelName;
+use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -71,7 +72,7 @@ struct SioSocket {
     refused_in_a_row: u32,
     /// While a resume is decided, what would be sent waits here (it must follow the CONNECT
     /// reply, which is decided last).
-    held: Option<Vec<String>>,
+    held: Option<Vec<Utf8Bytes>>,
     /// Channels of a resume not followed again yet (the store was unavailable): they stay in
     /// the position, and an app's `subscribe` resumes them from there.
     pending: Vec<(ChannelName, courtside_core::stream::StreamPosition)>,
@@ -227,7 +228,8 @@ impl SioSocket {
         }
     }
 
-    fn send_raw(&mut self, packet: String) -> Result<(), Disconnect> {
+    fn send_raw(&mut self, packet: impl Into<Utf8Bytes>) -> Result<(), Disconnect> {
+        let packet = packet.into();
         if let Some(held) = &mut self.held {
             held.push(packet);
             return Ok(());
@@ -375,7 +377,8 @@ impl SioSocket {
         };
         let publication = &delivery.publication;
         let Some(followed) = self.followed.iter_mut().find(|f| f.channel == publication.channel) else { return Ok(()) };
-        match followed.cursor.admit(publication) {
+        let admitted = followed.cursor.admit(publication);
+        match admitted {
             Admit::Deliver | Admit::Unnumbered => {}
             Admit::Duplicate => {
                 self.state.metrics.duplicates_dropped_total.fetch_add(1, Ordering::Relaxed);
@@ -393,8 +396,16 @@ impl SioSocket {
             Admit::EpochChanged { .. } => return Err(Disconnect::InternalError),
         }
         // Encoded once per publication for every socket of this node; each adds its position.
-        let starts = delivery.wire(SOCKETIO_WIRE, |publication| mapped::publication_events(&self.state.socketio_map, publication));
-        self.finish_events(starts)?;
+        let map = &self.state.socketio_map;
+        let starts = delivery.wire(SOCKETIO_WIRE, |publication| mapped::publication_events(map, publication));
+        if matches!(admitted, Admit::Deliver) && self.position_is_of_publication_alone() {
+            // Its position is the publication's own: the whole frame is shared too.
+            let frames = delivery.wire(SOCKETIO_FRAMES_WIRE, |publication| single_channel_frames(starts, publication)).clone();
+            self.send_frames(frames)?;
+        } else {
+            let starts = starts.clone();
+            self.finish_events(&starts)?;
+        }
         self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
         Ok(())
     }
@@ -414,6 +425,27 @@ impl SioSocket {
     fn emit_publication(&mut self, publication: &Publication) -> Result<(), Disconnect> {
         let starts = mapped::publication_events(&self.state.socketio_map, publication);
         self.finish_events(&starts)
+    }
+
+    /// Whether this socket's resume position names only the channel of the publication just
+    /// admitted (nothing else followed, nothing pending, nothing held back).
+    fn position_is_of_publication_alone(&self) -> bool {
+        self.followed.len() == 1 && self.pending.is_empty() && self.held.is_none()
+    }
+
+    /// Sends complete frames shared with other sockets ([`single_channel_frames`]).
+    fn send_frames(&mut self, frames: Bytes) -> Result<(), Disconnect> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let text = |bytes: Bytes| Utf8Bytes::try_from(bytes).map_err(|_| Disconnect::InternalError);
+        if !frames.contains(&mapped::EVENT_SEPARATOR) {
+            return self.send_raw(text(frames)?);
+        }
+        for frame in frames.split(|byte| *byte == mapped::EVENT_SEPARATOR) {
+            self.send_raw(text(frames.slice_ref(frame))?)?;
+        }
+        Ok(())
     }
 
     /// Finishes and sends each event of a publication's shared encoding.
@@ -462,6 +494,34 @@ fn event_head(out: &mut Vec<u8>, name: &str) {
 /// The encoding of a publication event that every socket shares, cached on the delivery.
 const SOCKETIO_WIRE: WireFormat = WireFormat::new(1);
 
+/// The complete frames of a publication for sockets that follow its channel alone, cached on the
+/// delivery ([`single_channel_frames`]).
+const SOCKETIO_FRAMES_WIRE: WireFormat = WireFormat::new(2);
+
+/// A publication's events complete with the resume position of a socket that follows only its
+/// channel — `"<channel>=<epoch>:<offset>"`, the same for every such socket — so one allocation
+/// serves them all. Several events are separated by [`mapped::EVENT_SEPARATOR`].
+fn single_channel_frames(starts: &[u8], publication: &Publication) -> Bytes {
+    if starts.is_empty() {
+        return Bytes::new();
+    }
+    let position = StreamPosition { epoch: publication.epoch.clone(), offset: publication.offset };
+    let mut end = Vec::with_capacity(publication.channel.as_str().len() + 48);
+    end.push(b'"');
+    recovery::encode(&mut end, std::iter::once((&publication.channel, &position)));
+    end.extend_from_slice(b"\"]");
+    let events = starts.split(|byte| *byte == mapped::EVENT_SEPARATOR);
+    let mut out = Vec::with_capacity(starts.len() + end.len() * 2);
+    for (index, start) in events.enumerate() {
+        if index > 0 {
+            out.push(mapped::EVENT_SEPARATOR);
+        }
+        out.extend_from_slice(start);
+        out.extend_from_slice(&end);
+    }
+    Bytes::from(out)
+}
+
 /// A publication event up to the resume position, the same for every socket:
 /// `42["<event>",<data>,` for a publication with an event name (the app's own payload as its
 /// argument), else `42["publication",{"channel":…,"epoch":…,…,"data":…},`.
@@ -509,4 +569,32 @@ struct ErrorDetail<'a> {
     code: u16,
     message: String,
     event: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use courtside_core::stream::Epoch;
+
+    fn publication(offset: u64) -> Publication {
+        Publication {
+            channel: ChannelName::parse("scores:court-1").expect("valid"),
+            epoch: Epoch::from_text("e1"),
+            offset,
+            key: None,
+            removed: false,
+            event: None,
+            data: Bytes::from_static(b"{}"),
+            time_ms: 0,
+        }
+    }
+
+    #[test]
+    fn every_shared_frame_ends_with_the_position_of_the_publication_alone() {
+        let starts = b"42[\"a\",1,\x1e42[\"b\",2,";
+        let frames = single_channel_frames(starts, &publication(7));
+        let frames: Vec<&[u8]> = frames.split(|byte| *byte == mapped::EVENT_SEPARATOR).collect();
+        assert_eq!(frames, [&b"42[\"a\",1,\"scores:court-1=e1:7\"]"[..], &b"42[\"b\",2,\"scores:court-1=e1:7\"]"[..]]);
+        assert!(single_channel_frames(b"", &publication(7)).is_empty(), "no events, no frames");
+    }
 }
