@@ -78,6 +78,15 @@ impl EngineSession {
     /// Queues one packet for the client. Fails when the queue holds more than its byte bound (a
     /// slow consumer: the caller closes the session) or the session has ended.
     pub fn send(&self, packet: impl Into<Utf8Bytes>) -> Result<(), SendError> {
+        self.queue(packet)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Queues one packet as [`EngineSession::send`] does, without waking the transport: a
+    /// caller that queues several wakes it once ([`EngineSession::wake`]), so they leave
+    /// together (one write for the lot on a WebSocket).
+    pub fn queue(&self, packet: impl Into<Utf8Bytes>) -> Result<(), SendError> {
         let packet = packet.into();
         if self.closed.is_cancelled() {
             return Err(SendError::Closed);
@@ -88,9 +97,12 @@ impl EngineSession {
         }
         outgoing.bytes += packet.len();
         outgoing.packets.push(packet);
-        drop(outgoing);
-        self.ready.notify_waiters();
         Ok(())
+    }
+
+    /// Wakes the transport waiting for queued packets.
+    pub fn wake(&self) {
+        self.ready.notify_waiters();
     }
 
     /// Ends the session: pending and future transports see it closed.

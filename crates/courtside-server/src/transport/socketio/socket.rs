@@ -41,6 +41,9 @@ use crate::session::read_missing;
 /// How long a closing socket waits for its client to take the last packets.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A long run of deliveries wakes the transport after this many, so the queue keeps moving.
+const DELIVERIES_PER_WAKE: usize = 64;
+
 /// The parts a socket task starts from.
 pub struct SocketStart {
     pub state: Arc<ServerState>,
@@ -124,8 +127,9 @@ pub async fn run(start: SocketStart) {
         if !reason.reconnect() {
             let mut packet = String::new();
             sio::encode::disconnect(&mut packet);
-            let _ = session.send(packet);
+            let _ = session.queue(packet);
         }
+        session.wake();
     }
     // After the notice: it carries the position of every followed channel, for the resume.
     socket.leave_all().await;
@@ -197,10 +201,15 @@ impl SioSocket {
                 Some(item) = inbox.recv() => {
                     let mut next = Some(item);
                     let mut handled = Ok(());
+                    let mut delivered = 0usize;
                     while let Some(item) = next {
                         handled = self.deliver(item).await;
                         if handled.is_err() {
                             break;
+                        }
+                        delivered += 1;
+                        if delivered % DELIVERIES_PER_WAKE == 0 {
+                            self.session.wake();
                         }
                         next = inbox.try_recv();
                     }
@@ -218,6 +227,8 @@ impl SioSocket {
                 _ = &mut token_timer, if self.token_expires_at_secs.is_some() => Err(End::Server(Disconnect::TokenExpired)),
                 _ = &mut connect_timer, if self.principal.is_none() => Err(End::Server(Disconnect::ConnectRequired)),
             };
+            // What the step queued leaves together.
+            self.session.wake();
             if let Err(end) = step {
                 return end;
             }
@@ -234,7 +245,8 @@ impl SioSocket {
             held.push(packet);
             return Ok(());
         }
-        match self.session.send(packet) {
+        // Woken once per step of the socket's loop, not per packet ([`SioSocket::drive`]).
+        match self.session.queue(packet) {
             Ok(()) | Err(SendError::Closed) => Ok(()),
             Err(SendError::Full) => Err(Disconnect::SlowConsumer),
         }
