@@ -2,7 +2,7 @@
 //! local subscribers, and the seams behind which storage and cross-node delivery live.
 //!
 //! # Layout
-//! - [`channel`]: channel names, namespaces and the roles that may use them.
+//! - [`channel`]: channel names and patterns, namespaces and the roles that may use them.
 //! - [`access`]: who may subscribe to and publish on a channel.
 //! - [`event`]: the optional event name of a publication, its rule and the reserved names.
 //! - [`stream`]: positions (epoch + offset), publications, history pages and keyed snapshots.

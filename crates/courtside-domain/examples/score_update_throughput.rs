@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let retention = |_: &courtside_core::ChannelName| Retention { history_size: 1000, history_ttl_secs: 86_400, keyed: true };
     let sports = SportsService::new(store.clone(), retention, ClaimPolicy::new(3_600_000, 3_600_000)?, now);
 
-    let director = Actor { user: "bench".into(), roles: vec![Role::Director] };
+    let director = Actor::new("bench", vec![Role::Director]);
     sports.create_tournament(&director, Tournament { id: "bench".into(), name: "Bench".into(), default_format: None }).await?;
     sports.put_division(&director, "bench", Division { id: "d".into(), name: "D".into() }).await?;
     for team in ["a", "b"] {
@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             format: None,
         };
         sports.create_match(&director, "bench", planned).await?;
-        let actor = Actor { user: format!("keeper{keeper}"), roles: vec![Role::Scorekeeper] };
+        let actor = Actor::new(format!("keeper{keeper}"), vec![Role::Scorekeeper]);
         let claim = sports.claim(&actor, "bench", &id, None).await?;
         let sports = sports.clone();
         tasks.push(tokio::spawn(async move {

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use courtside_core::access::TournamentRoles;
 use courtside_core::channel::{ChannelName, Role};
 use courtside_core::store::{AppendGroup, AppendRequest, ExpectedPosition, HistoryQuery, Retention, StoreError, StreamStore};
 use courtside_core::stream::{Publication, StreamPosition};
@@ -45,24 +46,42 @@ const ATTEMPTS_MAX: usize = 16;
 /// Most history entries one page returns.
 pub const HISTORY_PAGE_MAX: usize = 1_000;
 
-/// Who is asking: the token's subject and roles.
+/// Who is asking: the token's subject, its global roles and its roles per tournament. A role
+/// held in a tournament counts in requests about that tournament only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub user: String,
     pub roles: Vec<Role>,
+    pub tournament_roles: TournamentRoles,
 }
 
 impl Actor {
+    /// An actor with global roles only.
+    pub fn new(user: impl Into<String>, roles: Vec<Role>) -> Self {
+        Self { user: user.into(), roles, tournament_roles: TournamentRoles::default() }
+    }
+
+    /// Whether the actor holds one of `wanted` globally or in tournament `t`.
+    fn holds_in(&self, t: Option<&str>, wanted: &[Role]) -> bool {
+        let scoped = t.and_then(|t| self.tournament_roles.get(t)).map(Vec::as_slice).unwrap_or(&[]);
+        self.roles.iter().chain(scoped).any(|role| wanted.contains(role))
+    }
+
+    /// A director of the whole server (tournaments are created and imported by these).
     pub fn is_director(&self) -> bool {
-        self.roles.contains(&Role::Director)
+        self.holds_in(None, &[Role::Director])
     }
 
-    fn is_official(&self) -> bool {
-        self.roles.iter().any(|role| matches!(role, Role::Staff | Role::Director))
+    pub fn is_director_in(&self, t: &str) -> bool {
+        self.holds_in(Some(t), &[Role::Director])
     }
 
-    fn may_keep_score(&self) -> bool {
-        self.roles.iter().any(|role| matches!(role, Role::Scorekeeper | Role::Staff | Role::Director))
+    fn is_official_in(&self, t: &str) -> bool {
+        self.holds_in(Some(t), &[Role::Staff, Role::Director])
+    }
+
+    fn may_keep_score_in(&self, t: &str) -> bool {
+        self.holds_in(Some(t), &[Role::Scorekeeper, Role::Staff, Role::Director])
     }
 }
 
@@ -268,7 +287,7 @@ impl SportsService {
     /// Replaces a tournament's name and default format (directors only).
     pub async fn update_tournament(&self, actor: &Actor, tournament: Tournament) -> Result<Tournament, SportsError> {
         check_id("tournament", &tournament.id)?;
-        require(actor.is_director(), "only a director may edit a tournament")?;
+        require(actor.is_director_in(&tournament.id), "only a director may edit a tournament")?;
         self.write_tournament(tournament, true).await
     }
 
@@ -332,7 +351,7 @@ impl SportsService {
     async fn check_entry(&self, actor: &Actor, t: &str, kind: &'static str, id: &str, name: &str) -> Result<(), SportsError> {
         check_id("tournament", t)?;
         check_id(kind, id)?;
-        require(actor.is_official(), "only staff or a director may change a tournament")?;
+        require(actor.is_official_in(t), "only staff or a director may change a tournament")?;
         check_name("name", name)?;
         self.tournament(t).await?;
         Ok(())
@@ -419,7 +438,7 @@ impl SportsService {
     /// 3 to 25) and puts it on the schedule.
     pub async fn create_match(&self, actor: &Actor, t: &str, mut new: Match) -> Result<Match, SportsError> {
         Self::check_match_ids(t, &new)?;
-        require(actor.is_official(), "only staff or a director may schedule a match")?;
+        require(actor.is_official_in(t), "only staff or a director may schedule a match")?;
         let tournament = self.tournament(t).await?;
         self.check_match_references(t, &new).await?;
         let format = new.format.or(tournament.default_format).unwrap_or_else(ScoringFormat::best_of_3_to_25);
@@ -449,7 +468,7 @@ impl SportsService {
     /// its first score (staff, director). The schedule channel gets the new record.
     pub async fn update_match(&self, actor: &Actor, t: &str, mut edited: Match) -> Result<Match, SportsError> {
         Self::check_match_ids(t, &edited)?;
-        require(actor.is_official(), "only staff or a director may edit a match")?;
+        require(actor.is_official_in(t), "only staff or a director may edit a match")?;
         let m = edited.id.clone();
         let tournament = self.tournament(t).await?;
         self.check_match_references(t, &edited).await?;
@@ -514,7 +533,7 @@ impl SportsService {
     pub async fn claim(&self, actor: &Actor, t: &str, m: &str, expires_at_ms: Option<i64>) -> Result<Claim, SportsError> {
         check_id("tournament", t)?;
         check_id("match", m)?;
-        require(actor.may_keep_score(), "only a scorekeeper, staff or a director may claim a match")?;
+        require(actor.may_keep_score_in(t), "only a scorekeeper, staff or a director may claim a match")?;
         self.match_record(t, m).await?;
         for _ in 0..ATTEMPTS_MAX {
             let (state, position) = self.claim_state(t, m).await?;
@@ -547,7 +566,7 @@ impl SportsService {
     pub async fn release(&self, actor: &Actor, t: &str, m: &str) -> Result<Release, SportsError> {
         self.match_record(t, m).await?;
         let decide = |state: &ClaimState, now: i64| -> Result<Option<Release>, SportsError> {
-            Ok(Some(claim::release(state.claim.as_ref(), &actor.user, actor.is_director(), now)?))
+            Ok(Some(claim::release(state.claim.as_ref(), &actor.user, actor.is_director_in(t), now)?))
         };
         Ok(self.clear_claim(t, m, &actor.user, decide).await?.unwrap_or(Release::NotHeld))
     }
@@ -667,9 +686,9 @@ impl SportsService {
         let m = update.match_id.clone();
         check_id("tournament", t)?;
         check_id("match", &m)?;
-        require(actor.may_keep_score(), "only a scorekeeper, staff or a director may update a score")?;
+        require(actor.may_keep_score_in(t), "only a scorekeeper, staff or a director may update a score")?;
         if update.status == MatchStatus::Cancelled {
-            require(actor.is_official(), "only staff or a director may cancel a match")?;
+            require(actor.is_official_in(t), "only staff or a director may cancel a match")?;
         }
         let state_channel = layout::match_state(t, &m);
         if let Some(op_id) = &update.op_id {
@@ -693,7 +712,7 @@ impl SportsService {
             let (record, current, match_position) = self.match_record(t, &m).await?;
             let (claim_state, claim_position) = self.claim_state(t, &m).await?;
             let now = self.now();
-            if !actor.is_director() {
+            if !actor.is_director_in(t) {
                 match update.fencing_token {
                     Some(token) => claim::authorize_write(claim_state.claim.as_ref(), &actor.user, token, now)?,
                     // Without a token only the holder is checked (seed 001's API has none).
@@ -707,7 +726,7 @@ impl SportsService {
                 }
             }
             if current.as_ref().is_some_and(|score| score.status == MatchStatus::Cancelled) {
-                require(actor.is_official(), "the match is cancelled; only staff or a director may change it")?;
+                require(actor.is_official_in(t), "the match is cancelled; only staff or a director may change it")?;
             }
             let format = record.format.unwrap_or_else(ScoringFormat::best_of_3_to_25);
             let accepted = scoring::check_status(&format, &update.sets, update.status).map_err(SportsError::ScoreRejected)?;
@@ -859,7 +878,7 @@ impl SportsService {
     /// Every recorded crossing of edits in the tournament (directors only).
     pub async fn conflicts(&self, actor: &Actor, t: &str, limit: usize, offset: u64) -> Result<Vec<ConflictEntry>, SportsError> {
         check_id("tournament", t)?;
-        require(actor.is_director(), "only a director may list conflicts")?;
+        require(actor.is_director_in(t), "only a director may list conflicts")?;
         self.tournament(t).await?;
         let page =
             self.store.read(&layout::conflicts(t), HistoryQuery::After { offset: offset.min(i64::MAX as u64), limit: limit.min(HISTORY_PAGE_MAX) }).await?;
@@ -878,7 +897,7 @@ impl SportsService {
         body: &str,
     ) -> Result<Announcement, SportsError> {
         check_id("tournament", t)?;
-        require(actor.is_official(), "only staff or a director may announce")?;
+        require(actor.is_official_in(t), "only staff or a director may announce")?;
         check_name("title", title)?;
         self.tournament(t).await?;
         let now = self.now();
@@ -1050,7 +1069,7 @@ impl SportsService {
     /// export a tournament that is not being played for one consistent whole.
     pub async fn export(&self, actor: &Actor, t: &str) -> Result<TournamentExport, SportsError> {
         check_id("tournament", t)?;
-        require(actor.is_director(), "only a director may export a tournament")?;
+        require(actor.is_director_in(t), "only a director may export a tournament")?;
         let tournament = self.tournament(t).await?;
         let registry = self.registry(t).await?;
         let mut matches = Vec::with_capacity(registry.matches.len());

@@ -22,7 +22,7 @@ struct Fixture {
 }
 
 fn actor(user: &str, role: Role) -> Actor {
-    Actor { user: user.to_string(), roles: vec![role] }
+    Actor::new(user, vec![role])
 }
 
 fn director() -> Actor {

@@ -90,6 +90,8 @@ pub enum AccountError {
     InvalidPassword,
     #[error("a user needs at least one role")]
     NoRole,
+    #[error("unknown role {0:?}: a user holds built-in roles and those auth.roles declares")]
+    UnknownRole(String),
     #[error("user {0} already exists")]
     UserExists(String),
     #[error("wrong username or password")]

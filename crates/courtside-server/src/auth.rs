@@ -1,12 +1,15 @@
 //! Authentication: JWT verification (HS256, RS256, ES256), development token minting, the server
 //! API key, and the generated secrets a zero-setup node keeps in its data directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use courtside_core::access::Principal;
 use courtside_core::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -17,9 +20,26 @@ pub struct Claims {
     pub sub: String,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Roles per tournament id: they count on channels a scoped rule covers and in the sports
+    /// API's requests about that tournament.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tournament_roles: BTreeMap<String, Vec<String>>,
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+}
+
+/// The roles a token or a command line names: built-in ones, and the app's own that the
+/// configuration declares (`auth.roles`).
+pub fn parse_roles(names: &[String], declared: &[Role]) -> Result<Vec<Role>, String> {
+    names
+        .iter()
+        .map(|name| {
+            Role::parse(name)
+                .or_else(|| Role::named(name).ok().filter(|role| declared.contains(role)))
+                .ok_or_else(|| format!("unknown role {name:?}"))
+        })
+        .collect()
 }
 
 /// Why a token was refused.
@@ -95,6 +115,8 @@ pub struct Authenticator {
     /// `None` only for a tool that found no API key ([`Secrets::ExistingOnly`]).
     api_key: Option<String>,
     generated: Vec<GeneratedSecret>,
+    /// The app's own roles a token may carry (`auth.roles`).
+    declared_roles: Vec<Role>,
 }
 
 impl Authenticator {
@@ -150,7 +172,8 @@ impl Authenticator {
         // A token is expired at `exp`: the connection is closed at the same instant (3003).
         validation.leeway = 0;
         validation.validate_aud = false;
-        Ok(Self { decoding, encoding, algorithm, validation, api_key, generated })
+        let declared_roles = auth.roles.clone();
+        Ok(Self { decoding, encoding, algorithm, validation, api_key, generated, declared_roles })
     }
 
     /// The secrets generated into the data directory when this authenticator was loaded.
@@ -169,21 +192,37 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(TokenError::Invalid("`sub` is empty".into()));
         }
-        let roles = claims
-            .roles
+        let parse_roles = |names: &[String]| parse_roles(names, &self.declared_roles).map_err(TokenError::Invalid);
+        let roles = parse_roles(&claims.roles)?;
+        let tournament_roles = claims
+            .tournament_roles
             .iter()
-            .map(|r| Role::parse(r).ok_or_else(|| TokenError::Invalid(format!("unknown role {r:?}"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(VerifiedToken { principal: Principal::User { id: claims.sub, roles }, expires_at_secs: claims.exp })
+            .map(|(tournament, roles)| Ok((tournament.clone(), parse_roles(roles)?)))
+            .collect::<Result<BTreeMap<_, _>, TokenError>>()?;
+        let principal = Principal::User { id: claims.sub, roles, tournament_roles: Arc::new(tournament_roles) };
+        Ok(VerifiedToken { principal, expires_at_secs: claims.exp })
     }
 
     /// Mints a token for development and for app backends that share the HS256 secret.
     pub fn mint(&self, sub: &str, roles: &[Role], ttl_secs: u64) -> Result<String, AuthSetupError> {
+        self.mint_scoped(sub, roles, &BTreeMap::new(), ttl_secs)
+    }
+
+    /// Mints a token that also holds roles per tournament.
+    pub fn mint_scoped(
+        &self,
+        sub: &str,
+        roles: &[Role],
+        tournament_roles: &BTreeMap<String, Vec<Role>>,
+        ttl_secs: u64,
+    ) -> Result<String, AuthSetupError> {
+        let names = |roles: &[Role]| roles.iter().map(|r| r.as_str().to_string()).collect::<Vec<_>>();
         let encoding = self.encoding.as_ref().ok_or_else(|| AuthSetupError::CannotMint(format!("{:?}", self.algorithm)))?;
         let now = now_secs();
         let claims = Claims {
             sub: sub.to_string(),
-            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+            roles: names(roles),
+            tournament_roles: tournament_roles.iter().map(|(t, roles)| (t.clone(), names(roles))).collect(),
             exp: now + ttl_secs,
             iat: Some(now),
         };
@@ -268,7 +307,7 @@ mod tests {
         let auth = authenticator("mint");
         let token = auth.mint("alice", &[Role::Scorekeeper], 60).expect("mint");
         let verified = auth.verify(&token).expect("valid");
-        assert_eq!(verified.principal, Principal::User { id: "alice".into(), roles: vec![Role::Scorekeeper] });
+        assert_eq!(verified.principal, Principal::user("alice", vec![Role::Scorekeeper]));
     }
 
     #[test]
@@ -277,7 +316,7 @@ mod tests {
         let other = authenticator("other");
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &Claims { sub: "a".into(), roles: vec![], exp: now_secs() - 120, iat: None },
+            &Claims { sub: "a".into(), roles: vec![], tournament_roles: BTreeMap::new(), exp: now_secs() - 120, iat: None },
             auth.encoding.as_ref().unwrap(),
         )
         .unwrap();

@@ -38,7 +38,7 @@ pub struct AccountApiError(AccountError);
 impl IntoResponse for AccountApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self.0 {
-            AccountError::InvalidUsername | AccountError::InvalidPassword | AccountError::NoRole => {
+            AccountError::InvalidUsername | AccountError::InvalidPassword | AccountError::NoRole | AccountError::UnknownRole(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             }
             AccountError::UserExists(_) => (StatusCode::CONFLICT, "already_exists"),
@@ -155,6 +155,10 @@ pub(crate) async fn add_user(
 ) -> Result<Response, Failure> {
     require_director(&state, &headers)?;
     let Json(body) = body?;
+    let declared = &state.config.auth.roles;
+    if let Some(role) = body.roles.iter().find(|role| Role::parse(role.as_str()).is_none() && !declared.contains(role)) {
+        return Err(AccountError::UnknownRole(role.to_string()).into());
+    }
     let user = state.accounts.add_user(&body.username, &body.password, &body.roles).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }

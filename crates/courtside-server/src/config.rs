@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use courtside_core::channel::{ChannelPattern, ChannelRule};
 use courtside_core::{NamespaceOptions, Role};
 
 use crate::rate_limit::{EndpointClass, RateLimit};
@@ -77,6 +78,8 @@ pub struct AuthConfig {
     pub access_token_ttl_secs: u64,
     /// Lifetime of a sign-in's refresh tokens (counted from the sign-in, not renewed by use).
     pub refresh_token_ttl_secs: u64,
+    /// The app's own roles (e.g. `rider`): tokens may carry them and permission lists name them.
+    pub roles: Vec<Role>,
 }
 
 /// The sports domain (tournaments, claims, scores).
@@ -178,6 +181,7 @@ impl Default for AuthConfig {
             token_ttl_secs: 24 * 3600,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            roles: Vec::new(),
         }
     }
 }
@@ -214,7 +218,10 @@ pub fn default_namespaces() -> BTreeMap<String, NamespaceOptions> {
     };
     let officials = vec![Staff, Director];
     let mut namespaces = BTreeMap::new();
-    namespaces.insert("tournament".into(), public(officials.clone(), true, true));
+    namespaces.insert(
+        "tournament".into(),
+        NamespaceOptions { rules: tournament_tiers(), ..public(officials.clone(), true, true) },
+    );
     namespaces.insert("match".into(), public(vec![Scorekeeper, Staff, Director], true, true));
     namespaces.insert("division".into(), public(officials.clone(), true, false));
     namespaces.insert("court".into(), public(vec![Scorekeeper, Staff, Director], true, false));
@@ -233,6 +240,31 @@ pub fn default_namespaces() -> BTreeMap<String, NamespaceOptions> {
         },
     );
     namespaces
+}
+
+/// Seed 000's four tiers of a tournament's channels, as rules of the `tournament` namespace:
+/// global (anyone), authenticated (signed in), staff and director — the last two held globally or
+/// in the tournament the channel names. Publishing stays with the namespace's officials.
+fn tournament_tiers() -> Vec<ChannelRule> {
+    use Role::*;
+    let tiers: [(&[&str], Vec<Role>); 4] = [
+        (&["announcements", "scores", "brackets"], vec![Anonymous]),
+        (&["teams", "schedule"], vec![Authenticated]),
+        (&["staff", "operations", "emergency"], vec![Staff, Director]),
+        (&["admin", "financial", "analytics"], vec![Director]),
+    ];
+    let mut rules = Vec::new();
+    for (channels, subscribe) in tiers {
+        for channel in channels {
+            rules.push(ChannelRule {
+                channel: ChannelPattern::parse(&format!("tournament:{{t}}:{channel}")).expect("a valid built-in pattern"),
+                subscribe: Some(subscribe.clone()),
+                publish: None,
+                scope: Some("t".into()),
+            });
+        }
+    }
+    rules
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -426,7 +458,18 @@ impl Config {
             "RS256" | "ES256" => return invalid("auth.jwt_public_key_file", "is required for RS256 and ES256"),
             _ => return invalid("auth.jwt_algorithm", "must be HS256, RS256 or ES256"),
         }
+        for role in &self.auth.roles {
+            if !role.is_custom() {
+                return invalid("auth.roles", &format!("`{role}` is built in: list only the app's own roles"));
+            }
+        }
         for (name, options) in &self.namespaces {
+            let lists = options.rules.iter().flat_map(|rule| rule.subscribe.iter().chain(&rule.publish));
+            for role in lists.chain([&options.subscribe, &options.publish]).flatten() {
+                if role.is_custom() && !self.auth.roles.contains(role) {
+                    return invalid(&format!("namespaces.{name}"), &format!("names the role `{role}`, which is not built in: declare it in auth.roles"));
+                }
+            }
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')) {
                 return invalid(&format!("namespaces.{name}"), "namespace names use letters, digits and `_-.@`");
             }
@@ -438,6 +481,17 @@ impl Config {
             }
             if options.keyed && options.history_size == 0 {
                 return invalid(&format!("namespaces.{name}.keyed"), "needs history_size > 0");
+            }
+            for (index, rule) in options.rules.iter().enumerate() {
+                let key = format!("namespaces.{name}.rules[{index}]");
+                if rule.channel.namespace() != Some(name.as_str()) {
+                    return invalid(&format!("{key}.channel"), &format!("must start with the namespace `{name}:`"));
+                }
+                if let Some(scope) = &rule.scope
+                    && !rule.channel.has_capture(scope)
+                {
+                    return invalid(&format!("{key}.scope"), &format!("names no `{{{scope}}}` of the rule's channel"));
+                }
             }
         }
         for (id, board) in &self.leaderboards {

@@ -12,6 +12,7 @@ pub mod template;
 use std::collections::{BTreeMap, HashMap};
 
 use courtside_core::ChannelName;
+use courtside_core::channel::ChannelPattern;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -148,22 +149,6 @@ impl ChannelTemplate {
             name = name.replace("{arg}", arg.ok_or(FillError::Missing("{arg}"))?);
         }
         ChannelName::parse(&name).map_err(|_| FillError::Invalid(name))
-    }
-}
-
-/// A channel pattern: segments, `*` matching any one segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ChannelPattern(Vec<String>);
-
-impl ChannelPattern {
-    fn parse(text: &str) -> Result<Self, String> {
-        ChannelName::parse(&text.replace('*', "x")).map_err(|error| format!("{text:?}: {error}"))?;
-        Ok(Self(text.split(':').map(str::to_string).collect()))
-    }
-
-    fn matches(&self, channel: &ChannelName) -> bool {
-        let mut segments = channel.as_str().split(':');
-        self.0.iter().all(|want| segments.next().is_some_and(|got| want == "*" || want == got)) && segments.next().is_none()
     }
 }
 

@@ -240,7 +240,7 @@ impl Session {
             Method::Presence(ChannelParams { channel }) => self.presence(id, &principal, &channel, false).await,
             Method::PresenceStats(ChannelParams { channel }) => self.presence(id, &principal, &channel, true).await,
             Method::PresenceSet(info) => self.set_presence(id, info).await,
-            Method::Refresh(params) => self.refresh(id, &principal, &params.token),
+            Method::Refresh(params) => self.refresh(id, &principal, &params.token).await,
             Method::Ping => {
                 self.reply(id, &Empty {});
                 Ok(())
@@ -284,15 +284,24 @@ impl Session {
         Ok(())
     }
 
-    fn refresh(&mut self, id: Option<u64>, principal: &Principal, token: &str) -> Result<(), ClientError> {
+    /// Takes the new token's roles, then leaves every channel they no longer allow, with an
+    /// `unsubscribed` push for each.
+    async fn refresh(&mut self, id: Option<u64>, principal: &Principal, token: &str) -> Result<(), ClientError> {
         let verified = verify_refresh(&self.state, principal, token)?;
-        self.principal = Some(verified.principal);
         self.token_expires_at_secs = Some(verified.expires_at_secs);
         #[derive(Serialize)]
         struct RefreshResult {
             expires_in_secs: u64,
         }
         self.reply(id, &RefreshResult { expires_in_secs: verified.expires_at_secs.saturating_sub(now_secs()) });
+        let followed: Vec<ChannelName> = self.subscriptions.keys().cloned().collect();
+        for channel in forbidden_now(&self.state, &verified.principal, followed) {
+            self.subscriptions.remove(&channel);
+            self.state.node.unsubscribe(&channel, self.id).await;
+            self.state.node.leave(&channel, self.client_info()).await;
+            self.push_bytes(&unsubscribed_push(&channel));
+        }
+        self.principal = Some(verified.principal);
         Ok(())
     }
 
@@ -492,6 +501,23 @@ impl Session {
 }
 
 /// A token that replaces a connection's own: valid, and for the same user.
+/// Of the channels a connection follows, those `principal` may no longer subscribe to (after a
+/// refresh changed its roles).
+pub fn forbidden_now(state: &ServerState, principal: &Principal, followed: Vec<ChannelName>) -> Vec<ChannelName> {
+    followed
+        .into_iter()
+        .filter(|channel| state.node.options(channel).map_or(true, |options| !principal.may_subscribe(channel, options)))
+        .collect()
+}
+
+/// `{"push":{"channel":…,"unsubscribed":{"code":103,"reason":"permission denied"}}}`: the server
+/// left a channel for the connection.
+fn unsubscribed_push(channel: &ChannelName) -> Vec<u8> {
+    let error = ClientError::PermissionDenied;
+    let push = serde_json::json!({ "push": { "channel": channel.as_str(), "unsubscribed": { "code": error.code(), "reason": error.to_string() } } });
+    serde_json::to_vec(&push).unwrap_or_default()
+}
+
 pub fn verify_refresh(state: &ServerState, principal: &Principal, token: &str) -> Result<crate::auth::VerifiedToken, ClientError> {
     let verified = state.auth.verify(token)?;
     if verified.principal.user_id() != principal.user_id() {

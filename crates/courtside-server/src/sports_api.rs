@@ -138,8 +138,8 @@ impl IntoResponse for SportsApiError {
 /// which acts as a director named `api`. Anonymous callers are refused.
 fn actor(state: &ServerState, headers: &HeaderMap) -> Result<Actor, Failure> {
     match principal_from(state, headers, None)? {
-        Principal::User { id, roles } => Ok(Actor { user: id, roles }),
-        Principal::Server => Ok(Actor { user: "api".into(), roles: vec![Role::Director] }),
+        Principal::User { id, roles, tournament_roles } => Ok(Actor { user: id, roles, tournament_roles }),
+        Principal::Server => Ok(Actor::new("api", vec![Role::Director])),
         Principal::Anonymous => Err(ApiError(ClientError::Unauthorized("sign in: this endpoint needs a token".into())).into()),
     }
 }

@@ -156,7 +156,7 @@ async fn tokens_expired_forged_or_unsigned_are_refused() {
     let mut client = server.client().await;
     // Past `exp` by more than the 5 s clock-skew allowance.
     let long_expired = {
-        let claims = courtside_server::auth::Claims { sub: "late".into(), roles: vec![], exp: 1_000_000, iat: None };
+        let claims = courtside_server::auth::Claims { sub: "late".into(), roles: vec![], tournament_roles: Default::default(), exp: 1_000_000, iat: None };
         let secret = std::fs::read_to_string(server.config.data_dir.join("jwt-secret")).expect("secret");
         jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),

@@ -34,7 +34,7 @@ fn demo_format() -> ScoringFormat {
 }
 
 fn director() -> Actor {
-    Actor { user: "demo-director".into(), roles: vec![Role::Director] }
+    Actor::new("demo-director", vec![Role::Director])
 }
 
 /// Creates the tournament unless an earlier run did.
@@ -82,7 +82,7 @@ fn pairing(round: usize, court: usize) -> Match {
 
 /// One court's scorekeeper, forever: next match, claim, play, release.
 pub async fn keep_score(sports: SportsService, court: usize) {
-    let keeper = Actor { user: format!("keeper-c{court}"), roles: vec![Role::Scorekeeper] };
+    let keeper = Actor::new(format!("keeper-c{court}"), vec![Role::Scorekeeper]);
     let mut round = 1;
     loop {
         let planned = pairing(round, court);

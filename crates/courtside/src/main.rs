@@ -19,7 +19,7 @@ use courtside_core::Role;
 use courtside_core::store::{NoSink, StreamStore};
 use courtside_domain::service::{Actor, SportsService};
 use courtside_server::accounts::Accounts;
-use courtside_server::auth::{Authenticator, Secrets};
+use courtside_server::auth::{Authenticator, Secrets, parse_roles};
 use courtside_server::config::AuthOverrides;
 use courtside_server::{Config, ConfigOverrides};
 
@@ -152,6 +152,9 @@ struct TokenArgs {
     /// A role (repeatable): anonymous, spectator, media, coach, scorekeeper, staff, director.
     #[arg(long = "role")]
     roles: Vec<String>,
+    /// A role held in one tournament only, as TOURNAMENT=ROLE (repeatable).
+    #[arg(long = "tournament-role", value_name = "TOURNAMENT=ROLE")]
+    tournament_roles: Vec<String>,
     /// Lifetime in seconds (default: auth.token_ttl_secs).
     #[arg(long)]
     ttl_secs: Option<u64>,
@@ -209,12 +212,18 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Token(args) => {
             let config = args.server.load()?;
-            let roles = parse_roles(&args.roles)?;
+            let roles = parse_roles(&args.roles, &config.auth.roles)?;
+            let mut tournament_roles: std::collections::BTreeMap<String, Vec<Role>> = Default::default();
+            for entry in &args.tournament_roles {
+                let (tournament, role) =
+                    entry.split_once('=').ok_or_else(|| format!("--tournament-role {entry:?}: write TOURNAMENT=ROLE"))?;
+                tournament_roles.entry(tournament.to_string()).or_default().extend(parse_roles(&[role.to_string()], &config.auth.roles)?);
+            }
             // Minting never creates a secret: a token signed with a key the server does not
             // have would only be refused later, with no hint why.
             let auth = Authenticator::load(&config, Secrets::ExistingOnly).map_err(|e| e.to_string())?;
             let token = auth
-                .mint(&args.sub, &roles, args.ttl_secs.unwrap_or(config.auth.token_ttl_secs))
+                .mint_scoped(&args.sub, &roles, &tournament_roles, args.ttl_secs.unwrap_or(config.auth.token_ttl_secs))
                 .map_err(|e| e.to_string())?;
             println!("{token}");
             Ok(())
@@ -270,7 +279,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::User(UserCommand::Add(args)) => {
             let config = args.server.load()?;
-            let roles = parse_roles(&args.roles)?;
+            let roles = parse_roles(&args.roles, &config.auth.roles)?;
             let password = match (&args.password, &args.password_file) {
                 (Some(password), None) => password.clone(),
                 (None, Some(file)) => std::fs::read_to_string(file)
@@ -303,13 +312,10 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-fn parse_roles(names: &[String]) -> Result<Vec<Role>, String> {
-    names.iter().map(|r| Role::parse(r).ok_or_else(|| format!("unknown role {r:?}"))).collect()
-}
 
 /// The command line acts as a director on its own store.
 fn tool_director() -> Actor {
-    Actor { user: "courtside-cli".into(), roles: vec![Role::Director] }
+    Actor::new("courtside-cli", vec![Role::Director])
 }
 
 async fn open_sports(config: &courtside_server::Config) -> Result<(SportsService, Arc<dyn StreamStore>), String> {

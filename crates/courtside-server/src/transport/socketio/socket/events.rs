@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::{Followed, SioSocket, parse};
 use crate::auth::now_secs;
 use crate::protocol::{ChannelParams, ClientError, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply};
-use crate::session::{HistoryResult, PublishResult, history_checked, publish_checked, verify_refresh};
+use crate::session::{HistoryResult, PublishResult, forbidden_now, history_checked, publish_checked, verify_refresh};
 
 impl SioSocket {
     /// One generic event; an `Err` is answered to the client, the socket stays.
@@ -86,10 +86,19 @@ impl SioSocket {
                 }
                 let RefreshParams { token } = parse(argument)?;
                 let verified = verify_refresh(&self.state, &principal, &token)?;
-                self.principal = Some(verified.principal);
                 self.token_expires_at_secs = Some(verified.expires_at_secs);
                 let left = verified.expires_at_secs.saturating_sub(now_secs());
-                self.acknowledge(ack, &serde_json::json!({ "expires_in_secs": left }))
+                self.acknowledge(ack, &serde_json::json!({ "expires_in_secs": left }))?;
+                // What the new roles no longer allow is left, each with an `unsubscribed` event.
+                let followed = self.followed.iter().map(|f| f.channel.clone()).collect();
+                for channel in forbidden_now(&self.state, &verified.principal, followed) {
+                    self.unsubscribe(&channel).await?;
+                    let error = ClientError::PermissionDenied;
+                    let event = serde_json::json!({ "channel": channel.as_str(), "code": error.code(), "reason": error.to_string() });
+                    self.emit_json(UNSUBSCRIBED_EVENT, &event).map_err(|_| ClientError::Internal)?;
+                }
+                self.principal = Some(verified.principal);
+                Ok(())
             }
             other => match self.state.socketio_map.clone().client_event(other) {
                 Some(rule) => self.mapped_event(rule, argument, ack).await,
