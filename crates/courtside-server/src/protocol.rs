@@ -75,7 +75,7 @@ impl From<NodeError> for ClientError {
     fn from(error: NodeError) -> Self {
         match error {
             NodeError::UnknownNamespace(ns) => ClientError::UnknownNamespace(ns),
-            NodeError::NotKeyed(_) | NodeError::NoHistory(_) | NodeError::InvalidEvent(_) => {
+            NodeError::NotKeyed(_) | NodeError::NoHistory(_) | NodeError::InvalidEvent(_) | NodeError::OffsetOutOfRange(_) => {
                 ClientError::BadRequest(error.to_string())
             }
             NodeError::AlreadySubscribed(_) => ClientError::AlreadySubscribed,
@@ -244,7 +244,7 @@ pub struct ConnectParams {
     #[serde(default)]
     pub token: Option<String>,
     /// What the connection says about itself (status, location, device) to those present.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub presence: Option<PresenceInfo>,
 }
 
@@ -252,7 +252,7 @@ pub struct ConnectParams {
 #[serde(deny_unknown_fields)]
 pub struct SubscribeParams {
     pub channel: ChannelName,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub since: Option<StreamPosition>,
     #[serde(default)]
     pub snapshot: bool,
@@ -328,7 +328,7 @@ pub fn decode_command(frame: &str) -> Result<Command<'_>, DecodeError> {
         }
     };
     fn parse<'a, T: Deserialize<'a>>(name: &str, raw: &'a RawValue) -> Result<T, ClientError> {
-        serde_json::from_str(raw.get()).map_err(|e| ClientError::BadRequest(format!("{name}: {e}")))
+        crate::json::decode_object(raw.get()).map_err(|e| ClientError::BadRequest(format!("{name}: {e}")))
     }
     let method = match name.as_str() {
         "connect" => parse(name, params).map(Method::Connect),
