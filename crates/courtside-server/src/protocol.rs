@@ -138,7 +138,8 @@ impl From<LeaderboardError> for ClientError {
 }
 
 /// Why the server closes a connection. The code is also the WebSocket close code; codes
-/// 3000–3499 invite a reconnect, 3500–3999 do not (the client must change something first).
+/// 3000–3499 invite a reconnect, 3500–3999 do not (the client must change something first),
+/// nor does 1002, RFC 6455's code for a WebSocket protocol violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disconnect {
     Shutdown,
@@ -152,10 +153,11 @@ pub enum Disconnect {
     InvalidToken,
     ConnectRequired,
     Maintenance,
+    ProtocolError,
 }
 
 impl Disconnect {
-    pub const ALL: [Disconnect; 11] = [
+    pub const ALL: [Disconnect; 12] = [
         Disconnect::Shutdown,
         Disconnect::SlowConsumer,
         Disconnect::IdleTimeout,
@@ -167,6 +169,7 @@ impl Disconnect {
         Disconnect::InvalidToken,
         Disconnect::ConnectRequired,
         Disconnect::Maintenance,
+        Disconnect::ProtocolError,
     ];
 
     pub fn code(self) -> u16 {
@@ -182,6 +185,7 @@ impl Disconnect {
             Disconnect::MessageTooBig => 3501,
             Disconnect::InvalidToken => 3502,
             Disconnect::ConnectRequired => 3503,
+            Disconnect::ProtocolError => 1002,
         }
     }
 
@@ -198,11 +202,12 @@ impl Disconnect {
             Disconnect::MessageTooBig => "message too big",
             Disconnect::InvalidToken => "invalid token",
             Disconnect::ConnectRequired => "connect required",
+            Disconnect::ProtocolError => "protocol error",
         }
     }
 
     pub fn reconnect(self) -> bool {
-        self.code() < 3500
+        (3000..3500).contains(&self.code())
     }
 
     /// The push sent just before the close frame.
@@ -552,7 +557,7 @@ mod tests {
         for d in Disconnect::ALL {
             let push: serde_json::Value = serde_json::from_str(&d.push_frame()).expect("valid JSON");
             assert_eq!(push["push"]["disconnect"]["code"], d.code());
-            assert_eq!(push["push"]["disconnect"]["reconnect"], d.code() < 3500);
+            assert_eq!(push["push"]["disconnect"]["reconnect"], (3000..3500).contains(&d.code()));
         }
     }
 }
