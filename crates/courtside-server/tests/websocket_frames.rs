@@ -1,7 +1,8 @@
 //! The WebSocket layer as RFC 6455 has it, spoken over raw TCP where a client library would not
 //! misbehave: a client's close is answered with a close frame, and protocol violations (an
 //! unmasked frame, reserved bits or opcodes, a fragmented control frame) close with 1002 — on
-//! the native endpoint and on Socket.IO's WebSocket alike.
+//! the native endpoint and on Socket.IO's WebSocket alike — and a close reaches a client that is
+//! still sending.
 
 mod common;
 
@@ -127,4 +128,16 @@ async fn protocol_violations_close_with_1002() {
     // Everyone else is still served.
     let mut client = server.connected("", &[]).await;
     common::result(&client.request("ping", serde_json::json!({})).await);
+}
+
+#[tokio::test]
+async fn an_oversize_messages_close_reaches_a_client_that_keeps_sending() {
+    let server = TestServer::start().await;
+    let mut stream = handshake(&server, NATIVE).await;
+    // 8 MiB in one frame: far past `client.message_bytes_max` (64 KiB), past the point where
+    // the server stops reading mid-message. The client sends all of it before it reads.
+    let huge = frame(0x81, &vec![b' '; 8 << 20], true);
+    stream.write_all(&huge).await.expect("the server reads and discards what the client still sends");
+    assert_eq!(close_code(&mut stream).await, Some(3501), "the close is not lost to a reset");
+    assert!(ends(&mut stream).await);
 }
