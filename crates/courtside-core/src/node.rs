@@ -13,7 +13,7 @@ use crate::sequencer::Sequencer;
 use crate::hub::{ConnectionId, Hub, Outbox, PresenceEvent};
 use crate::presence::{ClientInfo, PresenceStats, PresenceStore};
 use crate::store::{AppendGroup, AppendRequest, Appended, HistoryQuery, StoreError, StreamStore};
-use crate::stream::{now_ms, Epoch, HistoryPage, Publication, Snapshot, StreamPosition};
+use crate::stream::{now_ms, Epoch, HistoryPage, Publication, Snapshot, StreamPosition, OFFSET_MAX};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
@@ -23,6 +23,8 @@ pub enum NodeError {
     NotKeyed(String),
     #[error("namespace {0:?} keeps no history (needed for history reads and idempotency keys)")]
     NoHistory(String),
+    #[error("offset {0} is above the largest offset a channel can reach ({max})", max = OFFSET_MAX)]
+    OffsetOutOfRange(u64),
     #[error("already subscribed to {0}")]
     AlreadySubscribed(ChannelName),
     #[error(transparent)]
@@ -243,6 +245,9 @@ impl Node {
         if request.snapshot && !options.keyed {
             return Err(NodeError::NotKeyed(channel.namespace().to_string()));
         }
+        if let Some(since) = &request.since {
+            check_offset(since.offset)?;
+        }
         if !self.hub.subscribe(channel, connection, outbox) {
             return Err(NodeError::AlreadySubscribed(channel.clone()));
         }
@@ -308,6 +313,9 @@ impl Node {
         if !self.options(channel)?.has_history() {
             return Err(NodeError::NoHistory(channel.namespace().to_string()));
         }
+        if let HistoryQuery::After { offset, .. } = query {
+            check_offset(offset)?;
+        }
         Ok(self.store.read(channel, query).await?)
     }
 
@@ -345,6 +353,15 @@ impl Node {
         self.options(channel)?;
         Ok(self.presence.stats(channel).await)
     }
+}
+
+/// An offset a client names (a resume position, a history read's `after`) must be one a stream
+/// can reach; past [`OFFSET_MAX`] it is the caller's mistake, not the store's.
+fn check_offset(offset: u64) -> Result<(), NodeError> {
+    if offset > OFFSET_MAX {
+        return Err(NodeError::OffsetOutOfRange(offset));
+    }
+    Ok(())
 }
 
 /// Does `page` hold exactly the publications after `since`, up to the top, in the same epoch?

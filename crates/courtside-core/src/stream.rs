@@ -49,6 +49,11 @@ impl fmt::Debug for Epoch {
     }
 }
 
+/// The largest offset a stream can reach (stores keep offsets as signed 64-bit integers). A
+/// position or history read past it names no publication that can ever exist: the caller is
+/// refused, never told to retry.
+pub const OFFSET_MAX: u64 = i64::MAX as u64;
+
 /// A point in a channel's stream: the offset of the last publication seen (0 = none yet).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct StreamPosition {

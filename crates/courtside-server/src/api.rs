@@ -171,9 +171,6 @@ pub(crate) async fn history(
 ) -> Result<Response, ApiError> {
     let principal = principal_from(&state, &headers, None)?;
     let Query(params) = query?;
-    if params.after.is_some_and(|after| after > i64::MAX as u64) {
-        return Err(ClientError::BadRequest(format!("`after` must be at most {}", i64::MAX)).into());
-    }
     let page = history_checked(&state, &principal, &params).await?;
     #[derive(Serialize)]
     struct Body<'a> {

@@ -133,6 +133,8 @@ pub struct ClientLimits {
     pub message_bytes_max: usize,
     /// Largest publication payload.
     pub publication_bytes_max: usize,
+    /// Deepest nesting of arrays and objects in a publication payload.
+    pub payload_depth_max: usize,
     /// Sustained commands per second per connection.
     pub commands_per_sec: u32,
     /// Commands a connection may send in a burst above the sustained rate.
@@ -196,6 +198,7 @@ impl Default for ClientLimits {
             send_queue_bytes_max: 1024 * 1024,
             message_bytes_max: 64 * 1024,
             publication_bytes_max: 32 * 1024,
+            payload_depth_max: 64,
             commands_per_sec: 50,
             commands_burst: 200,
             subscriptions_max: 256,
@@ -399,6 +402,10 @@ impl Config {
         }
         if c.publication_bytes_max == 0 || c.publication_bytes_max > c.message_bytes_max {
             return invalid("client.publication_bytes_max", "must be between 1 and client.message_bytes_max");
+        }
+        // serde_json, behind event maps and the CLI, reads at most 128 levels.
+        if !(1..=128).contains(&c.payload_depth_max) {
+            return invalid("client.payload_depth_max", "must be between 1 and 128");
         }
         if c.write_coalesce_ms > 1000 {
             return invalid("client.write_coalesce_ms", "must be at most 1000");

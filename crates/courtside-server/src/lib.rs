@@ -1,7 +1,8 @@
 //! Courtside's server: the only crate that speaks HTTP, WebSocket, SSE and JSON.
 //!
 //! # Layout, in layers (each uses only the layers above it)
-//! 1. Wire and settings: [`protocol`] (wire protocol v1: commands, replies, pushes, error and
+//! 1. Wire and settings: [`json`] (JSON shape checks: structs from objects only, payload
+//!    nesting depth), [`protocol`] (wire protocol v1: commands, replies, pushes, error and
 //!    disconnect codes), [`config`] (the configuration model, defaults, layered loading),
 //!    [`rate_limit`] (token buckets and per-caller limits), [`metrics`], [`event_map`] (the
 //!    Socket.IO event maps of the configuration, checked and compiled, and their templates).
@@ -37,6 +38,7 @@ pub mod auth_api;
 pub mod config;
 pub mod event_map;
 pub mod http;
+pub mod json;
 pub mod leaderboard_api;
 pub mod leaderboard_feed;
 pub mod metrics;

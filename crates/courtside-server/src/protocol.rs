@@ -75,7 +75,7 @@ impl From<NodeError> for ClientError {
     fn from(error: NodeError) -> Self {
         match error {
             NodeError::UnknownNamespace(ns) => ClientError::UnknownNamespace(ns),
-            NodeError::NotKeyed(_) | NodeError::NoHistory(_) | NodeError::InvalidEvent(_) => {
+            NodeError::NotKeyed(_) | NodeError::NoHistory(_) | NodeError::InvalidEvent(_) | NodeError::OffsetOutOfRange(_) => {
                 ClientError::BadRequest(error.to_string())
             }
             NodeError::AlreadySubscribed(_) => ClientError::AlreadySubscribed,
@@ -138,7 +138,8 @@ impl From<LeaderboardError> for ClientError {
 }
 
 /// Why the server closes a connection. The code is also the WebSocket close code; codes
-/// 3000–3499 invite a reconnect, 3500–3999 do not (the client must change something first).
+/// 3000–3499 invite a reconnect, 3500–3999 do not (the client must change something first),
+/// nor does 1002, RFC 6455's code for a WebSocket protocol violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disconnect {
     Shutdown,
@@ -152,10 +153,11 @@ pub enum Disconnect {
     InvalidToken,
     ConnectRequired,
     Maintenance,
+    ProtocolError,
 }
 
 impl Disconnect {
-    pub const ALL: [Disconnect; 11] = [
+    pub const ALL: [Disconnect; 12] = [
         Disconnect::Shutdown,
         Disconnect::SlowConsumer,
         Disconnect::IdleTimeout,
@@ -167,6 +169,7 @@ impl Disconnect {
         Disconnect::InvalidToken,
         Disconnect::ConnectRequired,
         Disconnect::Maintenance,
+        Disconnect::ProtocolError,
     ];
 
     pub fn code(self) -> u16 {
@@ -182,6 +185,7 @@ impl Disconnect {
             Disconnect::MessageTooBig => 3501,
             Disconnect::InvalidToken => 3502,
             Disconnect::ConnectRequired => 3503,
+            Disconnect::ProtocolError => 1002,
         }
     }
 
@@ -198,11 +202,12 @@ impl Disconnect {
             Disconnect::MessageTooBig => "message too big",
             Disconnect::InvalidToken => "invalid token",
             Disconnect::ConnectRequired => "connect required",
+            Disconnect::ProtocolError => "protocol error",
         }
     }
 
     pub fn reconnect(self) -> bool {
-        self.code() < 3500
+        (3000..3500).contains(&self.code())
     }
 
     /// The push sent just before the close frame.
@@ -244,7 +249,7 @@ pub struct ConnectParams {
     #[serde(default)]
     pub token: Option<String>,
     /// What the connection says about itself (status, location, device) to those present.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub presence: Option<PresenceInfo>,
 }
 
@@ -252,7 +257,7 @@ pub struct ConnectParams {
 #[serde(deny_unknown_fields)]
 pub struct SubscribeParams {
     pub channel: ChannelName,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub since: Option<StreamPosition>,
     #[serde(default)]
     pub snapshot: bool,
@@ -328,7 +333,7 @@ pub fn decode_command(frame: &str) -> Result<Command<'_>, DecodeError> {
         }
     };
     fn parse<'a, T: Deserialize<'a>>(name: &str, raw: &'a RawValue) -> Result<T, ClientError> {
-        serde_json::from_str(raw.get()).map_err(|e| ClientError::BadRequest(format!("{name}: {e}")))
+        crate::json::decode_object(raw.get()).map_err(|e| ClientError::BadRequest(format!("{name}: {e}")))
     }
     let method = match name.as_str() {
         "connect" => parse(name, params).map(Method::Connect),
@@ -552,7 +557,7 @@ mod tests {
         for d in Disconnect::ALL {
             let push: serde_json::Value = serde_json::from_str(&d.push_frame()).expect("valid JSON");
             assert_eq!(push["push"]["disconnect"]["code"], d.code());
-            assert_eq!(push["push"]["disconnect"]["reconnect"], d.code() < 3500);
+            assert_eq!(push["push"]["disconnect"]["reconnect"], (3000..3500).contains(&d.code()));
         }
     }
 }

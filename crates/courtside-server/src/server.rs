@@ -266,7 +266,9 @@ async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     let stop_listening = CancellationToken::new();
     let drained = stop_listening.clone();
     // Replies and pushes are small and latency-bound: no Nagle delay on accepted sockets.
-    let listener = listener.tap_io(|tcp| {
+    // Closed connections linger: what the client still sends is read and discarded, so the
+    // last close frame or response is not lost to a reset.
+    let listener = crate::transport::linger::LingeringListener(listener).tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     let serving = tokio::spawn(

@@ -542,7 +542,7 @@ pub async fn read_missing(state: &ServerState, channel: &ChannelName, from: u64,
     Ok(page.publications)
 }
 
-/// Checks permission and size, then publishes: shared by the WebSocket and the HTTP API.
+/// Checks permission, size and nesting depth, then publishes: shared by the WebSocket and the HTTP API.
 pub async fn publish_checked(
     state: &ServerState,
     principal: &Principal,
@@ -560,6 +560,10 @@ pub async fn publish_checked(
     let limit = state.config.client.publication_bytes_max;
     if data.len() > limit {
         return Err(ClientError::PayloadTooLarge { size: data.len(), limit });
+    }
+    let depth_max = state.config.client.payload_depth_max;
+    if crate::json::nests_deeper_than(data, depth_max) {
+        return Err(ClientError::BadRequest(format!("`data` nests arrays and objects deeper than {depth_max} levels")));
     }
     // Frames are separated by `\n`. Valid JSON has line breaks only as whitespace between
     // tokens (inside strings they are escaped), so blanking them keeps the value intact.

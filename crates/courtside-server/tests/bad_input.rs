@@ -224,3 +224,71 @@ async fn idempotency_keys_need_a_namespace_with_history() {
     let reply = staff.request("publish", json!({ "channel": "live:1", "data": 1 })).await;
     assert_eq!(result(&reply)["offset"], 0, "ephemeral publications carry no offset");
 }
+
+#[tokio::test]
+async fn offsets_past_the_largest_a_stream_reaches_are_bad_requests_not_outages() {
+    let server = TestServer::start().await;
+    let mut client = server.connected("", &[]).await;
+    let epoch = result(&client.request("subscribe", json!({ "channel": "match:far" })).await)["epoch"].clone();
+    result(&client.request("unsubscribe", json!({ "channel": "match:far" })).await);
+    for offset in [9_223_372_036_854_775_808_u64, u64::MAX] {
+        let since = json!({ "channel": "match:far", "since": { "epoch": epoch, "offset": offset } });
+        assert_eq!(error_code(&client.request("subscribe", since).await), 107, "since {offset}");
+        let history = json!({ "channel": "match:far", "after": offset });
+        assert_eq!(error_code(&client.request("history", history).await), 107, "after {offset}");
+        let (status, body) = server.get(&format!("/api/history?channel=match:far&after={offset}"), None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "?after={offset}");
+    }
+    // The largest offset itself is a position, only one no channel has reached yet.
+    let since = json!({ "channel": "match:far", "since": { "epoch": epoch, "offset": i64::MAX } });
+    assert_eq!(result(&client.request("subscribe", since).await)["recovered"], false);
+    // An SSE id no server issued is unusable, as documented: the stream starts afresh.
+    let last_event_id = format!("{}:{}", epoch.as_str().unwrap_or_default(), u64::MAX);
+    let sse = reqwest::Client::new().get(server.http("/sse?channel=match:far")).header("last-event-id", last_event_id);
+    assert_eq!(sse.send().await.expect("sse").status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn arrays_are_refused_where_objects_are_documented() {
+    let server = TestServer::start().await;
+    let mut stranger = server.client().await;
+    stranger.send_text(r#"{"id":1,"connect":[]}"#).await;
+    assert_eq!(stranger.closed().await.close_code, Some(3503), "an array is no `connect` parameters");
+    let mut client = server.connected("", &[]).await;
+    client.send_text(r#"{"id":2,"subscribe":["match:1"]}"#).await;
+    assert_eq!(error_code(&client.reply(2).await), 107);
+    client.send_text(r#"{"id":3,"subscribe":{"channel":"match:1","since":["abc",1]}}"#).await;
+    assert_eq!(error_code(&client.reply(3).await), 107, "nor a position");
+    client.send_text(r#"{"id":4,"presence_set":[]}"#).await;
+    assert_eq!(error_code(&client.reply(4).await), 107);
+    client.send_text(r#"{"id":5,"history":["match:1"]}"#).await;
+    assert_eq!(error_code(&client.reply(5).await), 107);
+    result(&client.request("subscribe", json!({ "channel": "match:1", "since": null })).await);
+}
+
+#[tokio::test]
+async fn payloads_nested_deeper_than_the_limit_are_refused_on_every_path() {
+    let server = TestServer::start().await;
+    let nested = |depth: usize| -> serde_json::Value {
+        serde_json::from_str(&format!("{}{}", "[".repeat(depth), "]".repeat(depth))).expect("JSON")
+    };
+    let mut keeper = server.connected("kim", &[Role::Scorekeeper]).await;
+    let reply = keeper.request("publish", json!({ "channel": "match:deep", "data": nested(65) })).await;
+    assert_eq!(error_code(&reply), 107);
+    assert!(reply["error"]["message"].as_str().unwrap_or_default().contains("64"), "{reply}");
+    result(&keeper.request("publish", json!({ "channel": "match:deep", "data": nested(64) })).await);
+    result(&keeper.request("publish", json!({ "channel": "match:deep", "data": { "text": "[[[[".repeat(40) } })).await);
+    let body = format!(r#"{{"channel":"match:deep","data":{}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+    assert_eq!(server.post_raw("/api/publish", body).await, 400, "10,000 levels");
+    let key = format!("apikey {}", server.api_key());
+    let (status, body) = server.post("/api/broadcast", Some(&key), json!({ "channels": ["match:deep"], "data": nested(65) })).await;
+    assert_eq!((status, body["results"][0]["error"]["code"].as_str()), (200, Some("bad_request")), "{body}");
+}
+
+#[tokio::test]
+async fn the_depth_limit_is_configurable() {
+    let server = TestServer::start_with(|c| c.client.payload_depth_max = 2).await;
+    let mut keeper = server.connected("kim", &[Role::Scorekeeper]).await;
+    result(&keeper.request("publish", json!({ "channel": "match:d", "data": { "a": [1] } })).await);
+    assert_eq!(error_code(&keeper.request("publish", json!({ "channel": "match:d", "data": { "a": [[1]] } })).await), 107);
+}

@@ -2,7 +2,10 @@
 //! - [`ws`]: the bidirectional WebSocket transport (protocol v1).
 //! - [`sse`]: read-only Server-Sent Events with `Last-Event-ID` resume.
 //! - [`socketio`]: Socket.IO clients (Engine.IO long-polling and WebSocket) with resume.
+//! - [`linger`]: the lingering close of every accepted connection, so that what the server
+//!   wrote last (a close frame, an error response) is not lost to a reset.
 
+pub mod linger;
 pub mod socketio;
 pub mod sse;
 pub mod ws;

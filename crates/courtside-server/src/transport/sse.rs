@@ -20,6 +20,7 @@ use courtside_core::hub::{self, ConnectionId, Inbox, Outbound, OverflowSignal};
 use courtside_core::node::SubscribeRequest;
 use courtside_core::presence::ClientInfo;
 use courtside_core::store::HistoryQuery;
+use courtside_core::stream::OFFSET_MAX;
 use courtside_core::{ChannelName, Epoch, Publication, StreamPosition};
 use futures_util::stream::{self, Stream};
 use tokio::time::Sleep;
@@ -63,13 +64,15 @@ fn parse_query(raw: Option<&str>) -> Result<SseQuery, ClientError> {
     Ok(query)
 }
 
-/// Parses a `Last-Event-ID`: `epoch:offset` per channel, comma-separated.
+/// Parses a `Last-Event-ID`: `epoch:offset` per channel, comma-separated. An offset no stream
+/// can reach (over [`OFFSET_MAX`]) makes the id unusable, like any id the server never issued.
 pub fn parse_event_id(id: &str, channels: usize) -> Option<Vec<StreamPosition>> {
     let positions: Option<Vec<_>> = id
         .split(',')
         .map(|part| {
             let (epoch, offset) = part.rsplit_once(':')?;
-            Some(StreamPosition { epoch: Epoch::from_text(epoch), offset: offset.parse().ok()? })
+            let offset = offset.parse().ok().filter(|offset| *offset <= OFFSET_MAX)?;
+            Some(StreamPosition { epoch: Epoch::from_text(epoch), offset })
         })
         .collect();
     positions.filter(|p| p.len() == channels)

@@ -117,7 +117,11 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
             message = socket.recv() => {
                 last_heard = Instant::now();
                 match message {
-                    None | Some(Ok(Message::Close(_))) => return None,
+                    None => return None,
+                    Some(Ok(Message::Close(_))) => {
+                        answer_close(socket).await;
+                        return None;
+                    }
                     Some(Ok(Message::Text(text))) if text.len() > limits.message_bytes_max => Err(Disconnect::MessageTooBig),
                     // Boxed: commands are rare next to deliveries, and their futures are large;
                     // inline they would make every connection's task larger.
@@ -213,15 +217,27 @@ async fn drive(socket: &mut WebSocket, session: &mut Session, inbox: &mut Inbox,
     }
 }
 
-fn classify_read_error(error: &axum::Error) -> Option<Disconnect> {
+/// Why a failed read ends the connection; `None` when the connection itself is gone.
+pub(crate) fn classify_read_error(error: &axum::Error) -> Option<Disconnect> {
     let text = error.to_string();
     if text.contains("too long") || text.contains("too big") || text.contains("Space limit") || text.contains("capacity") {
         Some(Disconnect::MessageTooBig)
     } else if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
         Some(Disconnect::InvalidFrame)
+    } else if text.contains("protocol error") && !text.contains("without closing handshake") && !text.contains("after having closed") {
+        // An unmasked frame, reserved bits or opcodes, a fragmented or oversized control frame,
+        // a stray continuation: RFC 6455 closes with 1002. (A client that vanished is no
+        // violation, and one that already closed is answered by then.)
+        Some(Disconnect::ProtocolError)
     } else {
         None
     }
+}
+
+/// Completes the close handshake the client started: the reply close frame, queued by the
+/// WebSocket layer when the client's arrived, goes out with this flush.
+pub(crate) async fn answer_close(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, futures_util::SinkExt::flush(socket)).await;
 }
 
 /// Sends the disconnect push and the close frame, then reads until the client closes too (or
@@ -230,11 +246,19 @@ fn classify_read_error(error: &axum::Error) -> Option<Disconnect> {
 async fn close(socket: &mut WebSocket, reason: Disconnect) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         socket.send(Message::Text(reason.push_frame().into())).await?;
-        socket
-            .send(Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.reason().into() })))
-            .await?;
+        socket.send(close_frame(reason)).await?;
         while let Some(Ok(_)) = socket.recv().await {}
         Ok::<(), axum::Error>(())
     })
     .await;
+}
+
+/// The close frame of `reason`: its code and reason text.
+fn close_frame(reason: Disconnect) -> Message {
+    Message::Close(Some(CloseFrame { code: reason.code(), reason: reason.reason().into() }))
+}
+
+/// Sends only the close frame of `reason` (transports without the disconnect push).
+pub(crate) async fn send_close_frame(socket: &mut WebSocket, reason: Disconnect) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close_frame(reason))).await;
 }

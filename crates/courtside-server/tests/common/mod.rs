@@ -106,6 +106,19 @@ impl TestServer {
         self.request_json(reqwest::Client::new().post(self.http(path)).json(&body), auth).await
     }
 
+    /// Sends `body` as it is, as JSON, with the server key; the status.
+    pub async fn post_raw(&self, path: &str, body: String) -> u16 {
+        let response = reqwest::Client::new()
+            .post(self.http(path))
+            .header("authorization", format!("apikey {}", self.api_key()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        response.status().as_u16()
+    }
+
     pub async fn get(&self, path: &str, auth: Option<&str>) -> (u16, Value) {
         self.request_json(reqwest::Client::new().get(self.http(path)), auth).await
     }

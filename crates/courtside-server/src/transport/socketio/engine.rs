@@ -28,6 +28,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::eio::{EioPacket, PAYLOAD_SEPARATOR};
+use crate::protocol::Disconnect;
+use crate::transport::ws::{answer_close, classify_read_error, send_close_frame};
 
 /// Messages the client may have sent but the socket task has not read yet, per session.
 const INCOMING_QUEUE_LEN: usize = 64;
@@ -333,7 +335,19 @@ pub async fn run_websocket(mut socket: WebSocket, session: Arc<EngineSession>, u
                 let text = match message {
                     Some(Ok(Message::Text(text))) if text.len() <= message_bytes_max => text,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    // Binary, oversize, a close or a broken connection all end the session.
+                    // A client's close is answered; a WebSocket protocol violation is closed
+                    // with 1002 (RFC 6455). Either ends the session, as does binary, oversize
+                    // or a broken connection.
+                    Some(Ok(Message::Close(_))) => {
+                        session.close();
+                        answer_close(&mut socket).await;
+                        return;
+                    }
+                    Some(Err(error)) if classify_read_error(&error) == Some(Disconnect::ProtocolError) => {
+                        session.close();
+                        send_close_frame(&mut socket, Disconnect::ProtocolError).await;
+                        return;
+                    }
                     _ => {
                         session.close();
                         return;

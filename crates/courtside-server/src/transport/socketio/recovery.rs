@@ -12,7 +12,7 @@
 //! epoch) is written `channel=-:0` and followed again live.
 
 use courtside_core::ChannelName;
-use courtside_core::stream::{Epoch, StreamPosition};
+use courtside_core::stream::{Epoch, StreamPosition, OFFSET_MAX};
 
 /// How a channel without history (whose position has no epoch) is written.
 const NO_EPOCH: &str = "-";
@@ -66,7 +66,7 @@ pub fn decode(text: &str, channels_max: usize) -> Result<Vec<(ChannelName, Strea
             }
             let epoch_ok = !epoch.is_empty() && epoch.len() <= 64 && epoch.chars().all(|c| c.is_ascii_alphanumeric());
             let offset: u64 = offset.parse().map_err(|_| bad())?;
-            if !epoch_ok || offset > i64::MAX as u64 {
+            if !epoch_ok || offset > OFFSET_MAX {
                 return Err(bad());
             }
             Ok((channel, StreamPosition { epoch: Epoch::from_text(epoch), offset }))
