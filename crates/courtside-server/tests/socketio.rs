@@ -222,6 +222,11 @@ async fn events_are_checked_like_native_commands() {
     assert_eq!(unknown["error"]["code"], 104, "{unknown}");
     let malformed = driver.request("a", "subscribe", json!({ "channel": 42 })).await;
     assert_eq!(malformed["error"]["code"], 107, "{malformed}");
+    let array = driver.request("a", "subscribe", json!(["match:x"])).await;
+    assert_eq!(array["error"]["code"], 107, "an array where an object is documented: {array}");
+    assert!(array["error"]["message"].as_str().is_some_and(|m| m.contains("invalid type: sequence, expected a JSON object")), "{array}");
+    let array = driver.request("a", "publish", json!(["match:x", 1])).await;
+    assert_eq!(array["error"]["code"], 107, "{array}");
     let no_namespace = driver.request("a", "subscribe", json!({ "channel": "nowhere:1" })).await;
     assert_eq!(no_namespace["error"]["code"], 102, "{no_namespace}");
     // Without an ack, the error arrives as an `error` event naming the event.

@@ -568,7 +568,7 @@ fn is_private_id(pid: &str) -> bool {
 
 fn parse<T: serde::de::DeserializeOwned>(argument: Option<&RawValue>) -> Result<T, ClientError> {
     let raw = argument.ok_or_else(|| ClientError::BadRequest("this event needs an object argument".into()))?;
-    serde_json::from_str(raw.get()).map_err(|error| ClientError::BadRequest(error.to_string()))
+    crate::json::decode_object(raw.get()).map_err(|error| ClientError::BadRequest(error.to_string()))
 }
 
 #[derive(Serialize)]

@@ -30,7 +30,7 @@ impl SioSocket {
             }
             "publish" => {
                 let raw = argument.ok_or_else(|| ClientError::BadRequest("publish needs {channel, data}".into()))?;
-                let params: PublishParams<'_> = serde_json::from_str(raw.get()).map_err(|e| ClientError::BadRequest(e.to_string()))?;
+                let params: PublishParams<'_> = crate::json::decode_object(raw.get()).map_err(|e| ClientError::BadRequest(e.to_string()))?;
                 let appended = publish_checked(&self.state, &principal, params).await?;
                 let result = PublishResult {
                     epoch: appended.publication.epoch.as_str(),
