@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use courtside_core::channel::{ChannelPattern, ChannelRule};
 use courtside_core::{NamespaceOptions, Role};
 
+use crate::payload_schema::{PayloadSchemas, SchemaConfig};
 use crate::rate_limit::{EndpointClass, RateLimit};
 pub use leaderboards::{LeaderboardConfig, RatingConfig, Reset};
 pub use crate::event_map::SocketIoConfig;
@@ -60,6 +61,8 @@ pub struct Config {
     pub leaderboard_push_interval_ms: u64,
     /// Socket.IO event maps: the app's own events (none by default).
     pub socketio: SocketIoConfig,
+    /// JSON Schemas publication payloads must match, by namespace (none by default).
+    pub schemas: BTreeMap<String, SchemaConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +172,7 @@ impl Default for Config {
             leaderboard_push_interval_ms: 500,
             maintenance_notice_secs: 0,
             socketio: SocketIoConfig::default(),
+            schemas: BTreeMap::new(),
         }
     }
 }
@@ -511,7 +515,14 @@ impl Config {
             return invalid("leaderboard_push_interval_ms", "must be at least 1");
         }
         self.socketio.compile().map_err(|error| ConfigError::Invalid { key: error.key, message: error.reason })?;
+        self.payload_schemas().map_err(|error| ConfigError::Invalid { key: error.key, message: error.reason })?;
         Ok(())
+    }
+
+    /// The configured payload schemas, read and compiled.
+    pub fn payload_schemas(&self) -> Result<PayloadSchemas, crate::payload_schema::SchemaError> {
+        let namespaces: Vec<&str> = self.namespaces.keys().map(String::as_str).collect();
+        PayloadSchemas::compile(&self.schemas, &namespaces)
     }
 
     pub fn store_choice(&self) -> Result<StoreChoice, String> {

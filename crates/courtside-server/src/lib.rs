@@ -3,7 +3,8 @@
 //! # Layout, in layers (each uses only the layers above it)
 //! 1. Wire and settings: [`json`] (JSON shape checks: structs from objects only, payload
 //!    nesting depth), [`protocol`] (wire protocol v1: commands, replies, pushes, error and
-//!    disconnect codes), [`config`] (the configuration model, defaults, layered loading),
+//!    disconnect codes), [`payload_schema`] (JSON Schema checks of publication payloads, per
+//!    namespace), [`config`] (the configuration model, defaults, layered loading),
 //!    [`rate_limit`] (token buckets and per-caller limits), [`metrics`], [`event_map`] (the
 //!    Socket.IO event maps of the configuration, checked and compiled, and their templates).
 //! 2. Identity: [`auth`] (JWT, the API key, generated secrets), [`accounts`] (users, sign-in,
@@ -43,6 +44,7 @@ pub mod leaderboard_api;
 pub mod leaderboard_feed;
 pub mod metrics;
 pub mod openapi;
+pub mod payload_schema;
 pub mod protocol;
 pub mod rate_limit;
 pub mod router;

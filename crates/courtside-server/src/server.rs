@@ -60,6 +60,8 @@ pub enum ServerError {
     Leaderboards(String),
     #[error(transparent)]
     EventMap(#[from] crate::event_map::MapError),
+    #[error(transparent)]
+    PayloadSchema(#[from] crate::payload_schema::SchemaError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -126,6 +128,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let sports = sports_service(&config, &node)?;
     let accounts = Accounts::new(node.writer());
     let socketio_map = Arc::new(config.socketio.compile()?);
+    let payload_schemas = config.payload_schemas()?;
     let metrics = Metrics::default();
     let leaderboards = leaderboard_service(&config, &node, metrics.leaderboard_pushes.clone()).await?;
     if pushes_enabled(&config) {
@@ -145,6 +148,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config,
         metrics,
         socketio_map,
+        payload_schemas,
         shutdown: CancellationToken::new(),
         maintenance: tokio::sync::watch::Sender::new(None),
         tasks: TaskTracker::new(),

@@ -565,6 +565,7 @@ pub async fn publish_checked(
     if crate::json::nests_deeper_than(data, depth_max) {
         return Err(ClientError::BadRequest(format!("`data` nests arrays and objects deeper than {depth_max} levels")));
     }
+    state.payload_schemas.check(&params.channel, data)?;
     // Frames are separated by `\n`. Valid JSON has line breaks only as whitespace between
     // tokens (inside strings they are escaped), so blanking them keeps the value intact.
     let data = if data.iter().any(|b| matches!(b, b'\n' | b'\r')) {

@@ -39,6 +39,8 @@ pub struct ServerState {
     pub metrics: Metrics,
     /// The Socket.IO event maps of the configuration, compiled.
     pub socketio_map: Arc<EventMap>,
+    /// Publication payload schemas by namespace, compiled.
+    pub payload_schemas: crate::payload_schema::PayloadSchemas,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// The maintenance announced, if any: every connection sends its notice and closes at

@@ -50,6 +50,8 @@ fn every_configuration_key_has_a_documented_row_with_its_environment_variable() 
     keys.extend(["order", "operator", "top_n", "reset", "rating.k_factor", "rating.initial"].map(|key| format!("leaderboards.<id>.{key}")));
     // No client event is mapped by default; each rule's keys are documented under `on.<event>`.
     keys.extend(["arg_is_user", "unfollow", "follow", "reply"].map(|key| format!("socketio.on.<event>.{key}")));
+    // No schema is configured by default; each namespace's keys are documented under `<namespace>`.
+    keys.extend(["file", "inline"].map(|key| format!("schemas.<namespace>.{key}")));
     let mut missing = Vec::new();
     for key in keys.iter().filter(|key| key.as_str() != "namespaces") {
         let (row_key, env) = match key.as_str() {
@@ -57,6 +59,10 @@ fn every_configuration_key_has_a_documented_row_with_its_environment_variable() 
             rule if rule.starts_with("socketio.on.<event>.") => {
                 let name = &rule["socketio.".len()..];
                 (name.to_string(), format!("COURTSIDE_SOCKETIO__ON__<EVENT>__{}", rule["socketio.on.<event>.".len()..].to_uppercase()))
+            }
+            schema if schema.starts_with("schemas.<namespace>.") => {
+                let name = &schema["schemas.<namespace>.".len()..];
+                (format!("<namespace>.{name}"), format!("COURTSIDE_SCHEMAS__<NAMESPACE>__{}", name.to_uppercase()))
             }
             board if board.starts_with("leaderboards.<id>.") => {
                 let name = &board["leaderboards.<id>.".len()..];
@@ -159,6 +165,9 @@ fn quoted_error_messages_are_the_loaders() {
         "[[namespaces.x.rules]]\nchannel = \"y:{t}\"\n",
         "[[namespaces.x.rules]]\nchannel = \"x:a\"\nscope = \"t\"\n",
         "[auth]\nroles = [\"staff\"]\n",
+        "[schemas.nowhere]\ninline = {}\n",
+        "[schemas.match]\ninline = { type = 7 }\n",
+        "[schemas.match]\n",
         "presence_ttl_secs = 1\n",
         "redis_prefix = \"\"\n",
         "store = \"mysql://x\"\n",
