@@ -44,6 +44,7 @@ pub mod leaderboard_feed;
 pub mod metrics;
 pub mod openapi;
 pub mod protocol;
+pub mod quotas;
 pub mod rate_limit;
 pub mod router;
 pub mod schemas;
