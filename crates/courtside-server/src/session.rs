@@ -343,14 +343,11 @@ impl Session {
                 self.outbox.clone(),
                 SubscribeRequest { since: params.since, snapshot: params.snapshot },
             )
-            .await;
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(error) => {
+            .await
+            .map_err(|error| {
                 self.release_subscription();
-                return Err(error.into());
-            }
-        };
+                ClientError::from(error)
+            })?;
         self.subscriptions.insert(params.channel.clone(), Cursor::new(outcome.position.clone()));
         self.reply(
             id,
