@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use common::socketio::SocketIo;
 use common::{TestServer, error_code};
 use courtside_core::Role;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A principal of the matrix: its name, and its token (none: anonymous).
 struct Who {
