@@ -144,6 +144,12 @@ pub struct ClientLimits {
     pub commands_burst: u32,
     /// Channels one connection may follow.
     pub subscriptions_max: usize,
+    /// Connections one user (a token's `sub`) may hold open on this node, on every transport
+    /// together (0: no limit). Anonymous connections are not counted.
+    pub connections_per_user_max: usize,
+    /// Channels one user may follow on this node, over all their connections together (0: no
+    /// limit). Anonymous connections are not counted.
+    pub subscriptions_per_user_max: usize,
     /// Size of the per-connection read buffer.
     pub read_buffer_bytes: usize,
     /// Milliseconds a push may wait so that one socket write carries several (0: write at
@@ -206,6 +212,8 @@ impl Default for ClientLimits {
             commands_per_sec: 50,
             commands_burst: 200,
             subscriptions_max: 256,
+            connections_per_user_max: 100,
+            subscriptions_per_user_max: 1000,
             read_buffer_bytes: 1024,
             write_coalesce_ms: 0,
         }

@@ -46,6 +46,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod payload_schema;
 pub mod protocol;
+pub mod quotas;
 pub mod rate_limit;
 pub mod router;
 pub mod schemas;

@@ -62,6 +62,13 @@ pub struct PushCounters {
     pub failed: AtomicU64,
 }
 
+/// Connections and subscriptions refused by a per-user quota (see `quotas`).
+#[derive(Default)]
+pub struct QuotaRefusals {
+    pub connections_per_user: AtomicU64,
+    pub subscriptions_per_user: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub connections: AtomicI64,
@@ -79,6 +86,7 @@ pub struct Metrics {
     /// From the hub receiving a committed publication to its bytes being handed to the socket.
     pub deliver_latency: Histogram,
     pub leaderboard_pushes: Arc<PushCounters>,
+    pub quota_refusals: Arc<QuotaRefusals>,
 }
 
 impl Metrics {
@@ -122,6 +130,11 @@ impl Metrics {
         counter(&mut out, "courtside_broker_repairs_abandoned_total", "Gap repairs given up because the store could not be read.", load(&sequencer.repairs_abandoned));
         for broker_counter in node.broker.counters() {
             counter(&mut out, &format!("courtside_broker_{}_total", broker_counter.name), &broker_counter.help, broker_counter.value);
+        }
+        let _ = writeln!(out, "# HELP courtside_quota_refusals_total Connections and subscriptions refused by a per-user quota.\n# TYPE courtside_quota_refusals_total counter");
+        let refusals = &self.quota_refusals;
+        for (quota, count) in [("connections_per_user", &refusals.connections_per_user), ("subscriptions_per_user", &refusals.subscriptions_per_user)] {
+            let _ = writeln!(out, "courtside_quota_refusals_total{{quota=\"{quota}\"}} {}", load(count));
         }
         let _ = writeln!(out, "# HELP courtside_disconnects_total Connections closed by the server, by code.\n# TYPE courtside_disconnects_total counter");
         for (reason, count) in Disconnect::ALL.iter().zip(&self.disconnects) {

@@ -39,6 +39,7 @@ use crate::accounts::Accounts;
 use crate::http::ApiError;
 use crate::leaderboard_feed::{ListenerWatch, PersonalPushes, Ticker, pushes_enabled};
 use crate::metrics::{Metrics, PushCounters};
+use crate::quotas::UserQuotas;
 use crate::protocol::ClientError;
 use crate::rate_limit::HttpRateLimiter;
 use crate::state::ServerState;
@@ -138,6 +139,11 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let quotas = UserQuotas::new(
+        config.client.connections_per_user_max,
+        config.client.subscriptions_per_user_max,
+        metrics.quota_refusals.clone(),
+    );
     let state = Arc::new(ServerState {
         node,
         sports,
@@ -147,6 +153,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         auth,
         config,
         metrics,
+        quotas,
         socketio_map,
         payload_schemas,
         shutdown: CancellationToken::new(),

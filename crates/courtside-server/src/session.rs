@@ -24,6 +24,7 @@ use crate::protocol::{SystemNotice,
 };
 use crate::rate_limit::TokenBucket;
 use courtside_domain::layout;
+use crate::quotas::UserSlot;
 use crate::state::ServerState;
 
 /// Largest history page a client may ask for.
@@ -45,6 +46,8 @@ pub struct Session {
     principal: Option<Principal>,
     token_expires_at_secs: Option<u64>,
     subscriptions: HashMap<ChannelName, Cursor>,
+    /// The user's quota slot, counting this connection and its subscriptions (`None`: anonymous).
+    quota: Option<UserSlot>,
     rate: TokenBucket,
     refused_in_a_row: u32,
     /// What the connection says about itself to those present (`connect`, `presence_set`).
@@ -105,6 +108,7 @@ impl Session {
             principal: None,
             token_expires_at_secs: None,
             subscriptions: HashMap::new(),
+            quota: None,
             rate,
             refused_in_a_row: 0,
             presence_info: PresenceInfo::default(),
@@ -268,6 +272,13 @@ impl Session {
                 return Ok(());
             }
         };
+        match self.state.quotas.admit(&principal) {
+            Ok(slot) => self.quota = slot,
+            Err(refused) => {
+                self.reply_error(id, &ClientError::from(refused));
+                return Ok(());
+            }
+        }
         self.principal = Some(principal);
         self.token_expires_at_secs = expires;
         let user = self.principal.as_ref().map(Principal::user_id).unwrap_or_default().to_string();
@@ -297,6 +308,7 @@ impl Session {
         let followed: Vec<ChannelName> = self.subscriptions.keys().cloned().collect();
         for channel in forbidden_now(&self.state, &verified.principal, followed) {
             self.subscriptions.remove(&channel);
+            self.release_subscription();
             self.state.node.unsubscribe(&channel, self.id).await;
             self.state.node.leave(&channel, self.client_info()).await;
             self.push_bytes(&unsubscribed_push(&channel));
@@ -320,6 +332,9 @@ impl Session {
                 self.state.config.client.subscriptions_max
             )));
         }
+        if let Some(slot) = &mut self.quota {
+            slot.subscribe(1)?;
+        }
         let resuming = params.since.is_some();
         let outcome = node
             .subscribe(
@@ -328,7 +343,11 @@ impl Session {
                 self.outbox.clone(),
                 SubscribeRequest { since: params.since, snapshot: params.snapshot },
             )
-            .await?;
+            .await
+            .map_err(|error| {
+                self.release_subscription();
+                ClientError::from(error)
+            })?;
         self.subscriptions.insert(params.channel.clone(), Cursor::new(outcome.position.clone()));
         self.reply(
             id,
@@ -348,6 +367,7 @@ impl Session {
         if self.subscriptions.remove(channel).is_none() {
             return Err(ClientError::NotSubscribed);
         }
+        self.release_subscription();
         self.state.node.unsubscribe(channel, self.id).await;
         self.state.node.leave(channel, self.client_info()).await;
         self.reply(id, &Empty {});
@@ -490,13 +510,22 @@ impl Session {
         }
     }
 
-    /// Leaves every channel; called once when the connection ends.
+    /// Gives one subscription back to the user's quota.
+    fn release_subscription(&mut self) {
+        if let Some(slot) = &mut self.quota {
+            slot.unsubscribe();
+        }
+    }
+
+    /// Leaves every channel and gives the user's quota slot back; called once when the
+    /// connection ends (dropping the session gives the slot back too).
     pub async fn close(&mut self) {
         let client = self.client_info();
         for (channel, _) in self.subscriptions.drain() {
             self.state.node.unsubscribe(&channel, self.id).await;
             self.state.node.leave(&channel, client.clone()).await;
         }
+        self.quota = None;
     }
 }
 

@@ -21,6 +21,7 @@ use crate::config::{Config, StoreChoice};
 use crate::event_map::EventMap;
 use crate::metrics::Metrics;
 use crate::protocol::{ClientError, SystemNotice};
+use crate::quotas::UserQuotas;
 use crate::rate_limit::HttpRateLimiter;
 
 /// Everything a request handler or connection needs.
@@ -37,6 +38,8 @@ pub struct ServerState {
     pub auth: Authenticator,
     pub config: Config,
     pub metrics: Metrics,
+    /// Live connections and subscriptions per user on this node, and their limits.
+    pub quotas: Arc<UserQuotas>,
     /// The Socket.IO event maps of the configuration, compiled.
     pub socketio_map: Arc<EventMap>,
     /// Publication payload schemas by namespace, compiled.

@@ -8,9 +8,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::socketio::SocketIo;
 use common::{TestServer, error_code};
 use courtside_core::Role;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A principal of the matrix: its name, and its token (none: anonymous).
 struct Who {
@@ -193,84 +194,4 @@ async fn an_apps_own_role_opens_what_its_rules_say() {
     assert_eq!((status, &added["roles"]), (201, &json!(["rider"])), "{added}");
     let (status, refused) = server.post("/api/users", Some(&key), body("pilot")).await;
     assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("validation_failed")), "{refused}");
-}
-
-/// A Socket.IO client speaking Engine.IO long-polling directly: enough for connect and acks.
-struct SocketIo {
-    http: reqwest::Client,
-    url: String,
-    acks: u64,
-    /// Packets of a poll not taken yet.
-    pending: std::collections::VecDeque<String>,
-}
-
-impl SocketIo {
-    async fn open(server: &TestServer, token: Option<&str>) -> Self {
-        let http = reqwest::Client::new();
-        let handshake = http.get(server.http("/socket.io/?EIO=4&transport=polling")).send().await.expect("handshake");
-        let text = handshake.text().await.expect("open packet");
-        let open: Value = serde_json::from_str(text.strip_prefix('0').expect("an open packet")).expect("JSON");
-        let sid = open["sid"].as_str().expect("sid");
-        let url = server.http(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
-        let mut socket = Self { http, url, acks: 0, pending: Default::default() };
-        socket.post(&format!("40{}", json!({ "token": token }))).await;
-        let connected = socket.next_packet().await;
-        assert!(connected.starts_with("0{"), "CONNECT accepted: {connected}");
-        socket
-    }
-
-    async fn post(&self, packet: &str) {
-        let status = self.http.post(&self.url).body(packet.to_string()).send().await.expect("post").status();
-        assert!(status.is_success(), "POST {packet}: {status}");
-    }
-
-    /// The next Socket.IO packet (pings answered, several packets of one poll taken in order).
-    async fn next_packet(&mut self) -> String {
-        loop {
-            if let Some(message) = self.pending.pop_front() {
-                return message;
-            }
-            let body = self.http.get(&self.url).send().await.expect("poll").text().await.expect("body");
-            for packet in body.split('\u{1e}') {
-                if packet == "2" {
-                    self.post("3").await;
-                } else if let Some(message) = packet.strip_prefix('4') {
-                    self.pending.push_back(message.to_string());
-                }
-            }
-        }
-    }
-
-    /// Emits `subscribe` with an ack; the ack's argument.
-    async fn subscribe(&mut self, channel: &str) -> Value {
-        self.emit_with_ack("subscribe", json!({ "channel": channel })).await
-    }
-
-    /// The arguments of the next event named `name` (others skipped).
-    async fn next_event(&mut self, name: &str) -> Value {
-        loop {
-            let packet = self.next_packet().await;
-            if let Some(event) = packet.strip_prefix('2') {
-                let mut arguments: Value = serde_json::from_str(event).expect("event JSON");
-                if arguments[0] == name {
-                    arguments.as_array_mut().expect("an array").remove(0);
-                    return arguments;
-                }
-            }
-        }
-    }
-
-    /// Emits `event` with `argument` and an ack; the ack's argument.
-    async fn emit_with_ack(&mut self, event: &str, argument: Value) -> Value {
-        self.acks += 1;
-        let id = self.acks;
-        self.post(&format!("42{id}{}", json!([event, argument]))).await;
-        loop {
-            let packet = self.next_packet().await;
-            if let Some(ack) = packet.strip_prefix(&format!("3{id}")) {
-                let arguments: Value = serde_json::from_str(ack).expect("ack JSON");
-                return arguments[0].clone();
-            }
-        }
-    }
 }

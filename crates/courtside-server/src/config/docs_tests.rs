@@ -98,6 +98,8 @@ fn documented_defaults_are_the_defaults() {
         ("commands_per_sec", client.commands_per_sec.to_string()),
         ("commands_burst", client.commands_burst.to_string()),
         ("subscriptions_max", client.subscriptions_max.to_string()),
+        ("connections_per_user_max", client.connections_per_user_max.to_string()),
+        ("subscriptions_per_user_max", client.subscriptions_per_user_max.to_string()),
         ("read_buffer_bytes", client.read_buffer_bytes.to_string()),
         ("write_coalesce_ms", client.write_coalesce_ms.to_string()),
         ("shutdown_timeout_secs", defaults.shutdown_timeout_secs.to_string()),

@@ -108,6 +108,11 @@ async fn open(
             return Err(ClientError::PermissionDenied.into());
         }
     }
+    // The user's quota counts the stream as a connection following all its channels.
+    let mut quota = state.quotas.admit(&principal).map_err(ClientError::from)?;
+    if let Some(slot) = &mut quota {
+        slot.subscribe(query.channels.len()).map_err(ClientError::from)?;
+    }
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -139,6 +144,7 @@ async fn open(
         cut: None,
         viewer: ClientInfo::new(String::new(), ""),
         _task: state.tasks.token(),
+        _quota: quota,
         state: state.clone(),
     };
     for (index, channel) in query.channels.iter().enumerate() {
@@ -221,6 +227,8 @@ struct SseStream {
     viewer: ClientInfo,
     state: Arc<ServerState>,
     _task: TaskTrackerToken,
+    /// The user's quota slot (`None`: anonymous), given back when the stream ends.
+    _quota: Option<crate::quotas::UserSlot>,
 }
 
 impl SseStream {

@@ -2,6 +2,8 @@
 //! to it as a client would (WebSocket protocol v1, HTTP).
 #![allow(dead_code)]
 
+pub mod socketio;
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -81,6 +81,8 @@ struct SioSocket {
     pending: Vec<(ChannelName, courtside_core::stream::StreamPosition)>,
     /// What the socket says about itself to those present (`auth.presence`, `presence_set`).
     presence_info: PresenceInfo,
+    /// The user's quota slot, counting this socket and its channels (`None`: anonymous).
+    quota: Option<crate::quotas::UserSlot>,
 }
 
 mod admission;
@@ -113,6 +115,7 @@ pub async fn run(start: SocketStart) {
         held: None,
         pending: Vec::new(),
         presence_info: PresenceInfo::default(),
+        quota: None,
     };
     state.metrics.socketio_connections.fetch_add(1, Ordering::Relaxed);
     state.metrics.socketio_connections_total.fetch_add(1, Ordering::Relaxed);
@@ -379,6 +382,7 @@ impl SioSocket {
             self.state.node.unsubscribe(&followed.channel, self.id).await;
             self.state.node.leave(&followed.channel, client.clone()).await;
         }
+        self.quota = None;
     }
 
     /// An item from the hub: a publication (gap-free, no repeats) or a join/leave.

@@ -59,6 +59,10 @@ impl SioSocket {
             Ok(admitted) => admitted,
             Err(error) => return self.refuse_connect(&error),
         };
+        match self.state.quotas.admit(&principal) {
+            Ok(slot) => self.quota = slot,
+            Err(refused) => return self.refuse_connect_with(&refused.to_string(), ClientError::from(refused).code()),
+        }
         self.principal = Some(principal);
         self.token_expires_at_secs = expires;
 
@@ -82,8 +86,13 @@ impl SioSocket {
     }
 
     fn refuse_connect(&mut self, error: &ClientError) -> Result<(), Disconnect> {
+        self.refuse_connect_with(&error.to_string(), error.code())
+    }
+
+    /// `connect_error` with `message` and `{"code": code}` as its data.
+    fn refuse_connect_with(&mut self, message: &str, code: u16) -> Result<(), Disconnect> {
         let mut refused = String::new();
-        sio::encode::connect_error(&mut refused, "/", &error.to_string(), &serde_json::json!({ "code": error.code() }));
+        sio::encode::connect_error(&mut refused, "/", message, &serde_json::json!({ "code": code }));
         self.send_raw(refused)
     }
 

@@ -138,7 +138,16 @@ impl SioSocket {
         let since = params.since.or_else(|| self.take_pending(&params.channel));
         let resuming = since.is_some();
         let request = SubscribeRequest { since, snapshot: params.snapshot };
-        let outcome = node.subscribe(&params.channel, self.id, self.outbox.clone(), request).await?;
+        if let Some(slot) = &mut self.quota {
+            slot.subscribe(1)?;
+        }
+        let outcome = match node.subscribe(&params.channel, self.id, self.outbox.clone(), request).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.release_subscription();
+                return Err(error.into());
+            }
+        };
         self.pending.retain(|(pending, _)| *pending != params.channel);
         // Missed publications go out as events, each followed by the position it leads to.
         let mut cursor = Cursor::new(outcome.position.clone());
@@ -171,9 +180,16 @@ impl SioSocket {
     pub(super) async fn unsubscribe(&mut self, channel: &ChannelName) -> Result<(), ClientError> {
         let index = self.followed.iter().position(|f| &f.channel == channel).ok_or(ClientError::NotSubscribed)?;
         self.followed.remove(index);
+        self.release_subscription();
         self.state.node.unsubscribe(channel, self.id).await;
         self.state.node.leave(channel, self.client_info()).await;
         Ok(())
     }
 
+    /// Gives one subscription back to the user's quota.
+    fn release_subscription(&mut self) {
+        if let Some(slot) = &mut self.quota {
+            slot.unsubscribe();
+        }
+    }
 }
