@@ -37,17 +37,13 @@ impl Principal {
         }
     }
 
-    /// The roles this principal holds in tournament `tournament`: its global roles and those
-    /// its token grants there.
+    /// The roles this principal holds in tournament `tournament` ([`roles_held_in`]).
     pub fn roles_in<'a>(&'a self, tournament: Option<&str>) -> impl Iterator<Item = &'a Role> + 'a {
-        let (global, scoped): (&[Role], &[Role]) = match self {
-            Principal::User { roles, tournament_roles, .. } => {
-                let scoped = tournament.and_then(|t| tournament_roles.get(t)).map(Vec::as_slice).unwrap_or(&[]);
-                (roles, scoped)
-            }
-            Principal::Server | Principal::Anonymous => (&[], &[]),
+        let held = match self {
+            Principal::User { roles, tournament_roles, .. } => Some(roles_held_in(roles, tournament_roles, tournament)),
+            Principal::Server | Principal::Anonymous => None,
         };
-        global.iter().chain(scoped)
+        held.into_iter().flatten()
     }
 
     /// Whether the principal is let in by `allowed`, counting roles held in `tournament`.
@@ -83,6 +79,20 @@ impl Principal {
         }
         self.admitted(allowed, tournament)
     }
+}
+
+/// The roles held in tournament `tournament`: the global ones and those granted there. Channel
+/// rules ([`Principal::roles_in`]) and the sports API's actor count roles the same way.
+pub fn roles_held_in<'a>(
+    global: &'a [Role],
+    tournament_roles: &'a TournamentRoles,
+    tournament: Option<&str>,
+) -> impl Iterator<Item = &'a Role> + 'a {
+    global.iter().chain(scoped_roles(tournament_roles, tournament))
+}
+
+fn scoped_roles<'a>(tournament_roles: &'a TournamentRoles, tournament: Option<&str>) -> &'a [Role] {
+    tournament.and_then(|t| tournament_roles.get(t)).map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// The list that decides for `channel` (a matching rule's, else the namespace's `fallback`) and

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use courtside_core::access::TournamentRoles;
+use courtside_core::access::{TournamentRoles, roles_held_in};
 use courtside_core::channel::{ChannelName, Role};
 use courtside_core::store::{AppendGroup, AppendRequest, ExpectedPosition, HistoryQuery, Retention, StoreError, StreamStore};
 use courtside_core::stream::{Publication, StreamPosition};
@@ -63,8 +63,7 @@ impl Actor {
 
     /// Whether the actor holds one of `wanted` globally or in tournament `t`.
     fn holds_in(&self, t: Option<&str>, wanted: &[Role]) -> bool {
-        let scoped = t.and_then(|t| self.tournament_roles.get(t)).map(Vec::as_slice).unwrap_or(&[]);
-        self.roles.iter().chain(scoped).any(|role| wanted.contains(role))
+        roles_held_in(&self.roles, &self.tournament_roles, t).any(|role| wanted.contains(role))
     }
 
     /// A director of the whole server (tournaments are created and imported by these).

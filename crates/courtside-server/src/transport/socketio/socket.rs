@@ -419,8 +419,7 @@ impl SioSocket {
             let frames = delivery.wire(SOCKETIO_FRAMES_WIRE, |publication| single_channel_frames(starts, publication)).clone();
             self.send_frames(frames)?;
         } else {
-            let starts = starts.clone();
-            self.finish_events(&starts)?;
+            self.finish_events(starts)?;
         }
         self.state.metrics.deliver_latency.observe(delivery.received_at.elapsed());
         Ok(())
