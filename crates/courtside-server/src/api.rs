@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 #[allow(unused_imports)] // named by the `utoipa::path` annotations
-use crate::schemas::{BroadcastBodyDoc, BroadcastResultDoc, ChannelNameDoc, ChannelsDoc, ErrorBody, HistoryDoc, PresenceDoc, PublishBodyDoc, PublishResultDoc};
+use crate::schemas::{BroadcastBodyDoc, BroadcastResultDoc, ChannelNameDoc, ChannelsDoc, ErrorBody, HistoryDoc, PresenceDoc, PublishBodyDoc, PublishResultDoc, RpcBodyDoc, RpcResultDoc};
 use crate::http::{principal_from, ApiError};
-use crate::protocol::{ClientError, HistoryParams, Publications, PublishParams};
+use crate::protocol::{ClientError, HistoryParams, Publications, PublishParams, RpcResult};
 use crate::state::ServerState;
-use crate::session::{history_checked, publish_checked, HistoryResult, PublishResult};
+use crate::guard::{history_checked, publish_checked, read_checked, rpc_checked};
+use crate::hooks::{HookCaller, Transport};
+use crate::session::{HistoryResult, PublishResult};
 
 /// Most channels in one broadcast.
 const BROADCAST_CHANNELS_MAX: usize = 1000;
@@ -70,13 +72,46 @@ pub(crate) async fn publish(
         event: body.event,
         idempotency_key: body.idempotency_key,
     };
-    let appended = publish_checked(&state, &principal, params).await?;
+    let appended = publish_checked(&state, &http_caller(&principal), params).await?;
     let result = PublishResult {
         epoch: appended.publication.epoch.as_str(),
         offset: appended.publication.offset,
         duplicate: appended.duplicate,
     };
     Ok(Json(ChannelPublishResult { channel: &body.channel, result }).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RpcBody {
+    method: String,
+    #[serde(default = "null_data")]
+    data: Box<RawValue>,
+}
+
+fn null_data() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
+/// An RPC call answered by the app's backend (the `rpc` hook; docs/hooks.md).
+#[utoipa::path(
+    post,
+    path = "/api/rpc",
+    tag = "channels",
+    summary = "Call a method the app's backend answers",
+    request_body = RpcBodyDoc,
+    responses((status = 200, description = "The backend's answer", body = RpcResultDoc), (status = 400, description = "Bad request: not the documented JSON, an invalid method name, or RPC is not configured", body = ErrorBody), (status = 401, description = "No, a bad or an expired token", body = ErrorBody), (status = 403, description = "The app's backend refused", body = ErrorBody), (status = 413, description = "Payload too large", body = ErrorBody), (status = 503, description = "The app's backend did not answer", body = ErrorBody)),
+    security(("bearer" = []), ("apikey" = []), ()),
+)]
+pub(crate) async fn rpc(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Result<Json<RpcBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let principal = principal_from(&state, &headers, None)?;
+    let Json(body) = body?;
+    let data = rpc_checked(&state, &http_caller(&principal), &body.method, &body.data).await?;
+    Ok(Json(RpcResult { data: &data }).into_response())
 }
 
 #[derive(Deserialize)]
@@ -117,6 +152,7 @@ pub(crate) async fn broadcast(
     if let Some(event) = &body.event {
         courtside_core::event::validate_event_name(event).map_err(|error| ClientError::BadRequest(error.to_string()))?;
     }
+    let caller = http_caller(&principal);
     let publishes = body.channels.iter().map(|channel| {
         let params = PublishParams {
             channel: channel.clone(),
@@ -126,7 +162,7 @@ pub(crate) async fn broadcast(
             event: body.event.clone(),
             idempotency_key: body.idempotency_key.clone(),
         };
-        publish_checked(&state, &principal, params)
+        publish_checked(&state, &caller, params)
     });
     let outcomes = futures_util::future::join_all(publishes).await;
     let results: Vec<serde_json::Value> = body
@@ -171,7 +207,7 @@ pub(crate) async fn history(
 ) -> Result<Response, ApiError> {
     let principal = principal_from(&state, &headers, None)?;
     let Query(params) = query?;
-    let page = history_checked(&state, &principal, &params).await?;
+    let page = history_checked(&state, &http_caller(&principal), &params).await?;
     #[derive(Serialize)]
     struct Body<'a> {
         channel: &'a ChannelName,
@@ -212,10 +248,7 @@ pub(crate) async fn presence(
 ) -> Result<Response, ApiError> {
     let principal = principal_from(&state, &headers, None)?;
     let Query(ChannelQuery { channel }) = query?;
-    let options = state.node.options(&channel).map_err(ClientError::from)?;
-    if !principal.may_subscribe(&channel, options) {
-        return Err(ClientError::PermissionDenied.into());
-    }
+    let options = read_checked(&state, &http_caller(&principal), &channel).await?;
     if !options.presence {
         return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())).into());
     }
@@ -296,4 +329,9 @@ pub(crate) async fn ready(State(state): State<Arc<ServerState>>) -> Response {
 pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
     let body = state.metrics.render(&state.node);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// An HTTP request's caller, as the app's hooks are told.
+fn http_caller(principal: &Principal) -> HookCaller<'_> {
+    HookCaller { principal, transport: Transport::Http, client: None }
 }

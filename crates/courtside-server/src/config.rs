@@ -63,6 +63,8 @@ pub struct Config {
     pub socketio: SocketIoConfig,
     /// JSON Schemas publication payloads must match, by namespace (none by default).
     pub schemas: BTreeMap<String, SchemaConfig>,
+    /// The app's backend deciding connects, reads, publications and RPC calls (`[hooks]`).
+    pub hooks: crate::hooks::HooksConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +181,7 @@ impl Default for Config {
             maintenance_notice_secs: 0,
             socketio: SocketIoConfig::default(),
             schemas: BTreeMap::new(),
+            hooks: crate::hooks::HooksConfig::default(),
         }
     }
 }
@@ -524,6 +527,8 @@ impl Config {
         }
         self.socketio.compile().map_err(|error| ConfigError::Invalid { key: error.key, message: error.reason })?;
         self.payload_schemas().map_err(|error| ConfigError::Invalid { key: error.key, message: error.reason })?;
+        let namespaces: Vec<&str> = self.namespaces.keys().map(String::as_str).collect();
+        self.hooks.validate(&namespaces).map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         Ok(())
     }
 
@@ -565,7 +570,7 @@ impl Config {
         for url in [&mut shown.store, &mut shown.broker] {
             *url = redact_url_password(url);
         }
-        for secret in [&mut shown.api_key, &mut shown.auth.jwt_secret] {
+        for secret in [&mut shown.api_key, &mut shown.auth.jwt_secret, &mut shown.hooks.secret] {
             if !secret.is_empty() {
                 *secret = "<redacted>".into();
             }

@@ -208,7 +208,7 @@ impl ClientError {
             ClientError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ClientError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ClientError::UnknownNamespace(_) => (StatusCode::NOT_FOUND, "unknown_namespace"),
-            ClientError::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+            ClientError::PermissionDenied | ClientError::Denied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
             ClientError::UnknownMethod(_) => (StatusCode::BAD_REQUEST, "unknown_method"),
             ClientError::AlreadySubscribed => (StatusCode::CONFLICT, "already_subscribed"),
             ClientError::NotSubscribed => (StatusCode::CONFLICT, "not_subscribed"),

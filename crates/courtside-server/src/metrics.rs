@@ -5,52 +5,12 @@
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
 
 use courtside_core::hub::Hub;
 use courtside_core::node::Node;
 
 use crate::protocol::Disconnect;
-
-/// Upper bounds of the latency buckets, in microseconds.
-const LATENCY_BUCKETS_US: [u64; 16] =
-    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000];
-
-pub struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Self { buckets: std::array::from_fn(|_| AtomicU64::new(0)), count: AtomicU64::new(0), sum_us: AtomicU64::new(0) }
-    }
-}
-
-impl Histogram {
-    pub fn observe(&self, elapsed: Duration) {
-        let us = elapsed.as_micros() as u64;
-        if let Some(i) = LATENCY_BUCKETS_US.iter().position(|bound| us <= *bound) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
-    }
-}
+pub use crate::histogram::Histogram;
 
 /// What became of the leaderboard's rank pushes (see `leaderboard_feed`).
 #[derive(Default)]
@@ -87,6 +47,7 @@ pub struct Metrics {
     pub deliver_latency: Histogram,
     pub leaderboard_pushes: Arc<PushCounters>,
     pub quota_refusals: Arc<QuotaRefusals>,
+    pub hooks: Arc<crate::hooks::HookStats>,
 }
 
 impl Metrics {
@@ -136,6 +97,7 @@ impl Metrics {
         for (quota, count) in [("connections_per_user", &refusals.connections_per_user), ("subscriptions_per_user", &refusals.subscriptions_per_user)] {
             let _ = writeln!(out, "courtside_quota_refusals_total{{quota=\"{quota}\"}} {}", load(count));
         }
+        self.hooks.render(&mut out);
         let _ = writeln!(out, "# HELP courtside_disconnects_total Connections closed by the server, by code.\n# TYPE courtside_disconnects_total counter");
         for (reason, count) in Disconnect::ALL.iter().zip(&self.disconnects) {
             let _ = writeln!(out, "courtside_disconnects_total{{code=\"{}\",reason=\"{}\"}} {}", reason.code(), reason.reason(), load(count));

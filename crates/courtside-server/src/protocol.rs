@@ -28,6 +28,9 @@ pub enum ClientError {
     UnknownNamespace(String),
     #[error("permission denied")]
     PermissionDenied,
+    /// The app's backend refused (an app hook), saying why.
+    #[error("permission denied: {0}")]
+    Denied(String),
     #[error("unknown method {0:?}")]
     UnknownMethod(String),
     #[error("already subscribed")]
@@ -56,7 +59,7 @@ impl ClientError {
             ClientError::Internal => 100,
             ClientError::Unauthorized(_) => 101,
             ClientError::UnknownNamespace(_) => 102,
-            ClientError::PermissionDenied => 103,
+            ClientError::PermissionDenied | ClientError::Denied(_) => 103,
             ClientError::UnknownMethod(_) => 104,
             ClientError::AlreadySubscribed => 105,
             ClientError::NotSubscribed => 106,
@@ -240,6 +243,8 @@ pub enum Method<'a> {
     /// Sets what the connection says about itself in every channel it is present in.
     PresenceSet(PresenceInfo),
     Refresh(RefreshParams),
+    /// A call the app's backend answers (the rpc hook).
+    Rpc(RpcParams<'a>),
     Ping,
 }
 
@@ -299,6 +304,26 @@ pub struct HistoryParams {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RpcParams<'a> {
+    #[serde(borrow)]
+    pub method: &'a str,
+    /// Passed to the app's backend as it is (`null` when absent).
+    #[serde(borrow, default = "json_null")]
+    pub data: &'a RawValue,
+}
+
+fn json_null() -> &'static RawValue {
+    RawValue::NULL
+}
+
+/// An RPC call's result: what the app's backend answered.
+#[derive(Debug, Serialize)]
+pub struct RpcResult<'a> {
+    pub data: &'a RawValue,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshParams {
     pub token: String,
 }
@@ -345,6 +370,7 @@ pub fn decode_command(frame: &str) -> Result<Command<'_>, DecodeError> {
         "presence_stats" => parse(name, params).map(Method::PresenceStats),
         "presence_set" => parse(name, params).map(Method::PresenceSet),
         "refresh" => parse(name, params).map(Method::Refresh),
+        "rpc" => parse(name, params).map(Method::Rpc),
         "ping" => Ok(Method::Ping),
         other => Err(ClientError::UnknownMethod(other.to_string())),
     }

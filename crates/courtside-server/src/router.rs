@@ -8,7 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
-use crate::api::{broadcast, channels, health, history, metrics, presence, publish, ready};
+use crate::api::{broadcast, channels, health, history, metrics, presence, publish, ready, rpc};
 use crate::http::{cors, method_not_allowed, not_found, rate_limited, BODY_BYTES_MAX};
 use crate::state::ServerState;
 use crate::transport::{socketio, sse, ws};
@@ -26,6 +26,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(connections)
         .route("/api/publish", post(publish))
         .route("/api/broadcast", post(broadcast))
+        .route("/api/rpc", post(rpc))
         .route("/api/history", get(history))
         .route("/api/presence", get(presence))
         .route("/api/channels", get(channels))

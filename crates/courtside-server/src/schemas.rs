@@ -110,6 +110,24 @@ pub struct PublishBodyDoc {
     pub idempotency_key: Option<String>,
 }
 
+/// An RPC call: a method name and any JSON the app's backend reads.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RpcBodyDoc {
+    /// 1 to 64 of `A-Za-z0-9_-.:/`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:/-]{1,64}$")]
+    pub method: String,
+    /// Any JSON value (default `null`).
+    pub data: Option<serde_json::Value>,
+}
+
+/// What the app's backend answered.
+#[derive(Serialize, ToSchema)]
+pub struct RpcResultDoc {
+    /// Any JSON value.
+    pub data: serde_json::Value,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct PublishResultDoc {
     pub channel: String,

@@ -36,6 +36,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{BrokerChoice, Config, StoreChoice};
 use crate::accounts::Accounts;
+use crate::hooks::AppHooks;
 use crate::http::ApiError;
 use crate::leaderboard_feed::{ListenerWatch, PersonalPushes, Ticker, pushes_enabled};
 use crate::metrics::{Metrics, PushCounters};
@@ -63,6 +64,8 @@ pub enum ServerError {
     EventMap(#[from] crate::event_map::MapError),
     #[error(transparent)]
     PayloadSchema(#[from] crate::payload_schema::SchemaError),
+    #[error(transparent)]
+    Hooks(#[from] crate::hooks::HooksError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -131,6 +134,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let socketio_map = Arc::new(config.socketio.compile()?);
     let payload_schemas = config.payload_schemas()?;
     let metrics = Metrics::default();
+    let namespaces: Vec<&str> = config.namespaces.keys().map(String::as_str).collect();
+    let hooks = AppHooks::new(&config.hooks, &namespaces, metrics.hooks.clone())?;
     let leaderboards = leaderboard_service(&config, &node, metrics.leaderboard_pushes.clone()).await?;
     if pushes_enabled(&config) {
         node.watch_subscriptions(Arc::new(ListenerWatch { leaderboards: leaderboards.clone() }));
@@ -156,6 +161,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         quotas,
         socketio_map,
         payload_schemas,
+        hooks,
         shutdown: CancellationToken::new(),
         maintenance: tokio::sync::watch::Sender::new(None),
         tasks: TaskTracker::new(),

@@ -10,26 +10,23 @@ use std::time::{Duration, Instant};
 use courtside_core::access::Principal;
 use courtside_core::cursor::{Admit, Cursor};
 use courtside_core::hub::{ConnectionId, Delivery, Outbound, Outbox, PresenceEvent};
-use courtside_core::node::{PublishRequest, SubscribeRequest};
+use courtside_core::node::SubscribeRequest;
 use courtside_core::presence::{ClientInfo, PresenceInfo};
 use courtside_core::store::HistoryQuery;
 use courtside_core::ChannelName;
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::auth::{now_secs, TokenError};
 use crate::protocol::{SystemNotice, 
     decode_command, encode_error, encode_publication_push, encode_result, ChannelParams, ClientError, DecodeError,
-    Disconnect, HistoryParams, Method, Publications, PublishParams, SubscribeParams, NATIVE_WIRE,
+    Disconnect, HistoryParams, Method, Publications, PublishParams, RpcParams, RpcResult, SubscribeParams, NATIVE_WIRE,
 };
+use crate::guard::{forbidden_now, history_checked, publish_checked, read_checked, rpc_checked, verify_refresh};
+use crate::hooks::{HookCaller, Transport};
 use crate::rate_limit::TokenBucket;
-use courtside_domain::layout;
 use crate::quotas::UserSlot;
 use crate::state::ServerState;
 
-/// Largest history page a client may ask for.
-pub const HISTORY_LIMIT_MAX: usize = 1000;
-const HISTORY_LIMIT_DEFAULT: usize = 100;
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 /// Offsets `from..=to` are missing before `delivery` on its channel.
@@ -132,6 +129,11 @@ impl Session {
     }
 
     /// Unique across the cluster: `{node}-{connection}`.
+    /// Who asks, as the app's hooks are told.
+    fn caller<'a>(&self, principal: &'a Principal, client: &'a str) -> HookCaller<'a> {
+        HookCaller { principal, transport: Transport::Websocket, client: Some(client) }
+    }
+
     fn client_id(&self) -> String {
         format!("{}-{}", self.state.node_id, self.id)
     }
@@ -245,6 +247,7 @@ impl Session {
             Method::PresenceStats(ChannelParams { channel }) => self.presence(id, &principal, &channel, true).await,
             Method::PresenceSet(info) => self.set_presence(id, info).await,
             Method::Refresh(params) => self.refresh(id, &principal, &params.token).await,
+            Method::Rpc(params) => self.rpc(id, &principal, params).await,
             Method::Ping => {
                 self.reply(id, &Empty {});
                 Ok(())
@@ -272,13 +275,19 @@ impl Session {
                 return Ok(());
             }
         };
-        match self.state.quotas.admit(&principal) {
-            Ok(slot) => self.quota = slot,
+        let slot = match self.state.quotas.admit(&principal) {
+            Ok(slot) => slot,
             Err(refused) => {
                 self.reply_error(id, &ClientError::from(refused));
                 return Ok(());
             }
+        };
+        let client = self.client_id();
+        if let Err(refused) = self.state.hooks.connect(&self.caller(&principal, &client)).await {
+            self.reply_error(id, &refused);
+            return Ok(());
         }
+        self.quota = slot;
         self.principal = Some(principal);
         self.token_expires_at_secs = expires;
         let user = self.principal.as_ref().map(Principal::user_id).unwrap_or_default().to_string();
@@ -319,10 +328,6 @@ impl Session {
 
     async fn subscribe(&mut self, id: Option<u64>, principal: &Principal, params: SubscribeParams) -> Result<(), ClientError> {
         let node = self.state.node.clone();
-        let options = node.options(&params.channel)?;
-        if !principal.may_subscribe(&params.channel, options) {
-            return Err(ClientError::PermissionDenied);
-        }
         if self.subscriptions.contains_key(&params.channel) {
             return Err(ClientError::AlreadySubscribed);
         }
@@ -332,6 +337,8 @@ impl Session {
                 self.state.config.client.subscriptions_max
             )));
         }
+        let client = self.client_id();
+        read_checked(&self.state, &self.caller(principal, &client), &params.channel).await?;
         if let Some(slot) = &mut self.quota {
             slot.subscribe(1)?;
         }
@@ -375,7 +382,8 @@ impl Session {
     }
 
     async fn publish(&mut self, id: Option<u64>, principal: &Principal, params: PublishParams<'_>) -> Result<(), ClientError> {
-        let appended = publish_checked(&self.state, principal, params).await?;
+        let client = self.client_id();
+        let appended = publish_checked(&self.state, &self.caller(principal, &client), params).await?;
         self.reply(
             id,
             &PublishResult {
@@ -387,8 +395,16 @@ impl Session {
         Ok(())
     }
 
+    async fn rpc(&mut self, id: Option<u64>, principal: &Principal, params: RpcParams<'_>) -> Result<(), ClientError> {
+        let client = self.client_id();
+        let data = rpc_checked(&self.state, &self.caller(principal, &client), params.method, params.data).await?;
+        self.reply(id, &RpcResult { data: &data });
+        Ok(())
+    }
+
     async fn history(&mut self, id: Option<u64>, principal: &Principal, params: HistoryParams) -> Result<(), ClientError> {
-        let page = history_checked(&self.state, principal, &params).await?;
+        let client = self.client_id();
+        let page = history_checked(&self.state, &self.caller(principal, &client), &params).await?;
         self.reply(
             id,
             &HistoryResult {
@@ -403,10 +419,8 @@ impl Session {
 
     async fn presence(&mut self, id: Option<u64>, principal: &Principal, channel: &ChannelName, stats_only: bool) -> Result<(), ClientError> {
         let node = self.state.node.clone();
-        let options = node.options(channel)?;
-        if !principal.may_subscribe(channel, options) {
-            return Err(ClientError::PermissionDenied);
-        }
+        let client = self.client_id();
+        let options = read_checked(&self.state, &self.caller(principal, &client), channel).await?;
         if !options.presence {
             return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())));
         }
@@ -529,30 +543,12 @@ impl Session {
     }
 }
 
-/// A token that replaces a connection's own: valid, and for the same user.
-/// Of the channels a connection follows, those `principal` may no longer subscribe to (after a
-/// refresh changed its roles).
-pub fn forbidden_now(state: &ServerState, principal: &Principal, followed: Vec<ChannelName>) -> Vec<ChannelName> {
-    followed
-        .into_iter()
-        .filter(|channel| state.node.options(channel).map_or(true, |options| !principal.may_subscribe(channel, options)))
-        .collect()
-}
-
 /// `{"push":{"channel":…,"unsubscribed":{"code":103,"reason":"permission denied"}}}`: the server
 /// left a channel for the connection.
 fn unsubscribed_push(channel: &ChannelName) -> Vec<u8> {
     let error = ClientError::PermissionDenied;
     let push = serde_json::json!({ "push": { "channel": channel.as_str(), "unsubscribed": { "code": error.code(), "reason": error.to_string() } } });
     serde_json::to_vec(&push).unwrap_or_default()
-}
-
-pub fn verify_refresh(state: &ServerState, principal: &Principal, token: &str) -> Result<crate::auth::VerifiedToken, ClientError> {
-    let verified = state.auth.verify(token)?;
-    if verified.principal.user_id() != principal.user_id() {
-        return Err(ClientError::Unauthorized("a refreshed token must be for the same user".into()));
-    }
-    Ok(verified)
 }
 
 /// Offsets `from..=to` of `channel`, read from history to fill a connection's gap; all of them,
@@ -569,74 +565,4 @@ pub async fn read_missing(state: &ServerState, channel: &ChannelName, from: u64,
         return Err(Disconnect::InternalError);
     }
     Ok(page.publications)
-}
-
-/// Checks permission, size and nesting depth, then publishes: shared by the WebSocket and the HTTP API.
-pub async fn publish_checked(
-    state: &ServerState,
-    principal: &Principal,
-    params: PublishParams<'_>,
-) -> Result<courtside_core::store::Appended, ClientError> {
-    let options = state.node.options(&params.channel)?;
-    if !principal.may_publish(&params.channel, options) {
-        return Err(ClientError::PermissionDenied);
-    }
-    if layout::is_sports_owned(&params.channel) && !matches!(principal, Principal::Server) {
-        // Scores and claims change through the sports API, which checks and records them.
-        return Err(ClientError::PermissionDenied);
-    }
-    let data = params.data.get().as_bytes();
-    let limit = state.config.client.publication_bytes_max;
-    if data.len() > limit {
-        return Err(ClientError::PayloadTooLarge { size: data.len(), limit });
-    }
-    let depth_max = state.config.client.payload_depth_max;
-    if crate::json::nests_deeper_than(data, depth_max) {
-        return Err(ClientError::BadRequest(format!("`data` nests arrays and objects deeper than {depth_max} levels")));
-    }
-    state.payload_schemas.check(&params.channel, data)?;
-    // Frames are separated by `\n`. Valid JSON has line breaks only as whitespace between
-    // tokens (inside strings they are escaped), so blanking them keeps the value intact.
-    let data = if data.iter().any(|b| matches!(b, b'\n' | b'\r')) {
-        Bytes::from(data.iter().map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b }).collect::<Vec<u8>>())
-    } else {
-        Bytes::copy_from_slice(data)
-    };
-    if params.remove && params.key.is_none() {
-        return Err(ClientError::BadRequest("`remove` needs a `key`".into()));
-    }
-    let appended = state
-        .node
-        .publish(PublishRequest {
-            channel: params.channel,
-            data,
-            key: params.key,
-            remove_key: params.remove,
-            event: params.event,
-            idempotency_key: params.idempotency_key,
-        })
-        .await?;
-    state.metrics.client_publications_total.fetch_add(1, Ordering::Relaxed);
-    Ok(appended)
-}
-
-/// Checks permission and limits, then reads history: shared by the WebSocket and the HTTP API.
-pub async fn history_checked(
-    state: &ServerState,
-    principal: &Principal,
-    params: &HistoryParams,
-) -> Result<courtside_core::stream::HistoryPage, ClientError> {
-    let options = state.node.options(&params.channel)?;
-    if !principal.may_subscribe(&params.channel, options) {
-        return Err(ClientError::PermissionDenied);
-    }
-    let limit = params.limit.unwrap_or(HISTORY_LIMIT_DEFAULT);
-    if limit == 0 || limit > HISTORY_LIMIT_MAX {
-        return Err(ClientError::BadRequest(format!("`limit` must be between 1 and {HISTORY_LIMIT_MAX}")));
-    }
-    let query = match params.after {
-        Some(offset) => HistoryQuery::After { offset, limit },
-        None => HistoryQuery::Latest { limit },
-    };
-    Ok(state.node.history(&params.channel, query).await?)
 }

@@ -42,6 +42,8 @@ pub struct ServerState {
     pub quotas: Arc<UserQuotas>,
     /// The Socket.IO event maps of the configuration, compiled.
     pub socketio_map: Arc<EventMap>,
+    /// The app's backend, deciding what `[hooks]` names.
+    pub hooks: crate::hooks::AppHooks,
     /// Publication payload schemas by namespace, compiled.
     pub payload_schemas: crate::payload_schema::PayloadSchemas,
     /// Cancelled when the server starts shutting down.

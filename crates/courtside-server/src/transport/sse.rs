@@ -26,6 +26,8 @@ use futures_util::stream::{self, Stream};
 use tokio::time::Sleep;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use crate::guard::read_checked;
+use crate::hooks::{HookCaller, Transport};
 use crate::http::{authenticate, ApiError};
 use crate::protocol::{encode_publication_push, ClientError, Publications, SubscribedReply, NATIVE_WIRE, NOTICE_EVENT};
 use crate::state::{Maintenance, ServerState};
@@ -108,10 +110,18 @@ async fn open(
             return Err(ClientError::PermissionDenied.into());
         }
     }
+    let id = state.next_connection_id();
+    let client = format!("{}-{id}", state.node_id);
+    let caller = HookCaller { principal: &principal, transport: Transport::Sse, client: Some(&client) };
     // The user's quota counts the stream as a connection following all its channels.
     let mut quota = state.quotas.admit(&principal).map_err(ClientError::from)?;
     if let Some(slot) = &mut quota {
         slot.subscribe(query.channels.len()).map_err(ClientError::from)?;
+    }
+    // Then the app's backend, when hooked: the connection, then each channel.
+    state.hooks.connect(&caller).await?;
+    for channel in &query.channels {
+        read_checked(&state, &caller, channel).await?;
     }
     let last_event_id = headers
         .get("last-event-id")
@@ -124,7 +134,7 @@ async fn open(
     let resume = last_event_id.and_then(|id| parse_event_id(&id, query.channels.len()));
     let (outbox, inbox) = hub::bounded_outbox(state.config.client.send_queue_len_max, state.config.client.send_queue_bytes_max);
     let mut sse = SseStream {
-        id: state.next_connection_id(),
+        id,
         channels: query.channels.clone(),
         cursors: Vec::new(),
         pending: VecDeque::new(),
@@ -175,7 +185,7 @@ async fn open(
     }
     // A viewer counts in presence like any connection ("N watching"); SSE streams get no
     // join/leave events themselves.
-    sse.viewer = ClientInfo::new(format!("{}-{}", state.node_id, sse.id), principal.user_id());
+    sse.viewer = ClientInfo::new(client, principal.user_id());
     for channel in &query.channels {
         state.node.join(channel, sse.viewer.clone()).await;
     }

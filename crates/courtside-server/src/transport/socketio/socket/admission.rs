@@ -59,10 +59,15 @@ impl SioSocket {
             Ok(admitted) => admitted,
             Err(error) => return self.refuse_connect(&error),
         };
-        match self.state.quotas.admit(&principal) {
-            Ok(slot) => self.quota = slot,
+        let slot = match self.state.quotas.admit(&principal) {
+            Ok(slot) => slot,
             Err(refused) => return self.refuse_connect_with(&refused.to_string(), ClientError::from(refused).code()),
+        };
+        let client = self.client_id();
+        if let Err(refused) = self.state.hooks.connect(&super::events::caller(&principal, &client)).await {
+            return self.refuse_connect(&refused);
         }
+        self.quota = slot;
         self.principal = Some(principal);
         self.token_expires_at_secs = expires;
 

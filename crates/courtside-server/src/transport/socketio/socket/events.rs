@@ -12,8 +12,10 @@ use serde_json::value::RawValue;
 
 use super::{Followed, SioSocket, parse};
 use crate::auth::now_secs;
-use crate::protocol::{ChannelParams, ClientError, HistoryParams, Publications, PublishParams, SubscribeParams, SubscribedReply};
-use crate::session::{HistoryResult, PublishResult, forbidden_now, history_checked, publish_checked, verify_refresh};
+use crate::protocol::{ChannelParams, ClientError, HistoryParams, Publications, PublishParams, RpcParams, RpcResult, SubscribeParams, SubscribedReply};
+use crate::guard::{forbidden_now, history_checked, publish_checked, read_checked, rpc_checked, verify_refresh};
+use crate::hooks::{HookCaller, Transport};
+use crate::session::{HistoryResult, PublishResult};
 
 impl SioSocket {
     /// One generic event; an `Err` is answered to the client, the socket stays.
@@ -31,7 +33,8 @@ impl SioSocket {
             "publish" => {
                 let raw = argument.ok_or_else(|| ClientError::BadRequest("publish needs {channel, data}".into()))?;
                 let params: PublishParams<'_> = crate::json::decode_object(raw.get()).map_err(|e| ClientError::BadRequest(e.to_string()))?;
-                let appended = publish_checked(&self.state, &principal, params).await?;
+                let client = self.client_id();
+                let appended = publish_checked(&self.state, &caller(&principal, &client), params).await?;
                 let result = PublishResult {
                     epoch: appended.publication.epoch.as_str(),
                     offset: appended.publication.offset,
@@ -41,7 +44,8 @@ impl SioSocket {
             }
             "history" => {
                 let params: HistoryParams = parse(argument)?;
-                let page = history_checked(&self.state, &principal, &params).await?;
+                let client = self.client_id();
+                let page = history_checked(&self.state, &caller(&principal, &client), &params).await?;
                 let result = HistoryResult {
                     epoch: page.top.epoch.as_str(),
                     offset: page.top.offset,
@@ -53,10 +57,8 @@ impl SioSocket {
             "presence" | "presence_stats" => {
                 let ChannelParams { channel } = parse(argument)?;
                 let node = self.state.node.clone();
-                let options = node.options(&channel)?;
-                if !principal.may_subscribe(&channel, options) {
-                    return Err(ClientError::PermissionDenied);
-                }
+                let client = self.client_id();
+                let options = read_checked(&self.state, &caller(&principal, &client), &channel).await?;
                 if !options.presence {
                     return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())));
                 }
@@ -100,6 +102,13 @@ impl SioSocket {
                 self.principal = Some(verified.principal);
                 Ok(())
             }
+            "rpc" => {
+                let raw = argument.ok_or_else(|| ClientError::BadRequest("rpc needs {method, data}".into()))?;
+                let params: RpcParams<'_> = crate::json::decode_object(raw.get()).map_err(|e| ClientError::BadRequest(e.to_string()))?;
+                let client = self.client_id();
+                let data = rpc_checked(&self.state, &caller(&principal, &client), params.method, params.data).await?;
+                self.acknowledge(ack, &RpcResult { data: &data })
+            }
             other => match self.state.socketio_map.clone().client_event(other) {
                 Some(rule) => self.mapped_event(rule, argument, ack).await,
                 None => Err(ClientError::UnknownMethod(other.chars().take(64).collect())),
@@ -119,10 +128,6 @@ impl SioSocket {
     pub(super) async fn subscribe(&mut self, params: SubscribeParams, ack: Option<u64>) -> Result<(), ClientError> {
         let principal = self.principal.clone().ok_or(ClientError::Unauthorized("connect first".into()))?;
         let node = self.state.node.clone();
-        let options = node.options(&params.channel)?;
-        if !principal.may_subscribe(&params.channel, options) {
-            return Err(ClientError::PermissionDenied);
-        }
         if let Some(followed) = self.followed.iter().find(|f| f.channel == params.channel) {
             // Apps subscribe on every `connect`, also after a resume already followed the
             // channel again: answer where it stands, as a repeat, not an error.
@@ -135,6 +140,8 @@ impl SioSocket {
             return Err(ClientError::BadRequest(format!("a connection may follow at most {limit} channels")));
         }
         // A channel a resume could not follow yet resumes from where the client left it.
+        let client = self.client_id();
+        read_checked(&self.state, &caller(&principal, &client), &params.channel).await?;
         let since = params.since.or_else(|| self.take_pending(&params.channel));
         let resuming = since.is_some();
         let request = SubscribeRequest { since, snapshot: params.snapshot };
@@ -192,4 +199,9 @@ impl SioSocket {
             slot.unsubscribe();
         }
     }
+}
+
+/// Who asks, as the app's hooks are told.
+pub(super) fn caller<'a>(principal: &'a courtside_core::access::Principal, client: &'a str) -> HookCaller<'a> {
+    HookCaller { principal, transport: Transport::Socketio, client: Some(client) }
 }
