@@ -14,6 +14,7 @@ use common::TestServer;
 use courtside_core::Role;
 use courtside_leaderboard::Operator;
 use courtside_server::config::{LeaderboardConfig, RatingConfig};
+use courtside_server::hooks::HooksConfig;
 use courtside_server::rate_limit::RateLimit;
 use serde_json::json;
 
@@ -43,8 +44,19 @@ async fn the_served_openapi_document_holds_for_every_generated_request() {
         courtside_testkit::skip_or_fail("schemathesis (`st`) is not installed: pip install schemathesis==4.32.5");
         return;
     };
+    // `/api/rpc` is answered by an app backend: a small one here, echoing what it is sent.
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("backend listens");
+    let backend_addr = backend.local_addr().expect("addr");
+    let echo = axum::Router::new().route(
+        "/hooks/rpc",
+        axum::routing::post(|axum::Json(body): axum::Json<serde_json::Value>| async move { axum::Json(json!({ "allow": true, "data": body["data"] })) }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(backend, echo).await;
+    });
     // Generated requests come fast: no rate limit gets in the way of the checks.
     let server = TestServer::start_with(|config| {
+        config.hooks = HooksConfig { url: format!("http://{backend_addr}/hooks"), rpc: true, ..HooksConfig::default() };
         for limit in config.sports.rate_limits.values_mut() {
             *limit = RateLimit::new(1_000_000, 1);
         }

@@ -1,0 +1,15 @@
+/**
+ * Random ids (idempotency keys, operation ids): a UUID v4 from `crypto.randomUUID` where the
+ * platform offers it, else built from `crypto.getRandomValues` (pages served over plain HTTP
+ * have no `randomUUID`).
+ */
+
+export function randomId(): string {
+  const crypto = globalThis.crypto;
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x40;
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
