@@ -94,6 +94,11 @@ export interface PublishOptions {
   event?: string;
   /** Default: a random UUID per call. */
   idempotencyKey?: string;
+  /**
+   * Milliseconds the publish keeps trying after a lost connection or a temporary error
+   * (default: `publishTimeout`); 0 makes one attempt.
+   */
+  retryFor?: number;
 }
 
 export interface HistoryOptions {
@@ -230,7 +235,7 @@ export class Client extends Emitter<ClientEvents> {
     if (options.key !== undefined) params.key = options.key;
     if (options.remove === true) params.remove = true;
     if (options.event !== undefined) params.event = options.event;
-    return this.call<PublishResult>('publish', params, true, this.publishTimeout);
+    return this.call<PublishResult>('publish', params, true, options.retryFor ?? this.publishTimeout);
   }
 
   /** A call the app's backend answers (the server's `rpc` hook). */
@@ -425,7 +430,7 @@ export class Client extends Emitter<ClientEvents> {
       clearTimeout(call.timer);
       if (call.method === 'connect') continue;
       if (call.resend && now < call.deadline) this.waiting.push(call);
-      else call.reject(new CourtsideError('disconnected', 'the connection was lost before the answer'));
+      else call.reject(new CourtsideError('connection_lost', 'the connection was lost before the answer'));
     }
     this.inFlight.clear();
     for (const subscription of this.subscriptions.values()) {
@@ -466,12 +471,11 @@ export class Client extends Emitter<ClientEvents> {
   private send(call: Call): void {
     const id = this.nextId++;
     this.inFlight.set(id, call);
-    const wait = Math.max(0, Math.min(this.timeout, call.deadline - Date.now()));
     call.timer = setTimeout(() => {
       if (!this.inFlight.delete(id)) return;
       if (call.resend && this.retryCall(call)) return;
       call.reject(new CourtsideError('timeout', `no answer to ${call.method} within ${this.timeout} ms`));
-    }, wait);
+    }, this.timeout);
     this.queueFrame(encodeCommand(id, call.method, call.params));
   }
 

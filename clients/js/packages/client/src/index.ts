@@ -13,3 +13,6 @@ export type { BackoffOptions } from './backoff.js';
 export { MemoryPositionStore } from './positions.js';
 export type { PositionStore } from './positions.js';
 export type { ConnectResult, HistoryResult, PresenceClient, PresenceStats, Publication, PublishResult, StreamPosition } from './protocol.js';
+export { MemoryOperationStore, OperationQueue, publishExecutor } from './queue.js';
+export type { Executor, Fate, FateEvent, Operation, OperationStore, QueueEvents, QueueOptions } from './queue.js';
+export { IndexedDbOperationStore, IndexedDbPositionStore } from './indexeddb.js';

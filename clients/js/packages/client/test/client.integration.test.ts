@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
-import { Client, type ClientOptions, type Publication, type ResetEvent, type StateEvent } from '../src/index.js';
+import { Client, MemoryOperationStore, OperationQueue, type ClientOptions, type FateEvent, type Publication, type ResetEvent, type StateEvent } from '../src/index.js';
 import { courtsideBinary, TestServer } from './server.js';
 
 const binary = courtsideBinary();
@@ -130,6 +130,29 @@ describe.skipIf(binary === undefined)('Client against courtside serve', () => {
     expect(tokens).toBeGreaterThanOrEqual(3);
     expect(states.map((event) => event.state)).toEqual(['connecting', 'connected']);
   }, 15_000);
+
+  it('queues operations made while the server is down and lands each once, in order, when it is back', async () => {
+    const writer = client();
+    const store = new MemoryOperationStore();
+    writer.connect();
+    await until(() => writer.state === 'connected', 'the writer');
+    await server.stop();
+    await until(() => writer.state === 'connecting', 'the writer noticing');
+    const queue = new OperationQueue(writer, { store, backoff: { minDelay: 50, maxDelay: 200 } });
+    const fates: FateEvent[] = [];
+    queue.on('fate', (event) => fates.push(event));
+    for (let point = 1; point <= 20; point++) void queue.enqueue('publish', { channel: 'chat:queue', data: { point } });
+    await until(() => queue.pending.length === 20, 'twenty queued');
+    await server.run();
+    await until(() => fates.length === 20, 'twenty fates', 20_000);
+    expect(fates.every((event) => event.fate.kind === 'applied')).toBe(true);
+    const reader = client();
+    reader.connect();
+    const history = await reader.history('chat:queue', { limit: 100 });
+    expect(history.publications.map((publication) => (publication.data as { point: number }).point)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect((await store.load()).queued).toEqual([]);
+    queue.close();
+  }, 30_000);
 
   it('reports refusals with the server code and stops following', async () => {
     const reader = client();

@@ -1,0 +1,278 @@
+/**
+ * The offline operation queue (docs/client.md §4): named operations, persisted before anything
+ * is sent, run one at a time in the order they were made whenever the client is connected,
+ * retried with backoff when the failure may pass, moved to a failed list after `maxAttempts`
+ * such failures, and each ended with exactly one fate — applied, merged, conflict or rejected.
+ * Nothing is dropped silently. What an operation does on the server is its executor's business
+ * (a publish, a REST call); the queue only orders, persists, retries and reports.
+ */
+
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import type { Client } from './client.js';
+import { Emitter } from './emitter.js';
+import { CourtsideError } from './errors.js';
+import { randomId } from './random.js';
+
+/** One operation, as persisted. */
+export interface Operation {
+  /** A UUID; executors use it as the idempotency key, so a retry is never applied twice. */
+  id: string;
+  name: string;
+  args: unknown;
+  /** Milliseconds since the Unix epoch. */
+  createdAt: number;
+  /** Its place in the queue: operations run in increasing `sequence`. */
+  sequence: number;
+  /** Attempts that failed for a reason that may pass. */
+  attempts: number;
+  /** The last such failure. */
+  lastError?: { code: number | string; message: string };
+}
+
+/** How an operation ended. */
+export type Fate =
+  | { kind: 'applied'; result: unknown }
+  | { kind: 'merged'; result: unknown }
+  | { kind: 'conflict'; conflict: unknown }
+  | { kind: 'rejected'; error: { code: number | string; message: string } };
+
+export interface FateEvent {
+  operation: Operation;
+  fate: Fate;
+}
+
+/**
+ * Runs one operation on the server and says how it ended. Throwing means the attempt failed:
+ * a temporary `CourtsideError` (108, 111, a timeout, a lost connection) or any other exception
+ * (a network failure) is retried; a `CourtsideError` with any other code is the fate `rejected`.
+ */
+export type Executor = (operation: Operation, client: Client) => Promise<Fate>;
+
+/** Where operations are kept across reloads. */
+export interface OperationStore {
+  /** Every operation kept: the queued ones and the failed list, each in increasing `sequence`. */
+  load(): Promise<{ queued: Operation[]; failed: Operation[] }>;
+  put(operation: Operation, list: 'queued' | 'failed'): Promise<void>;
+  delete(id: string): Promise<void>;
+}
+
+export class MemoryOperationStore implements OperationStore {
+  private readonly operations = new Map<string, { operation: Operation; list: 'queued' | 'failed' }>();
+
+  async load(): Promise<{ queued: Operation[]; failed: Operation[] }> {
+    const all = [...this.operations.values()];
+    const pick = (list: 'queued' | 'failed') =>
+      all
+        .filter((entry) => entry.list === list)
+        .map((entry) => structuredClone(entry.operation))
+        .sort((a, b) => a.sequence - b.sequence);
+    return { queued: pick('queued'), failed: pick('failed') };
+  }
+
+  async put(operation: Operation, list: 'queued' | 'failed'): Promise<void> {
+    this.operations.set(operation.id, { operation: structuredClone(operation), list });
+  }
+
+  async delete(id: string): Promise<void> {
+    this.operations.delete(id);
+  }
+}
+
+export interface QueueOptions {
+  /** Executors by operation name. `publish` is built in: `{channel, data, key?, event?}`. */
+  executors?: Record<string, Executor>;
+  store?: OperationStore;
+  /** Failed attempts before an operation moves to the failed list. Default 3 (seeds 000, 001, 002). */
+  maxAttempts?: number;
+  backoff?: BackoffOptions;
+}
+
+export interface QueueEvents extends Record<string, unknown> {
+  fate: FateEvent;
+  /** An operation moved to the failed list. */
+  failed: Operation;
+  /** The queued or failed list changed. */
+  change: undefined;
+}
+
+/** The built-in `publish` operation: a publication whose idempotency key is the operation's id. */
+export const publishExecutor: Executor = async (operation, client) => {
+  const { channel, data, key, event } = operation.args as { channel: string; data: unknown; key?: string; event?: string };
+  // One attempt per call: the queue counts attempts and retries itself.
+  const options: { idempotencyKey: string; retryFor: number; key?: string; event?: string } = { idempotencyKey: operation.id, retryFor: 0 };
+  if (key !== undefined) options.key = key;
+  if (event !== undefined) options.event = event;
+  return { kind: 'applied', result: await client.publish(channel, data, options) };
+};
+
+export class OperationQueue extends Emitter<QueueEvents> {
+  private queued: Operation[] = [];
+  private failedList: Operation[] = [];
+  private readonly executors: Record<string, Executor>;
+  private readonly store: OperationStore;
+  private readonly maxAttempts: number;
+  private readonly backoff: BackoffOptions;
+  private readonly ready: Promise<void>;
+  private running = false;
+  private nextSequence = 1;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly waiters = new Map<string, (event: FateEvent) => void>();
+  private readonly unwatch: () => void;
+
+  constructor(
+    private readonly client: Client,
+    options: QueueOptions = {},
+  ) {
+    super();
+    this.executors = { publish: publishExecutor, ...options.executors };
+    this.store = options.store ?? new MemoryOperationStore();
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.backoff = options.backoff ?? { minDelay: 1000, maxDelay: 30_000 };
+    this.ready = this.store.load().then(({ queued, failed }) => {
+      this.queued = queued;
+      this.failedList = failed;
+      this.nextSequence = Math.max(0, ...queued.map((op) => op.sequence), ...failed.map((op) => op.sequence)) + 1;
+      this.emit('change', undefined);
+    });
+    this.unwatch = client.on('state', ({ state }) => {
+      if (state === 'connected') this.kick();
+    });
+    void this.ready.then(() => this.kick());
+  }
+
+  /** Operations waiting to run, in order. */
+  get pending(): readonly Operation[] {
+    return this.queued;
+  }
+
+  /** Operations that failed `maxAttempts` times, waiting for the app to retry or discard them. */
+  get failed(): readonly Operation[] {
+    return this.failedList;
+  }
+
+  /** Resolves once the kept operations are loaded. */
+  loaded(): Promise<void> {
+    return this.ready;
+  }
+
+  /**
+   * Adds an operation (persisted before this resolves its first step); the promise resolves
+   * with its fate — in this page's life. After a reload, fates arrive as `fate` events.
+   */
+  async enqueue(name: string, args: unknown): Promise<FateEvent> {
+    if (this.executors[name] === undefined) throw new Error(`no executor for operation ${JSON.stringify(name)}`);
+    await this.ready;
+    const operation: Operation = { id: randomId(), name, args, createdAt: Date.now(), sequence: this.nextSequence++, attempts: 0 };
+    await this.store.put(operation, 'queued');
+    this.queued.push(operation);
+    this.emit('change', undefined);
+    const fate = new Promise<FateEvent>((resolve) => this.waiters.set(operation.id, resolve));
+    this.kick();
+    return fate;
+  }
+
+  /** Moves a failed operation back to the end of the queue with its attempts reset. */
+  async retry(id: string): Promise<void> {
+    await this.ready;
+    const index = this.failedList.findIndex((operation) => operation.id === id);
+    const [operation] = index < 0 ? [] : this.failedList.splice(index, 1);
+    if (operation === undefined) return;
+    operation.attempts = 0;
+    operation.sequence = this.nextSequence++;
+    await this.store.put(operation, 'queued');
+    this.queued.push(operation);
+    this.emit('change', undefined);
+    this.kick();
+  }
+
+  /** Drops a failed operation: its fate is `rejected` with code `discarded`. */
+  async discard(id: string): Promise<void> {
+    await this.ready;
+    const index = this.failedList.findIndex((operation) => operation.id === id);
+    const [operation] = index < 0 ? [] : this.failedList.splice(index, 1);
+    if (operation === undefined) return;
+    await this.store.delete(id);
+    this.emit('change', undefined);
+    this.settle(operation, { kind: 'rejected', error: { code: 'discarded', message: 'discarded by the app' } });
+  }
+
+  /** Stops listening to the client (operations stay kept). */
+  close(): void {
+    this.unwatch();
+    clearTimeout(this.retryTimer);
+  }
+
+  private kick(): void {
+    if (this.running || this.retryTimer !== undefined) return;
+    void this.run();
+  }
+
+  /** Runs queued operations in order while connected; one at a time. */
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      await this.ready;
+      while (this.client.state === 'connected') {
+        const operation = this.queued[0];
+        if (operation === undefined) return;
+        const executor = this.executors[operation.name];
+        let fate: Fate | undefined;
+        if (executor === undefined) {
+          fate = { kind: 'rejected', error: { code: 'unknown_operation', message: `no executor for ${operation.name}` } };
+        } else {
+          try {
+            fate = await executor(operation, this.client);
+          } catch (error) {
+            // The app disconnected the client: not the operation's failure; it waits for a connect.
+            if (error instanceof CourtsideError && error.code === 'disconnected') return;
+            if (error instanceof CourtsideError && !error.temporary) {
+              fate = { kind: 'rejected', error: { code: error.code, message: error.message } };
+            } else if (await this.attemptFailed(operation, error)) {
+              return;
+            } else {
+              continue;
+            }
+          }
+        }
+        this.queued.shift();
+        await this.store.delete(operation.id);
+        this.emit('change', undefined);
+        this.settle(operation, fate);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /**
+   * Counts a failed attempt: the operation moves to the failed list after `maxAttempts`
+   * (`false`: go on with the next one), else the queue waits a backoff delay (`true`).
+   */
+  private async attemptFailed(operation: Operation, error: unknown): Promise<boolean> {
+    operation.attempts += 1;
+    operation.lastError =
+      error instanceof CourtsideError ? { code: error.code, message: error.message } : { code: 'network', message: error instanceof Error ? error.message : String(error) };
+    if (operation.attempts >= this.maxAttempts) {
+      this.queued.shift();
+      this.failedList.push(operation);
+      await this.store.put(operation, 'failed');
+      this.emit('change', undefined);
+      this.emit('failed', operation);
+      return false;
+    }
+    await this.store.put(operation, 'queued');
+    this.emit('change', undefined);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.kick();
+    }, backoffDelay(operation.attempts - 1, this.backoff));
+    return true;
+  }
+
+  private settle(operation: Operation, fate: Fate): void {
+    const event = { operation, fate };
+    this.emit('fate', event);
+    this.waiters.get(operation.id)?.(event);
+    this.waiters.delete(operation.id);
+  }
+}
