@@ -62,6 +62,7 @@ pub(crate) struct NoticeDoc {
 #[utoipa::path(
     post,
     path = "/api/maintenance",
+    operation_id = "announce_maintenance",
     tag = "operations",
     summary = "Announce maintenance to every connection of this node, then close them",
     request_body(content = Option<MaintenanceBody>, description = "Optional; without a body the defaults apply"),

@@ -240,9 +240,16 @@ async fn the_openapi_document_is_served_complete_and_matches_the_docs() {
         "POST /api/events/{event_id}/announcements", "GET /api/events/{event_id}/conflicts", "POST /api/auth/login",
         "POST /api/auth/refresh", "POST /api/users", "GET /api/users", "POST /api/publish", "POST /api/broadcast",
         "GET /api/history", "GET /api/presence", "GET /api/channels", "GET /health", "GET /ready", "GET /metrics",
+        "POST /api/rpc", "POST /api/maintenance",
     ] {
         assert!(operations.iter().any(|op| op == route), "{route} is not documented");
     }
+    // Generated clients name a method after each operation id: they must be unique (OpenAPI says so).
+    let mut ids: Vec<&str> = served["paths"].as_object().expect("paths").values().flat_map(|methods| methods.as_object().expect("methods").values()).filter_map(|op| op["operationId"].as_str()).collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids repeat: {ids:?}");
     let score_update = &served["paths"]["/api/events/{event_id}/scores"]["post"]["responses"];
     for status in ["200", "400", "401", "403", "404", "409", "422", "429", "503"] {
         assert!(score_update.get(status).is_some(), "score updates document {status}");

@@ -41,6 +41,7 @@ shutdown_timeout_secs = 2
 
 [auth]
 jwt_secret = "${JWT_SECRET}"
+access_token_ttl_secs = 3
 
 [namespaces.chat]
 history_size = 1000
@@ -126,6 +127,15 @@ export class TestServer {
     });
     if (!response.ok) throw new Error(`publish failed: ${response.status} ${await response.text()}`);
     return (await response.json()) as { offset: number };
+  }
+
+  /** A request to the HTTP API with the server key; the status and the JSON answer. */
+  async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    const init: RequestInit = { method, headers: { authorization: `apikey ${API_KEY}`, 'content-type': 'application/json' } };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    const response = await fetch(`${this.url}${path}`, init);
+    const text = await response.text();
+    return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
   }
 
   /** An HS256 token the server accepts, for `sub`, living `ttlSecs`. */
