@@ -1,6 +1,6 @@
-//! Runs the TypeScript client's suites (`@courtside/client` in clients/js: the type check, unit
-//! tests, and integration tests against this build's `courtside` binary) as part of
-//! `cargo test`. Needs Node 20+ and `npm ci` in clients/js; without them the test says
+//! Runs the TypeScript packages' suites as part of `cargo test`: `@courtside/client` (the type
+//! check, unit tests, and integration tests against this build's `courtside` binary) and
+//! `@courtside/react` (its hooks in a DOM, over the client's scripted test server). Needs Node 20+ and `npm ci` in clients/js; without them the test says
 //! `SKIPPED` and passes, except under `CI=true`, where it fails.
 
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ fn the_typescript_client_passes_its_suites_against_this_server() {
         return;
     }
     let run = Command::new("npm")
-        .args(["test", "--workspace", "@courtside/client"])
+        .args(["test", "--workspace", "@courtside/client", "--workspace", "@courtside/react"])
         .current_dir(&clients)
         .env("COURTSIDE_BIN", env!("CARGO_BIN_EXE_courtside"))
         .env("NO_COLOR", "1")
@@ -28,7 +28,9 @@ fn the_typescript_client_passes_its_suites_against_this_server() {
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "npm test --workspace @courtside/client failed:\n{stdout}\n{stderr}");
+    assert!(output.status.success(), "npm test (@courtside/client, @courtside/react) failed:\n{stdout}\n{stderr}");
     assert!(!stdout.contains("SKIPPED") && !stderr.contains("SKIPPED"), "the integration tests must run here:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("client.integration.test.ts"), "the integration suite ran:\n{stdout}");
+    for suite in ["client.integration.test.ts", "api.integration.test.ts", "hooks.test.tsx"] {
+        assert!(stdout.contains(suite), "{suite} ran:\n{stdout}");
+    }
 }

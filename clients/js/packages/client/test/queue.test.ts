@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { Client } from '../src/client.js';
 import { MemoryOperationStore, OperationQueue, type FateEvent } from '../src/queue.js';
-import { FakeServer } from './fake-socket.js';
+import { FakeServer } from '../src/testing.js';
 
 const quick = { minDelay: 1, maxDelay: 5 };
 

@@ -1,9 +1,11 @@
 /**
- * A WebSocket that is a scripted server, for unit tests of the client without a network: it
- * answers `connect`, and hands every other command to the test's `answer` function.
+ * `@courtside/client/testing`: a scripted server behind a fake WebSocket, for tests of the client
+ * and of apps built on it, without a network. It answers `connect`, hands every other command
+ * to the test's `answer` function, and can push publications and drop connections.
  */
 
-import type { WebSocketLike } from '../src/client.js';
+import type { WebSocketLike } from './client.js';
+import type { Publication } from './protocol.js';
 
 export type Answer = (method: string, params: Record<string, unknown>) => { result?: unknown; error?: { code: number; message: string } } | undefined;
 
@@ -28,6 +30,11 @@ export class FakeServer {
   /** Drops every open socket as a network failure does (1006). */
   dropAll(): void {
     for (const socket of this.sockets) socket.drop();
+  }
+
+  /** Pushes a publication on `channel` to every open socket. */
+  publish(channel: string, publication: Publication): void {
+    for (const socket of this.sockets) socket.push(JSON.stringify({ push: { channel, pub: publication } }));
   }
 }
 
@@ -69,6 +76,11 @@ export class FakeSocket implements WebSocketLike {
 
   close(): void {
     this.open = false;
+  }
+
+  /** Delivers one server message, if the socket is open. */
+  push(message: string): void {
+    setTimeout(() => this.open && this.onmessage?.({ data: message }));
   }
 
   drop(): void {
