@@ -209,12 +209,23 @@ impl HookStats {
 /// The backend's answer: allowed or not, why not, and a payload (publish: the rewritten one;
 /// rpc: the result).
 #[derive(Debug, Deserialize)]
-struct Answer {
-    allow: bool,
+pub struct Answer {
+    pub allow: bool,
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
     #[serde(default)]
-    data: Option<Box<RawValue>>,
+    pub data: Option<Box<RawValue>>,
+}
+
+impl Answer {
+    /// Reads an answer's body: `{"allow": …}` or why it is not one.
+    pub fn parse(body: &[u8]) -> Result<Answer, String> {
+        if body.len() > ANSWER_BYTES_MAX {
+            return Err(format!("the answer is {} bytes, more than {ANSWER_BYTES_MAX}", body.len()));
+        }
+        crate::json::decode_object(std::str::from_utf8(body).map_err(|error| format!("the answer is not UTF-8: {error}"))?)
+            .map_err(|error| format!("the answer is not {{\"allow\": …}}: {error}"))
+    }
 }
 
 /// What the backend is sent (one shape for every hook; fields a hook has no use for are absent).
@@ -403,10 +414,7 @@ impl AppHooks {
             return Err(AttemptError::Status(status.as_u16()));
         }
         let body = response.bytes().await.map_err(AttemptError::NoAnswer)?;
-        if body.len() > ANSWER_BYTES_MAX {
-            return Err(AttemptError::Unusable(format!("the answer is {} bytes, more than {ANSWER_BYTES_MAX}", body.len())));
-        }
-        serde_json::from_slice(&body).map_err(|error| AttemptError::Unusable(format!("the answer is not {{\"allow\": …}}: {error}")))
+        Answer::parse(&body).map_err(AttemptError::Unusable)
     }
 }
 
@@ -445,5 +453,23 @@ impl AttemptError {
             AttemptError::Status(status) => *status >= 500,
             AttemptError::Unusable(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Answer;
+
+    #[test]
+    fn answers_are_objects_with_allow() {
+        let allowed = Answer::parse(br#"{"allow":true,"data":{"text":"HI"}}"#).expect("an answer");
+        assert!(allowed.allow);
+        assert_eq!(allowed.data.map(|data| data.get().to_string()).as_deref(), Some(r#"{"text":"HI"}"#));
+        let denied = Answer::parse(br#"{"allow":false,"reason":"banned"}"#).expect("an answer");
+        assert_eq!((denied.allow, denied.reason.as_deref()), (false, Some("banned")));
+        for unusable in [&b"[true]"[..], b"{}", b"{\"allow\":\"yes\"}", b"not json", b"\xff", b"{\"allow\":true} trailing"] {
+            assert!(Answer::parse(unusable).is_err(), "{:?}", String::from_utf8_lossy(unusable));
+        }
+        assert!(Answer::parse(&vec![b' '; super::ANSWER_BYTES_MAX + 1]).unwrap_err().contains("bytes, more than"));
     }
 }
