@@ -30,7 +30,7 @@ fn the_typescript_client_passes_its_suites_against_this_server() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "npm test (@courtside/client, @courtside/react) failed:\n{stdout}\n{stderr}");
     assert!(!stdout.contains("SKIPPED") && !stderr.contains("SKIPPED"), "the integration tests must run here:\n{stdout}\n{stderr}");
-    for suite in ["client.integration.test.ts", "api.integration.test.ts", "hooks.test.tsx"] {
+    for suite in ["client.integration.test.ts", "api.integration.test.ts", "readme.test.ts", "hooks.test.tsx"] {
         assert!(stdout.contains(suite), "{suite} ran:\n{stdout}");
     }
 }
