@@ -16,3 +16,5 @@ export type { ConnectResult, HistoryResult, PresenceClient, PresenceStats, Publi
 export { MemoryOperationStore, OperationQueue, publishExecutor } from './queue.js';
 export type { Executor, Fate, FateEvent, Operation, OperationStore, QueueEvents, QueueOptions } from './queue.js';
 export { IndexedDbOperationStore, IndexedDbPositionStore } from './indexeddb.js';
+export { SharedClient } from './shared.js';
+export type { BroadcastChannelLike, LockManagerLike, SharedClientEvents, SharedClientOptions } from './shared.js';
