@@ -403,6 +403,27 @@ mod tests {
         assert!(Argon2::default().verify_password(b"anything", &parsed).is_err());
     }
 
+    #[tokio::test]
+    async fn a_sign_in_removes_the_users_expired_families() {
+        use courtside_core::store::memory::MemoryStore;
+        let store: Arc<dyn StreamStore> = Arc::new(MemoryStore::new(Arc::new(courtside_core::store::NoSink)));
+        let accounts = Accounts::new(store.clone());
+        let mut config = crate::Config { api_key: "test-key".into(), ..crate::Config::default() };
+        config.auth.jwt_secret = "a test secret of enough length, 32+".into();
+        let auth = Authenticator::load(&config, crate::auth::Secrets::ExistingOnly).expect("authenticator");
+        accounts.add_user("kim", "correct horse", &[Role::Scorekeeper]).await.expect("user");
+        let families = async || store.snapshot(&sessions_channel("kim")).await.expect("snapshot").entries.len();
+        let expired_at_once = TokenLifetimes { access_secs: 60, refresh_secs: 0 };
+        accounts.login(&auth, "kim", "correct horse", expired_at_once).await.expect("login");
+        accounts.login(&auth, "kim", "correct horse", expired_at_once).await.expect("login");
+        assert_eq!(families().await, 1, "the second sign-in removed the first, expired family");
+        let lasting = TokenLifetimes { access_secs: 60, refresh_secs: 3600 };
+        let first = accounts.login(&auth, "kim", "correct horse", lasting).await.expect("login");
+        accounts.login(&auth, "kim", "correct horse", lasting).await.expect("login");
+        assert_eq!(families().await, 2, "live families stay; expired ones go");
+        accounts.refresh(&auth, &first.refresh_token, lasting).await.expect("a live family still refreshes");
+    }
+
     #[test]
     fn usernames_are_checked() {
         for good in ["kim", "kim@club.example", "a.b+c-d_e"] {
