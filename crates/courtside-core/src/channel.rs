@@ -217,6 +217,12 @@ pub struct NamespaceOptions {
     /// who may subscribe and publish there; a channel no rule matches takes `subscribe` and
     /// `publish` above.
     pub rules: Vec<ChannelRule>,
+    /// Stored channels the namespace may hold (0: no limit); a subscribe, publish or history
+    /// read that would create one more is refused.
+    pub channels_max: u64,
+    /// A channel with no publication and no subscriber for this long is removed from the store
+    /// (history, keyed state, epoch: a reset); 0 keeps channels forever.
+    pub idle_expiry_secs: u64,
 }
 
 /// Who may use the channels that match a pattern, within a namespace.
@@ -249,6 +255,8 @@ impl Default for NamespaceOptions {
             publish: vec![Role::Staff, Role::Director],
             personal: false,
             rules: Vec::new(),
+            channels_max: 0,
+            idle_expiry_secs: 0,
         }
     }
 }
@@ -266,6 +274,25 @@ impl NamespaceOptions {
 
     pub fn has_history(&self) -> bool {
         self.history_size > 0
+    }
+
+    /// Checks `channels_max` and `idle_expiry_secs`, which only mean something for a namespace
+    /// that stores its channels: the first mistake as (key within the namespace, message).
+    pub fn check_channel_quotas(&self) -> Result<(), (&'static str, &'static str)> {
+        const STORED_ONLY: &str = "needs history_size > 0 (a live-only namespace stores no channel)";
+        if self.channels_max > 0 && !self.has_history() {
+            return Err(("channels_max", STORED_ONLY));
+        }
+        if self.idle_expiry_secs > 0 && !self.has_history() {
+            return Err(("idle_expiry_secs", STORED_ONLY));
+        }
+        Ok(())
+    }
+
+    /// Whether the store must be asked before a channel is used (so it can refuse a channel
+    /// beyond `channels_max` and record a subscribe as activity against `idle_expiry_secs`).
+    pub fn opens_channels(&self) -> bool {
+        self.has_history() && (self.channels_max > 0 || self.idle_expiry_secs > 0)
     }
 }
 

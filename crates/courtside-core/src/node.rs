@@ -2,6 +2,7 @@
 //! every transport shares — publish, subscribe with resume or snapshot, history, presence.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -81,6 +82,8 @@ pub struct Node {
     writer: Arc<dyn StreamStore>,
     /// Told of every subscription this node adds and removes (see [`Node::watch_subscriptions`]).
     watch: OnceLock<Arc<dyn SubscriptionWatch>>,
+    /// Subscribes, publishes and history reads refused because a namespace is at `channels_max`.
+    channel_limit_refusals: AtomicU64,
 }
 
 /// Learns of each local subscription as it is added and removed, whatever the transport: how
@@ -135,6 +138,23 @@ impl StreamStore for CheckedWrites {
         self.store.sweep_expired(now_ms).await
     }
 
+    async fn open_channel(
+        &self,
+        channel: &ChannelName,
+        channels_max: u64,
+        now_ms: u64,
+    ) -> Result<StreamPosition, StoreError> {
+        self.store.open_channel(channel, channels_max, now_ms).await
+    }
+
+    async fn touch_channels(&self, channels: &[ChannelName], now_ms: u64) -> Result<(), StoreError> {
+        self.store.touch_channels(channels, now_ms).await
+    }
+
+    async fn expire_idle(&self, namespace: &str, idle_secs: u64, now_ms: u64) -> Result<Vec<ChannelName>, StoreError> {
+        self.store.expire_idle(namespace, idle_secs, now_ms).await
+    }
+
     async fn ready(&self) -> bool {
         self.store.ready().await
     }
@@ -159,7 +179,17 @@ impl Node {
         let NodeParts { hub, sequencer, store, broker, presence, namespaces } = parts;
         sequencer.attach_store(store.clone());
         let writer = Arc::new(CheckedWrites { store: store.clone(), sequencer: sequencer.clone() });
-        Self { hub, sequencer, store, broker, presence, namespaces, writer, watch: OnceLock::new() }
+        Self {
+            hub,
+            sequencer,
+            store,
+            broker,
+            presence,
+            namespaces,
+            writer,
+            watch: OnceLock::new(),
+            channel_limit_refusals: AtomicU64::new(0),
+        }
     }
 
     /// Sets the one [`SubscriptionWatch`]; a second is refused (returns `false`).
@@ -192,6 +222,29 @@ impl Node {
         &self.namespaces
     }
 
+    /// How many uses of a channel were refused because its namespace is at `channels_max`.
+    pub fn channel_limit_refusals(&self) -> u64 {
+        self.channel_limit_refusals.load(Ordering::Relaxed)
+    }
+
+    /// Asks the store for `channel` before it is used, where the namespace limits or expires
+    /// its channels: a channel beyond `channels_max` is refused (and counted), and the use marks
+    /// the channel active.
+    async fn open_channel(&self, channel: &ChannelName, options: &NamespaceOptions) -> Result<(), NodeError> {
+        if !options.opens_channels() {
+            return Ok(());
+        }
+        match self.store.open_channel(channel, options.channels_max, now_ms()).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                if let StoreError::ChannelLimit { .. } = error {
+                    self.channel_limit_refusals.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error.into())
+            }
+        }
+    }
+
     /// Stores (when the namespace keeps history) and delivers one publication.
     pub async fn publish(&self, request: PublishRequest) -> Result<Appended, NodeError> {
         let options = self.options(&request.channel)?;
@@ -216,6 +269,9 @@ impl Node {
             return Ok(Appended { publication, duplicate: false });
         }
         let retention = options.retention();
+        if options.channels_max > 0 {
+            self.open_channel(&request.channel, options).await?;
+        }
         let appended = self
             .writer
             .append(AppendRequest {
@@ -248,6 +304,7 @@ impl Node {
         if let Some(since) = &request.since {
             check_offset(since.offset)?;
         }
+        self.open_channel(channel, &options).await?;
         if !self.hub.subscribe(channel, connection, outbox) {
             return Err(NodeError::AlreadySubscribed(channel.clone()));
         }
@@ -310,11 +367,15 @@ impl Node {
     }
 
     pub async fn history(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, NodeError> {
-        if !self.options(channel)?.has_history() {
+        let options = self.options(channel)?;
+        if !options.has_history() {
             return Err(NodeError::NoHistory(channel.namespace().to_string()));
         }
         if let HistoryQuery::After { offset, .. } = query {
             check_offset(offset)?;
+        }
+        if options.channels_max > 0 {
+            self.open_channel(channel, options).await?;
         }
         Ok(self.store.read(channel, query).await?)
     }

@@ -19,6 +19,14 @@
 //!   fencing tokens). The group's idempotency key is its first request's; a seen key stores
 //!   nothing and answers that request's original publication alone, `duplicate: true`.
 //!   `append` is a group of one.
+//! - Every channel has a last-active time: set when it is created, appended to, opened
+//!   ([`StreamStore::open_channel`]) or touched ([`StreamStore::touch_channels`]).
+//!   [`StreamStore::expire_idle`] removes a namespace's channels idle longer than asked — rows,
+//!   keyed state, idempotency keys and epoch — so a channel used again starts a new epoch at
+//!   offset 1 (a reset, as for lost history).
+//! - `open_channel` with a limit creates a channel only while its namespace holds fewer stored
+//!   channels than the limit, counted by the store itself (so the limit holds across nodes that
+//!   share it); otherwise nothing is created and the answer is [`StoreError::ChannelLimit`].
 
 pub mod memory;
 
@@ -115,6 +123,21 @@ pub enum StoreError {
     /// The group has no requests.
     #[error("an append group needs at least one publication")]
     EmptyGroup,
+    /// [`StreamStore::open_channel`] would create a channel beyond its namespace's limit.
+    #[error("namespace `{namespace}` holds its maximum of {max} channels")]
+    ChannelLimit { namespace: String, max: u64 },
+}
+
+/// Whether `channel` belongs to `namespace`, i.e. starts with `namespace:` (every channel name
+/// has a namespace; see [`ChannelName::namespace`]). The same set as [`namespace_bounds`].
+pub fn in_namespace(channel: &str, namespace: &str) -> bool {
+    channel.strip_prefix(namespace).is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// The names of a namespace's channels as a range an ordered index answers: those `>= "ns:"` and
+/// `< "ns;"` in byte order (`;` follows `:`).
+pub fn namespace_bounds(namespace: &str) -> (String, String) {
+    (format!("{namespace}:"), format!("{namespace};"))
 }
 
 impl PositionConflict {
@@ -172,9 +195,54 @@ pub trait StreamStore: Send + Sync + 'static {
     /// Drops publications older than their channel's TTL; returns how many were dropped.
     async fn sweep_expired(&self, now_ms: u64) -> Result<u64, StoreError>;
 
+    /// The channel's top, creating it (a new epoch) if it was never seen — unless `channels_max`
+    /// is not 0 and its namespace already holds that many stored channels, which is
+    /// [`StoreError::ChannelLimit`] and creates nothing. Marks the channel active as of `now_ms`.
+    async fn open_channel(
+        &self,
+        channel: &ChannelName,
+        channels_max: u64,
+        now_ms: u64,
+    ) -> Result<StreamPosition, StoreError>;
+
+    /// Marks the stored ones of `channels` active as of `now_ms` (a later time than the one
+    /// recorded wins); creates nothing.
+    async fn touch_channels(&self, channels: &[ChannelName], now_ms: u64) -> Result<(), StoreError>;
+
+    /// Removes the channels of `namespace` last active before `now_ms - idle_secs * 1000`: their
+    /// history, keyed state, idempotency keys and epoch. Returns the channels removed.
+    async fn expire_idle(&self, namespace: &str, idle_secs: u64, now_ms: u64) -> Result<Vec<ChannelName>, StoreError>;
+
     /// Is the store able to take writes right now?
     async fn ready(&self) -> bool;
 
     /// Flushes and stops; later calls fail with [`StoreError::Closed`].
     async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{in_namespace, namespace_bounds};
+    use crate::channel::ChannelName;
+
+    proptest! {
+        /// The SQL stores count and expire a namespace by its name range, the memory store by
+        /// the prefix test: both must pick exactly the channels whose namespace it is.
+        #[test]
+        fn the_name_range_and_the_prefix_test_pick_the_namespace(
+            namespace in "[ab9.@_-]{1,3}",
+            prefix in "[ab9.@_-]{1,3}",
+            rest in "[ab9.@_-]{1,3}(:[ab9]{1,2})?",
+        ) {
+            // A small alphabet, so names often are in the namespace or only just outside it.
+            let name = format!("{prefix}:{rest}");
+            let channel = ChannelName::parse(&name).map_err(|e| TestCaseError::fail(format!("{name}: {e:?}")))?;
+            let (low, high) = namespace_bounds(&namespace);
+            let in_range = name.as_str() >= low.as_str() && name.as_str() < high.as_str();
+            prop_assert_eq!(in_namespace(&name, &namespace), channel.namespace() == namespace);
+            prop_assert_eq!(in_range, channel.namespace() == namespace);
+        }
+    }
 }

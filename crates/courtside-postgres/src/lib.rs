@@ -44,6 +44,7 @@
 //!   the database clock.
 
 pub mod broker;
+mod channels;
 mod health;
 mod notification;
 pub mod presence;
@@ -276,6 +277,30 @@ impl StreamStore for PostgresStore {
 
     async fn sweep_expired(&self, now_ms: u64) -> Result<u64, StoreError> {
         self.on_pooled_connection(SWEEP_TIMEOUT, async |client| sweeper::sweep_expired(client, now_ms).await).await
+    }
+
+    async fn open_channel(
+        &self,
+        channel: &ChannelName,
+        channels_max: u64,
+        now_ms: u64,
+    ) -> Result<StreamPosition, StoreError> {
+        self.on_pooled_connection(READ_TIMEOUT, async |client| channels::open(client, channel, channels_max, now_ms).await)
+            .await?
+    }
+
+    async fn touch_channels(&self, touched: &[ChannelName], now_ms: u64) -> Result<(), StoreError> {
+        if touched.is_empty() {
+            return self.refuse_if_closed();
+        }
+        self.on_pooled_connection(READ_TIMEOUT, async |client| channels::touch(client, touched, now_ms).await).await
+    }
+
+    async fn expire_idle(&self, namespace: &str, idle_secs: u64, now_ms: u64) -> Result<Vec<ChannelName>, StoreError> {
+        self.on_pooled_connection(SWEEP_TIMEOUT, async |client| {
+            channels::expire_idle(client, namespace, idle_secs, now_ms).await
+        })
+        .await
     }
 
     async fn ready(&self) -> bool {

@@ -50,6 +50,10 @@ const MIGRATION_LOCK_KEY: i64 = 0x636f_7572_7473_6964;
 /// - Version 3 adds each publication's optional event name (`event`, NULL for none) to the three
 ///   tables that keep publications.
 ///
+/// - Version 5 adds `courtside_channels.active_ms`: when the channel was last created, appended
+///   to, opened or touched (unix milliseconds), which idle-channel expiry compares. Existing rows
+///   and rows created without it take the database clock.
+///
 /// Text that is ordered (channel names, keys) uses the `"C"` collation: byte order, as in Rust.
 /// Migrations are forward-only; each is also idempotent (`IF NOT EXISTS`) from version 2 on.
 const MIGRATIONS: &[&str] = &[
@@ -112,6 +116,10 @@ const MIGRATIONS: &[&str] = &[
 "#,
     r#"
     ALTER TABLE courtside_presence ADD COLUMN IF NOT EXISTS info TEXT;
+"#,
+    r#"
+    ALTER TABLE courtside_channels ADD COLUMN IF NOT EXISTS active_ms BIGINT NOT NULL
+        DEFAULT (floor(extract(epoch FROM now()) * 1000))::bigint;
 "#,
 ];
 

@@ -15,7 +15,7 @@ use crate::writer::LOCK_CHANNELS;
 use crate::{from_sql_int, to_sql_int};
 
 /// Channels locked and swept per transaction.
-const SWEEP_CHUNK: usize = 64;
+pub(crate) const SWEEP_CHUNK: usize = 64;
 
 /// A chunk may delete many rows (a long-idle channel's whole history), more than the store's
 /// usual statement timeout allows; its transaction gets this one instead.
@@ -57,6 +57,19 @@ const DROP_EXPIRED: &str = "\
 
 const FORGET_IDEMPOTENCY_KEYS: &str = "DELETE FROM courtside_idempotency WHERE time_ms <= $1";
 
+/// Begins a chunk's transaction (with the chunk statement timeout) and locks its channel rows in
+/// name order, as the writers do.
+pub(crate) async fn lock_chunk<'c>(
+    client: &'c mut ClientWrapper,
+    chunk: &[String],
+) -> Result<deadpool_postgres::Transaction<'c>, tokio_postgres::Error> {
+    let transaction = client.transaction().await?;
+    transaction.batch_execute(SWEEP_CHUNK_STATEMENT_TIMEOUT).await?;
+    let lock = transaction.prepare_cached(LOCK_CHANNELS).await?;
+    transaction.query(&lock, &[&chunk]).await?;
+    Ok(transaction)
+}
+
 /// Drops expired history and idempotency records as of `now_ms`; returns how many publications
 /// were dropped.
 pub(crate) async fn sweep_expired(client: &mut ClientWrapper, now_ms: u64) -> Result<u64, tokio_postgres::Error> {
@@ -66,10 +79,7 @@ pub(crate) async fn sweep_expired(client: &mut ClientWrapper, now_ms: u64) -> Re
         client.query(&statement, &[&now]).await?.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
     let mut dropped = 0;
     for chunk in expired.chunks(SWEEP_CHUNK) {
-        let transaction = client.transaction().await?;
-        transaction.batch_execute(SWEEP_CHUNK_STATEMENT_TIMEOUT).await?;
-        let lock = transaction.prepare_cached(LOCK_CHANNELS).await?;
-        transaction.query(&lock, &[&chunk]).await?;
+        let transaction = lock_chunk(client, chunk).await?;
         let drop_expired = transaction.prepare_cached(DROP_EXPIRED).await?;
         let row = transaction.query_one(&drop_expired, &[&chunk, &now]).await?;
         dropped += from_sql_int(row.try_get(0)?);

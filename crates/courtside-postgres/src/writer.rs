@@ -104,7 +104,8 @@ const TRIM_HISTORY: &str = "\
       AND p.stream_offset < trimmed.first_kept";
 
 const UPDATE_CHANNELS: &str = "\
-    UPDATE courtside_channels c SET top = moved.top, earliest = moved.earliest, history_ttl_secs = moved.ttl \
+    UPDATE courtside_channels c SET top = moved.top, earliest = moved.earliest, history_ttl_secs = moved.ttl, \
+      active_ms = GREATEST(c.active_ms, $5) \
     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[]) AS moved(name, top, earliest, ttl) \
     WHERE c.name = moved.name";
 
@@ -231,7 +232,21 @@ impl Writer {
     /// Checks out the writer's connection and runs the batch's transaction under a deadline. After
     /// a failure the transaction is rolled back, or the connection is discarded rather than
     /// returned to the pool (the server rolls back a transaction whose connection is gone).
+    ///
+    /// A channel removed (by idle expiry) since this writer created it is missing once — the
+    /// cache of known channels is emptied then — so such a batch is written a second time, which
+    /// creates the channel anew.
     async fn write_batch(&mut self, batch: &[PendingAppend]) -> Result<CommittedBatch, BatchError> {
+        match self.write_batch_once(batch).await {
+            Err(BatchError::ChannelMissing(channel)) => {
+                tracing::debug!(%channel, "a channel of the batch was removed meanwhile; writing the batch again");
+                self.write_batch_once(batch).await
+            }
+            written => written,
+        }
+    }
+
+    async fn write_batch_once(&mut self, batch: &[PendingAppend]) -> Result<CommittedBatch, BatchError> {
         let deadline = tokio::time::Instant::now() + BATCH_TIMEOUT;
         let mut client = match tokio::time::timeout_at(deadline, self.pool.get()).await {
             Ok(checked_out) => checked_out?,
@@ -624,7 +639,9 @@ async fn write_rows_and_commit(
         &idempotency.events,
     ];
     let trim_columns: [&(dyn ToSql + Sync); 3] = [&trimmed_channels, &first_dropped, &first_kept];
-    let channel_columns: [&(dyn ToSql + Sync); 4] = [&moved_channels, &tops, &earliests, &ttls];
+    // Every publication of a batch carries the batch's time: the channels it moved were active then.
+    let active_ms = to_sql_int(publications.first().map_or(0, |publication| publication.time_ms));
+    let channel_columns: [&(dyn ToSql + Sync); 5] = [&moved_channels, &tops, &earliests, &ttls, &active_ms];
     tokio::try_join!(
         biased;
         execute_unless_empty(client, &statements.insert_publications, &history_columns, history.channels.len()),

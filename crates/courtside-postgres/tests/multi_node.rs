@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use courtside_core::conformance::store::race_groups;
+use courtside_core::conformance::store::{race_channel_opens, race_groups};
 use courtside_core::conformance::{RecordingSink, request};
 use courtside_core::store::{HistoryQuery, IDEMPOTENCY_WINDOW_SECS, StreamStore};
 use courtside_core::stream::now_ms;
@@ -207,4 +207,36 @@ async fn nodes_racing_groups_on_one_expected_position_store_exactly_one() {
         assert_eq!(race_groups(&stores, &claim, 8).await, 1, "round {round}: exactly one claim is stored");
         assert_eq!(stores[1].position(&claim).await.expect("position").offset, 1);
     }
+}
+
+/// Nodes opening new channels of one namespace at once never create more than its limit between
+/// them: the count is the database's, taken under a per-namespace lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_racing_to_open_channels_stay_within_the_namespace_limit() {
+    let Some(database) = support::fresh_database().await else { return };
+    let nodes = nodes(&database.url).await;
+    let stores: Vec<Arc<dyn StreamStore>> = nodes.iter().map(|(store, _)| store.clone() as Arc<dyn StreamStore>).collect();
+    for round in 0..5 {
+        let namespace = format!("room{round}");
+        assert_eq!(race_channel_opens(&stores, &namespace, 16, 6).await, 6, "round {round}: exactly the limit is created");
+    }
+}
+
+/// A channel one node expires while another node's writer knows it: the writer's next append
+/// finds the row gone, writes its batch again and starts the channel over in a new epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_expired_by_one_node_starts_over_on_the_node_that_writes_it() {
+    let Some(database) = support::fresh_database().await else { return };
+    let nodes = nodes(&database.url).await;
+    let (writer, expirer) = (&nodes[0].0, &nodes[1].0);
+    let c = channel("chat:idle");
+    let first = writer.append(request(&c, "1")).await.expect("append").publication;
+    writer.append(request(&c, "2")).await.expect("append");
+    let expired = expirer.expire_idle("chat", 60, now_ms() + 120_000).await.expect("expire");
+    assert_eq!(expired, vec![c.clone()]);
+    let again = writer.append(request(&c, "3")).await.expect("append after expiry");
+    assert_eq!(again.publication.offset, 1, "offsets start over");
+    assert_ne!(again.publication.epoch, first.epoch, "in a new epoch");
+    let page = expirer.read(&c, HistoryQuery::After { offset: 0, limit: 10 }).await.expect("read");
+    assert_eq!(page.publications.len(), 1, "only the publication after the reset is kept");
 }

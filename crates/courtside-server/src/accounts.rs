@@ -7,6 +7,11 @@
 //! - `_sessions:{username}`, keyed by family id: [`FamilyRecord`] — the SHA-256 of the family's
 //!   current token, of the ones it replaced, and whether the family is revoked.
 //!
+//! Expired families go: a login removes the user's expired families with the record of its new
+//! one, and [`Accounts::expire_sign_ins`] removes whole `_sessions:` channels not written for the
+//! refresh-token lifetime (each family lives that long from its login, and every login and
+//! refresh writes the channel, so all of its families have expired).
+//!
 //! Every change is an `append_group` expecting the position it was decided on, so two nodes
 //! refreshing the same token at once cannot both succeed: the second sees a reused token.
 //!
@@ -38,6 +43,9 @@ pub const PASSWORD_LEN_MAX: usize = 1024;
 const REPLACED_KEPT_MAX: usize = 64;
 /// Attempts to write a change that keeps meeting a concurrent one.
 const ATTEMPTS_MAX: usize = 8;
+
+/// The internal namespace of the sign-in records.
+const SESSIONS_NAMESPACE: &str = "_sessions";
 
 /// Everything the store keeps is kept forever (users) or until the family is gone.
 const KEEP: courtside_core::store::Retention =
@@ -136,7 +144,7 @@ fn users_channel() -> ChannelName {
 }
 
 fn sessions_channel(username: &str) -> ChannelName {
-    channel(&format!("_sessions:{}", hex(&Sha256::digest(username.as_bytes()))))
+    channel(&format!("{SESSIONS_NAMESPACE}:{}", hex(&Sha256::digest(username.as_bytes()))))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -284,9 +292,30 @@ impl Accounts {
             expires_at_ms: courtside_core::stream::now_ms() + lifetimes.refresh_secs * 1000,
             revoked: false,
         };
-        let group = AppendGroup::single(record_request(sessions_channel(&user.username), &family, &record));
-        self.store.append_group(group).await?;
+        let channel = sessions_channel(&user.username);
+        let mut requests = self.expired_families(&channel).await?;
+        requests.push(record_request(channel, &family, &record));
+        self.store.append_group(AppendGroup { requests, expected: Vec::new() }).await?;
         self.issue(auth, &user, &family, &secret, lifetimes)
+    }
+
+    /// Removals of the families of `channel` that have expired (unreadable ones stay).
+    async fn expired_families(&self, channel: &ChannelName) -> Result<Vec<AppendRequest>, AccountError> {
+        let now = courtside_core::stream::now_ms();
+        let snapshot = self.store.snapshot(channel).await?;
+        Ok(snapshot
+            .entries
+            .iter()
+            .filter(|entry| decode::<FamilyRecord>(&entry.data).is_ok_and(|family| family.expires_at_ms <= now))
+            .filter_map(|entry| entry.key.as_deref())
+            .map(|family| AppendRequest { remove_key: true, ..record_request(channel.clone(), family, &()) })
+            .collect())
+    }
+
+    /// Removes the sign-in records of users with no login or refresh for `refresh_secs`, as of
+    /// `now_ms`: every family in them has expired. Returns how many users' records went.
+    pub async fn expire_sign_ins(&self, refresh_secs: u64, now_ms: u64) -> Result<usize, StoreError> {
+        Ok(self.store.expire_idle(SESSIONS_NAMESPACE, refresh_secs, now_ms).await?.len())
     }
 
     fn issue(
@@ -372,6 +401,27 @@ mod tests {
         let parsed = PasswordHash::new(DECOY_HASH).expect("valid PHC string");
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         assert!(Argon2::default().verify_password(b"anything", &parsed).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_removes_the_users_expired_families() {
+        use courtside_core::store::memory::MemoryStore;
+        let store: Arc<dyn StreamStore> = Arc::new(MemoryStore::new(Arc::new(courtside_core::store::NoSink)));
+        let accounts = Accounts::new(store.clone());
+        let mut config = crate::Config { api_key: "test-key".into(), ..crate::Config::default() };
+        config.auth.jwt_secret = "a test secret of enough length, 32+".into();
+        let auth = Authenticator::load(&config, crate::auth::Secrets::ExistingOnly).expect("authenticator");
+        accounts.add_user("kim", "correct horse", &[Role::Scorekeeper]).await.expect("user");
+        let families = async || store.snapshot(&sessions_channel("kim")).await.expect("snapshot").entries.len();
+        let expired_at_once = TokenLifetimes { access_secs: 60, refresh_secs: 0 };
+        accounts.login(&auth, "kim", "correct horse", expired_at_once).await.expect("login");
+        accounts.login(&auth, "kim", "correct horse", expired_at_once).await.expect("login");
+        assert_eq!(families().await, 1, "the second sign-in removed the first, expired family");
+        let lasting = TokenLifetimes { access_secs: 60, refresh_secs: 3600 };
+        let first = accounts.login(&auth, "kim", "correct horse", lasting).await.expect("login");
+        accounts.login(&auth, "kim", "correct horse", lasting).await.expect("login");
+        assert_eq!(families().await, 2, "live families stay; expired ones go");
+        accounts.refresh(&auth, &first.refresh_token, lasting).await.expect("a live family still refreshes");
     }
 
     #[test]

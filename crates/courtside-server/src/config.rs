@@ -504,6 +504,9 @@ impl Config {
             if options.keyed && options.history_size == 0 {
                 return invalid(&format!("namespaces.{name}.keyed"), "needs history_size > 0");
             }
+            if let Err((key, message)) = options.check_channel_quotas() {
+                return invalid(&format!("namespaces.{name}.{key}"), message);
+            }
             for (index, rule) in options.rules.iter().enumerate() {
                 let key = format!("namespaces.{name}.rules[{index}]");
                 if rule.channel.namespace() != Some(name.as_str()) {

@@ -213,7 +213,9 @@ impl ClientError {
             ClientError::AlreadySubscribed => (StatusCode::CONFLICT, "already_subscribed"),
             ClientError::NotSubscribed => (StatusCode::CONFLICT, "not_subscribed"),
             ClientError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ClientError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ClientError::TooManyRequests | ClientError::QuotaReached(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
             ClientError::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
             ClientError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ClientError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

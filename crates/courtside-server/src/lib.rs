@@ -14,7 +14,7 @@
 //!    rate-limit middleware), [`schemas`] (the documented shapes of bodies and errors).
 //! 4. Connections and pushes: [`session`] (one native connection's state machine,
 //!    transport-independent), [`leaderboard_feed`] (top-N views and rank pushes the node
-//!    writes for followers).
+//!    writes for followers), [`expiry`] (removing idle channels and expired sign-in records).
 //! 5. Routes and transports: [`api`] (server API, health, readiness, metrics), [`sports_api`],
 //!    [`leaderboard_api`], [`auth_api`], [`admin_api`] (maintenance notices), [`transport`]
 //!    (WebSocket, SSE, Socket.IO).
@@ -38,6 +38,7 @@ pub mod auth;
 pub mod auth_api;
 pub mod config;
 pub mod event_map;
+pub mod expiry;
 pub mod guard;
 pub mod histogram;
 pub mod hooks;

@@ -47,6 +47,10 @@ pub struct Metrics {
     pub deliver_latency: Histogram,
     pub leaderboard_pushes: Arc<PushCounters>,
     pub quota_refusals: Arc<QuotaRefusals>,
+    /// Channels removed from the store by this node's idle-channel expiry.
+    pub channels_expired_total: AtomicU64,
+    /// Users' sign-in records removed because every refresh-token family in them expired.
+    pub sign_ins_expired_total: AtomicU64,
     pub hooks: Arc<crate::hooks::HookStats>,
 }
 
@@ -92,11 +96,17 @@ impl Metrics {
         for broker_counter in node.broker.counters() {
             counter(&mut out, &format!("courtside_broker_{}_total", broker_counter.name), &broker_counter.help, broker_counter.value);
         }
-        let _ = writeln!(out, "# HELP courtside_quota_refusals_total Connections and subscriptions refused by a per-user quota.\n# TYPE courtside_quota_refusals_total counter");
+        let _ = writeln!(out, "# HELP courtside_quota_refusals_total Requests refused by a quota: per-user connections and subscriptions, channels per namespace.\n# TYPE courtside_quota_refusals_total counter");
         let refusals = &self.quota_refusals;
-        for (quota, count) in [("connections_per_user", &refusals.connections_per_user), ("subscriptions_per_user", &refusals.subscriptions_per_user)] {
-            let _ = writeln!(out, "courtside_quota_refusals_total{{quota=\"{quota}\"}} {}", load(count));
+        for (quota, count) in [
+            ("connections_per_user", load(&refusals.connections_per_user)),
+            ("subscriptions_per_user", load(&refusals.subscriptions_per_user)),
+            ("channels_per_namespace", node.channel_limit_refusals()),
+        ] {
+            let _ = writeln!(out, "courtside_quota_refusals_total{{quota=\"{quota}\"}} {count}");
         }
+        counter(&mut out, "courtside_channels_expired_total", "Idle channels removed from the store by this node (their history, state and epoch).", load(&self.channels_expired_total));
+        counter(&mut out, "courtside_sign_ins_expired_total", "Users' sign-in records removed once every refresh-token family in them had expired.", load(&self.sign_ins_expired_total));
         self.hooks.render(&mut out);
         let _ = writeln!(out, "# HELP courtside_disconnects_total Connections closed by the server, by code.\n# TYPE courtside_disconnects_total counter");
         for (reason, count) in Disconnect::ALL.iter().zip(&self.disconnects) {

@@ -41,6 +41,9 @@ pub enum ClientError {
     BadRequest(String),
     #[error("too many requests")]
     TooManyRequests,
+    /// A quota on what clients may create is reached (e.g. a namespace's `channels_max`).
+    #[error("too many requests: {0}")]
+    QuotaReached(String),
     #[error("token expired")]
     TokenExpired,
     #[error("payload too large: {size} bytes, limit {limit}")]
@@ -64,7 +67,7 @@ impl ClientError {
             ClientError::AlreadySubscribed => 105,
             ClientError::NotSubscribed => 106,
             ClientError::BadRequest(_) => 107,
-            ClientError::TooManyRequests => 108,
+            ClientError::TooManyRequests | ClientError::QuotaReached(_) => 108,
             ClientError::TokenExpired => 109,
             ClientError::PayloadTooLarge { .. } => 110,
             ClientError::Unavailable(_) => 111,
@@ -82,6 +85,9 @@ impl From<NodeError> for ClientError {
                 ClientError::BadRequest(error.to_string())
             }
             NodeError::AlreadySubscribed(_) => ClientError::AlreadySubscribed,
+            NodeError::Store(e @ courtside_core::store::StoreError::ChannelLimit { .. }) => {
+                ClientError::QuotaReached(e.to_string())
+            }
             NodeError::Store(e) => ClientError::Unavailable(e.to_string()),
             NodeError::Broker(e) => ClientError::Unavailable(e.to_string()),
         }

@@ -278,6 +278,7 @@ pub async fn migrate(config: &Config) -> Result<(), ServerError> {
 async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     let sweeper = tokio::spawn(sweep_expired(state.clone()));
     let claim_sweeper = tokio::spawn(expire_claims(state.clone()));
+    let idle_sweeper = tokio::spawn(crate::expiry::run(state.clone()));
     let app = crate::router::router(state.clone()).layer(axum::middleware::from_fn_with_state(state.clone(), refuse_while_draining));
     // The listener stays open until the connections have drained, so probes get their 503.
     let stop_listening = CancellationToken::new();
@@ -296,6 +297,7 @@ async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     state.shutdown.cancelled().await;
     sweeper.abort();
     claim_sweeper.abort();
+    idle_sweeper.abort();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(state.config.shutdown_timeout_secs);
     state.tasks.close();
     if tokio::time::timeout_at(deadline, state.tasks.wait()).await.is_err() {

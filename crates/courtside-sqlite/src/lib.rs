@@ -19,6 +19,7 @@
 //! - Sweeps and channel creation go through the writer too, so its cache never goes stale.
 //! - One `SqliteStore` per database file: two stores on one file would assign the same offsets.
 
+mod channels;
 mod reader;
 mod schema;
 mod writer;
@@ -187,6 +188,26 @@ impl StreamStore for SqliteStore {
 
     async fn sweep_expired(&self, now_ms: u64) -> Result<u64, StoreError> {
         self.ask_writer(|reply| WriterCommand::Sweep { now_ms, reply }).await
+    }
+
+    async fn open_channel(
+        &self,
+        channel: &ChannelName,
+        channels_max: u64,
+        now_ms: u64,
+    ) -> Result<StreamPosition, StoreError> {
+        let channel = channel.clone();
+        self.ask_writer(|reply| WriterCommand::Open { channel, channels_max, now_ms, reply }).await
+    }
+
+    async fn touch_channels(&self, channels: &[ChannelName], now_ms: u64) -> Result<(), StoreError> {
+        let channels = channels.to_vec();
+        self.ask_writer(|reply| WriterCommand::Touch { channels, now_ms, reply }).await
+    }
+
+    async fn expire_idle(&self, namespace: &str, idle_secs: u64, now_ms: u64) -> Result<Vec<ChannelName>, StoreError> {
+        let namespace = namespace.to_string();
+        self.ask_writer(|reply| WriterCommand::ExpireIdle { namespace, idle_secs, now_ms, reply }).await
     }
 
     async fn ready(&self) -> bool {

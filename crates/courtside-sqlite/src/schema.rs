@@ -29,6 +29,10 @@ const STATEMENT_CACHE_CAPACITY: usize = 32;
 ///
 /// Migration 1 adds each publication's optional event name (`event`, NULL for none) to the three
 /// tables that keep publications.
+///
+/// Migration 2 adds `channels.active_ms`: when the channel was last created, appended to, opened
+/// or touched (unix milliseconds), which idle-channel expiry compares; existing channels count as
+/// active at the time of the migration.
 const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE channels (
@@ -73,6 +77,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE publications ADD COLUMN event TEXT;
     ALTER TABLE keyed_state ADD COLUMN event TEXT;
     ALTER TABLE idempotency ADD COLUMN event TEXT;
+"#,
+    r#"
+    ALTER TABLE channels ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE channels SET active_ms = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER);
 "#,
 ];
 
@@ -174,6 +182,23 @@ mod tests {
                 .expect("row");
             assert_eq!((rows, data.as_slice(), event), (1, &b"{}"[..], None), "{table} keeps its row, event NULL");
         }
+    }
+
+    #[test]
+    fn a_version_2_database_migrates_its_channels_as_active_now() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let path = directory.path().join("version-2.db");
+        let old = Connection::open(&path).expect("open");
+        old.execute_batch(MIGRATIONS[0]).expect("the first migration");
+        old.execute_batch(MIGRATIONS[1]).expect("the second migration");
+        old.pragma_update(None, "user_version", 2).expect("version 2");
+        old.execute_batch("INSERT INTO channels VALUES ('match:1', 'e1', 1, 1, 0);").expect("a channel");
+        drop(old);
+        let before = courtside_core::stream::now_ms();
+        let migrated = open_writer(&path).expect("migrate");
+        let active_ms: u64 = migrated.query_row("SELECT active_ms FROM channels", [], |row| row.get(0)).expect("row");
+        let after = courtside_core::stream::now_ms();
+        assert!((before.saturating_sub(1000)..=after + 1000).contains(&active_ms), "{active_ms} is the migration's time");
     }
 
     #[test]

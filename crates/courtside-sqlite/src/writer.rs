@@ -21,7 +21,7 @@ use courtside_core::stream::{Epoch, Publication, StreamPosition, now_ms};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use crate::reader;
+use crate::{channels, reader};
 
 /// The most commands applied in one transaction.
 pub(crate) const WRITER_BATCH_MAX: usize = 1024;
@@ -46,6 +46,27 @@ pub(crate) enum WriterCommand {
         now_ms: u64,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// The channel's position, creating it unless its namespace is at `channels_max`; marks it
+    /// active.
+    Open {
+        channel: ChannelName,
+        channels_max: u64,
+        now_ms: u64,
+        reply: oneshot::Sender<Result<StreamPosition, StoreError>>,
+    },
+    /// Marks the stored ones of `channels` active.
+    Touch {
+        channels: Vec<ChannelName>,
+        now_ms: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Removes the namespace's channels idle since before `now_ms - idle_secs * 1000`.
+    ExpireIdle {
+        namespace: String,
+        idle_secs: u64,
+        now_ms: u64,
+        reply: oneshot::Sender<Result<Vec<ChannelName>, StoreError>>,
+    },
     /// Apply everything queued before this command, close the connection, then answer.
     Shutdown {
         done: oneshot::Sender<()>,
@@ -53,9 +74,9 @@ pub(crate) enum WriterCommand {
 }
 
 /// The writer's view of one channel; the truth for `top` while a batch is being written.
-struct ChannelCursor {
-    epoch: Epoch,
-    top: u64,
+pub(crate) struct ChannelCursor {
+    pub(crate) epoch: Epoch,
+    pub(crate) top: u64,
     earliest: u64,
     /// `earliest` as last written to the database: rows below `earliest` are deleted at flush.
     earliest_on_disk: u64,
@@ -70,6 +91,9 @@ enum Outcome {
     Appended(Result<Vec<Appended>, StoreError>),
     Position(StreamPosition),
     Swept(u64),
+    Opened(Result<StreamPosition, StoreError>),
+    Touched,
+    Expired(Vec<ChannelName>),
 }
 
 pub(crate) struct Writer {
@@ -172,6 +196,15 @@ fn answer(command: WriterCommand, outcome: Outcome) {
         (WriterCommand::Sweep { reply, .. }, Outcome::Swept(dropped)) => {
             let _ = reply.send(Ok(dropped));
         }
+        (WriterCommand::Open { reply, .. }, Outcome::Opened(opened)) => {
+            let _ = reply.send(opened);
+        }
+        (WriterCommand::Touch { reply, .. }, Outcome::Touched) => {
+            let _ = reply.send(Ok(()));
+        }
+        (WriterCommand::ExpireIdle { reply, .. }, Outcome::Expired(expired)) => {
+            let _ = reply.send(Ok(expired));
+        }
         (command, _) => refuse(command, StoreError::Unavailable("writer paired a reply with the wrong command".into())),
     }
 }
@@ -185,6 +218,15 @@ fn refuse(command: WriterCommand, error: StoreError) {
             let _ = reply.send(Err(error));
         }
         WriterCommand::Sweep { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        WriterCommand::Open { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        WriterCommand::Touch { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        WriterCommand::ExpireIdle { reply, .. } => {
             let _ = reply.send(Err(error));
         }
         WriterCommand::Shutdown { done } => {
@@ -206,6 +248,7 @@ fn write_batch(
 ) -> rusqlite::Result<()> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut has_sweep = false;
+    let mut has_expiry = false;
     for command in batch {
         let outcome = match command {
             WriterCommand::Append { group, .. } => {
@@ -223,11 +266,32 @@ fn write_batch(
                 has_sweep = true;
                 Outcome::Swept(0)
             }
+            WriterCommand::Open { channel, channels_max, now_ms, .. } => {
+                Outcome::Opened(channels::open(&transaction, cursors, channel, *channels_max, *now_ms)?)
+            }
+            WriterCommand::Touch { channels, now_ms, .. } => {
+                channels::touch(&transaction, channels, *now_ms)?;
+                Outcome::Touched
+            }
+            WriterCommand::ExpireIdle { .. } => {
+                has_expiry = true;
+                Outcome::Expired(Vec::new())
+            }
             WriterCommand::Shutdown { .. } => continue,
         };
         outcomes.push(outcome);
     }
-    flush_cursors(&transaction, cursors, dirty_channels)?;
+    flush_cursors(&transaction, cursors, dirty_channels, now)?;
+    if has_expiry {
+        // Like sweeps, after the appends are written back.
+        for (command, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+            if let (WriterCommand::ExpireIdle { namespace, idle_secs, now_ms, .. }, Outcome::Expired(expired)) =
+                (command, outcome)
+            {
+                *expired = channels::expire_idle(&transaction, cursors, namespace, *idle_secs, *now_ms)?;
+            }
+        }
+    }
     if has_sweep {
         // Sweeps run after the appends are written back, so they see this batch's tops.
         for (command, outcome) in batch.iter().zip(outcomes.iter_mut()) {
@@ -240,7 +304,7 @@ fn write_batch(
 }
 
 /// The cursor of `channel`: cached, loaded from its `channels` row, or created with a new epoch.
-fn cursor<'c>(
+pub(crate) fn cursor<'c>(
     transaction: &Transaction<'_>,
     cursors: &'c mut HashMap<ChannelName, ChannelCursor>,
     channel: &ChannelName,
@@ -267,9 +331,10 @@ fn cursor<'c>(
                     let epoch = Epoch::new_random();
                     transaction
                         .prepare_cached(
-                            "INSERT INTO channels (name, epoch, top, earliest, history_ttl_secs) VALUES (?1, ?2, 0, 1, 0)",
+                            "INSERT INTO channels (name, epoch, top, earliest, history_ttl_secs, active_ms) \
+                             VALUES (?1, ?2, 0, 1, 0, ?3)",
                         )?
-                        .execute(params![channel.as_str(), epoch.as_str()])?;
+                        .execute(params![channel.as_str(), epoch.as_str(), now_ms()])?;
                     ChannelCursor { epoch, top: 0, earliest: 1, earliest_on_disk: 1, history_ttl_secs: 0, dirty: false }
                 }
             };
@@ -391,6 +456,7 @@ fn flush_cursors(
     transaction: &Transaction<'_>,
     cursors: &mut HashMap<ChannelName, ChannelCursor>,
     dirty_channels: &mut Vec<ChannelName>,
+    now: u64,
 ) -> rusqlite::Result<()> {
     for channel in dirty_channels.drain(..) {
         let Some(cursor) = cursors.get_mut(&channel) else { continue };
@@ -402,8 +468,11 @@ fn flush_cursors(
             cursor.earliest_on_disk = cursor.earliest;
         }
         transaction
-            .prepare_cached("UPDATE channels SET top = ?2, earliest = ?3, history_ttl_secs = ?4 WHERE name = ?1")?
-            .execute(params![channel.as_str(), cursor.top, cursor.earliest, cursor.history_ttl_secs])?;
+            .prepare_cached(
+                "UPDATE channels SET top = ?2, earliest = ?3, history_ttl_secs = ?4, active_ms = max(active_ms, ?5) \
+                 WHERE name = ?1",
+            )?
+            .execute(params![channel.as_str(), cursor.top, cursor.earliest, cursor.history_ttl_secs, now])?;
     }
     Ok(())
 }

@@ -51,7 +51,7 @@ type OpenedStore = Pin<Box<dyn Future<Output = Arc<dyn StreamStore>>>>;
 type Opener<'a> = &'a dyn Fn(Arc<dyn CommitSink>) -> OpenedStore;
 
 /// How many checks [`stream_store`] runs; each opens one fresh store.
-pub const STORE_CHECKS: usize = 13;
+pub const STORE_CHECKS: usize = 16;
 
 /// Runs every check against fresh stores made by `open`.
 pub async fn stream_store<F, Fut>(open: F)
@@ -73,6 +73,9 @@ where
     racing_groups_on_one_expected_position_store_exactly_one(open).await;
     a_group_retried_with_its_key_stores_nothing(open).await;
     event_names_are_kept_everywhere_a_publication_is(open).await;
+    idle_channels_expire_and_come_back_in_a_new_epoch(open).await;
+    a_namespace_holds_at_most_its_channel_limit(open).await;
+    racing_opens_never_exceed_the_channel_limit(open).await;
     closed_store_refuses_work(open).await;
 }
 
@@ -382,6 +385,81 @@ async fn event_names_are_kept_everywhere_a_publication_is(open: Opener<'_>) {
     let found = store.find_idempotent(&c, "op-named").await.expect("find");
     assert_eq!(found.and_then(|p| p.event).as_deref(), Some("match:created"));
     store.close().await;
+}
+
+async fn idle_channels_expire_and_come_back_in_a_new_epoch(open: Opener<'_>) {
+    let (store, _sink) = fresh(open).await;
+    let (idle, busy, other) = (channel("match:idle"), channel("match:busy"), channel("matchday:idle"));
+    let now = crate::stream::now_ms();
+    let mut first = keyed(&idle, "score", "1");
+    first.idempotency_key = Some("op-1".into());
+    let before = store.append(first.clone()).await.expect("append").publication;
+    store.append(keyed(&idle, "score", "2")).await.expect("append");
+    store.open_channel(&busy, 0, now).await.expect("open");
+    store.open_channel(&channel("match:also-idle"), 0, now).await.expect("open");
+    store.append(request(&other, "1")).await.expect("append");
+    assert_eq!(store.expire_idle("match", 60, now + 30_000).await.expect("expire"), Vec::<ChannelName>::new(), "nothing is idle yet");
+    store.touch_channels(&[busy.clone(), channel("match:never-stored")], now + 50_000).await.expect("touch");
+    let expired = store.expire_idle("match", 60, now + 100_000).await.expect("expire");
+    assert_eq!(expired, vec![channel("match:also-idle"), idle.clone()], "idle channels of the namespace go, the touched one stays");
+    assert_eq!(store.expire_idle("match", 60, now + 100_000).await.expect("expire"), Vec::<ChannelName>::new(), "touching created nothing");
+    assert_eq!(store.read(&other, HistoryQuery::Latest { limit: 10 }).await.expect("read").top.offset, 1, "another namespace is left alone");
+    assert_eq!(store.position(&busy).await.expect("position").offset, 0);
+
+    let reset = store.read(&idle, HistoryQuery::After { offset: 0, limit: 10 }).await.expect("read");
+    assert!(reset.publications.is_empty(), "the history is gone");
+    assert_eq!(reset.top.offset, 0, "offsets start over");
+    assert_ne!(reset.top.epoch, before.epoch, "in a new epoch");
+    assert!(store.snapshot(&idle).await.expect("snapshot").entries.is_empty(), "keyed state is gone");
+    assert_eq!(store.find_idempotent(&idle, "op-1").await.expect("find"), None, "idempotency keys are gone");
+    let again = store.append(first).await.expect("append");
+    assert!(!again.duplicate, "a key of the old epoch is not a retry");
+    assert_eq!((again.publication.offset, &again.publication.epoch), (1, &reset.top.epoch));
+    store.close().await;
+}
+
+async fn a_namespace_holds_at_most_its_channel_limit(open: Opener<'_>) {
+    let (store, _sink) = fresh(open).await;
+    let now = crate::stream::now_ms();
+    store.append(request(&channel("chat:a"), "1")).await.expect("append");
+    let b = store.open_channel(&channel("chat:b"), 2, now).await.expect("open under the limit");
+    assert_eq!(b.offset, 0);
+    let refused = store.open_channel(&channel("chat:c"), 2, now).await;
+    assert_eq!(refused, Err(StoreError::ChannelLimit { namespace: "chat".into(), max: 2 }));
+    assert_eq!(store.open_channel(&channel("chat:a"), 2, now).await.expect("an existing channel").offset, 1);
+    store.open_channel(&channel("chatroom:a"), 1, now).await.expect("another namespace counts its own");
+    store.open_channel(&channel("chat:c"), 0, now).await.expect("no limit");
+    assert_eq!(store.expire_idle("chat", 1, now + 10_000).await.expect("expire").len(), 3);
+    store.open_channel(&channel("chat:d"), 2, now + 10_000).await.expect("expiry made room");
+    store.close().await;
+}
+
+async fn racing_opens_never_exceed_the_channel_limit(open: Opener<'_>) {
+    let (store, _sink) = fresh(open).await;
+    assert_eq!(race_channel_opens(std::slice::from_ref(&store), "room", 12, 5).await, 5);
+    store.close().await;
+}
+
+/// `racers` tasks, spread over `stores` (nodes on one database), each open a new channel of
+/// `namespace` under a limit of `channels_max`; returns how many were created (any error other
+/// than the limit fails the test).
+pub async fn race_channel_opens(stores: &[Arc<dyn StreamStore>], namespace: &str, racers: usize, channels_max: u64) -> usize {
+    let racers: Vec<_> = (0..racers)
+        .map(|n| {
+            let store = stores[n % stores.len()].clone();
+            let name = channel(&format!("{namespace}:racer-{n}"));
+            tokio::spawn(async move { store.open_channel(&name, channels_max, crate::stream::now_ms()).await })
+        })
+        .collect();
+    let mut created = 0;
+    for racer in racers {
+        match racer.await.expect("task") {
+            Ok(_) => created += 1,
+            Err(StoreError::ChannelLimit { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    created
 }
 
 async fn closed_store_refuses_work(open: Opener<'_>) {

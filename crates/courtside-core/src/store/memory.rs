@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{
-    AppendGroup, AppendRequest, Appended, CommitSink, HistoryQuery, PositionConflict, StoreError, StreamStore,
-    IDEMPOTENCY_WINDOW_SECS,
+    in_namespace, AppendGroup, AppendRequest, Appended, CommitSink, HistoryQuery, PositionConflict, StoreError,
+    StreamStore, IDEMPOTENCY_WINDOW_SECS,
 };
 use crate::channel::ChannelName;
 use crate::stream::{now_ms, Epoch, HistoryPage, Publication, Snapshot, StreamPosition};
@@ -28,11 +28,13 @@ struct MemoryChannel {
     history: VecDeque<Publication>,
     state: BTreeMap<String, Publication>,
     idempotency: HashMap<String, Publication>,
+    /// When the channel was last created, appended to, opened or touched.
+    active_ms: u64,
 }
 
 impl MemoryChannel {
     fn new() -> Self {
-        Self { epoch: Epoch::new_random(), ..Default::default() }
+        Self { epoch: Epoch::new_random(), active_ms: now_ms(), ..Default::default() }
     }
 
     fn position(&self) -> StreamPosition {
@@ -46,6 +48,7 @@ impl MemoryChannel {
     /// Stores one publication at the next offset (the caller checked idempotency).
     fn append(&mut self, request: AppendRequest, now: u64) -> Publication {
         self.top += 1;
+        self.active_ms = self.active_ms.max(now);
         self.history_ttl_secs = request.retention.history_ttl_secs;
         let publication = Publication {
             channel: request.channel,
@@ -160,6 +163,53 @@ impl StreamStore for MemoryStore {
             }
         }
         Ok(dropped)
+    }
+
+    async fn open_channel(
+        &self,
+        channel: &ChannelName,
+        channels_max: u64,
+        now_ms: u64,
+    ) -> Result<StreamPosition, StoreError> {
+        let mut guard = self.channels.lock();
+        let channels = guard.as_mut().ok_or(StoreError::Closed)?;
+        if !channels.contains_key(channel) && channels_max > 0 {
+            let namespace = channel.namespace();
+            let held = channels.keys().filter(|name| in_namespace(name.as_str(), namespace)).count() as u64;
+            if held >= channels_max {
+                return Err(StoreError::ChannelLimit { namespace: namespace.to_string(), max: channels_max });
+            }
+        }
+        let opened = channels.entry(channel.clone()).or_insert_with(MemoryChannel::new);
+        opened.active_ms = opened.active_ms.max(now_ms);
+        Ok(opened.position())
+    }
+
+    async fn touch_channels(&self, touched: &[ChannelName], now_ms: u64) -> Result<(), StoreError> {
+        let mut guard = self.channels.lock();
+        let channels = guard.as_mut().ok_or(StoreError::Closed)?;
+        for name in touched {
+            if let Some(channel) = channels.get_mut(name) {
+                channel.active_ms = channel.active_ms.max(now_ms);
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire_idle(&self, namespace: &str, idle_secs: u64, now_ms: u64) -> Result<Vec<ChannelName>, StoreError> {
+        let mut guard = self.channels.lock();
+        let channels = guard.as_mut().ok_or(StoreError::Closed)?;
+        let cutoff = now_ms.saturating_sub(idle_secs.saturating_mul(1000));
+        let mut expired: Vec<ChannelName> = channels
+            .iter()
+            .filter(|(name, channel)| in_namespace(name.as_str(), namespace) && channel.active_ms < cutoff)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &expired {
+            channels.remove(name);
+        }
+        expired.sort_unstable();
+        Ok(expired)
     }
 
     async fn ready(&self) -> bool {
