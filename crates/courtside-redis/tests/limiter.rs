@@ -1,5 +1,6 @@
 //! Redis rate limits against a real Redis: the core conformance suite with two nodes on one
-//! backend, and keys that expire when their bucket is full again.
+//! backend, keys that expire when their bucket is full again, and an outage answered by an
+//! error within the response limit (the server then counts locally), then recovered from.
 
 mod common;
 
@@ -10,7 +11,7 @@ use courtside_core::conformance;
 use courtside_core::limiter::{LimiterBackend, Quota, unix_now_us};
 use courtside_redis::RedisLimiter;
 
-use common::{reachable_redis, unique_key_prefix};
+use common::{PrivateRedis, reachable_redis, unique_key_prefix};
 
 #[tokio::test]
 async fn redis_limiter_conforms_with_nodes_on_one_backend() {
@@ -52,4 +53,30 @@ async fn an_unreachable_redis_is_an_error_not_a_hang() {
     let result = RedisLimiter::connect("redis://127.0.0.1:1", "unused").await;
     assert!(result.is_err());
     assert!(started.elapsed() < Duration::from_secs(11));
+}
+
+#[tokio::test]
+async fn an_outage_is_an_error_within_half_a_second_and_the_limiter_recovers() {
+    let Some(mut redis) = PrivateRedis::start_or_skip().await else { return };
+    let limiter = RedisLimiter::connect(&redis.url(), &unique_key_prefix()).await.expect("connect");
+    let quota = Quota::new(100, Duration::from_secs(60));
+    assert!(limiter.take("k", quota, unix_now_us()).await.expect("take").allowed);
+    redis.kill();
+    for _ in 0..3 {
+        let started = tokio::time::Instant::now();
+        assert!(limiter.take("k", quota, unix_now_us()).await.is_err(), "no decision without Redis");
+        assert!(started.elapsed() < Duration::from_millis(900), "an error, not a hang: {:?}", started.elapsed());
+    }
+    redis.restart().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match limiter.take("k", quota, unix_now_us()).await {
+            Ok(decision) => {
+                assert_eq!(decision.remaining, 99, "a restarted Redis starts every bucket full");
+                break;
+            }
+            Err(error) => assert!(tokio::time::Instant::now() < deadline, "not recovered: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
