@@ -14,6 +14,7 @@
 //! - [`hub`]: local fan-out: which connection outboxes follow which channel; bounded queues.
 //! - [`sequencer`]: per-channel order into the hub; gaps a broker leaves are filled from the store.
 //! - [`presence`]: who is in a channel, as a seam with an in-memory implementation.
+//! - [`limiter`]: rate limits as a seam (one GCRA rule, kept in memory or shared by a cluster).
 //! - [`node`]: the composition root that publishes, subscribes with resume, and answers history.
 //! - [`conformance`]: the test suite every `StreamStore` implementation must pass.
 //!
@@ -29,6 +30,7 @@ pub mod conformance;
 pub mod cursor;
 pub mod event;
 pub mod hub;
+pub mod limiter;
 pub mod node;
 pub mod presence;
 pub mod sequencer;

@@ -1,13 +1,14 @@
 //! Courtside's shared stream store: a [`StreamStore`] on PostgreSQL, for deployments where
 //! several Courtside nodes share one database; and, for such clusters without Redis, the
-//! multi-node seams on the same database: [`PostgresBroker`] (`LISTEN`/`NOTIFY`) and
-//! [`PostgresPresence`].
+//! multi-node seams on the same database: [`PostgresBroker`] (`LISTEN`/`NOTIFY`),
+//! [`PostgresPresence`] and [`PostgresLimiter`] (rate limits).
 //!
 //! This crate owns the `courtside_*` tables of that database: their schema and migrations
 //! (`schema`, versioned in `courtside_schema_version`, applied under an advisory lock), each
 //! store's writer task (`writer`), the pooled reads (`reader`), expiry (`sweeper`) and the
 //! readiness check (`health`). The broker owns the notification channels `{prefix}_{hash}` and
-//! their payload format (`notification`); presence owns `courtside_presence`.
+//! their payload format (`notification`); presence owns `courtside_presence`; the limiter owns
+//! `courtside_rate_limits`.
 //!
 //! The broker's listening connection must reach PostgreSQL directly or through a pooler in
 //! session mode: `LISTEN` does not survive a pooler that switches server connections between
@@ -46,6 +47,7 @@
 pub mod broker;
 mod channels;
 mod health;
+pub mod limiter;
 mod notification;
 pub mod presence;
 mod reader;
@@ -74,6 +76,7 @@ use tokio_postgres::NoTls;
 use crate::health::Health;
 pub use crate::broker::{PostgresBroker, PostgresBrokerConfig, PostgresBrokerStats};
 pub use crate::presence::PostgresPresence;
+pub use crate::limiter::PostgresLimiter;
 pub use crate::schema::SCHEMA_VERSION;
 use crate::writer::{Writer, WriterCommand};
 

@@ -48,11 +48,14 @@ const MIGRATION_LOCK_KEY: i64 = 0x636f_7572_7473_6964;
 ///   after a crash (or on a promoted standby, which has no rows of an unlogged table) it comes back
 ///   by itself, and the frequent refreshes write no WAL.
 /// - Version 3 adds each publication's optional event name (`event`, NULL for none) to the three
-///   tables that keep publications.
+///   tables that keep publications; version 4 the presence `info` a client sets.
 ///
 /// - Version 5 adds `courtside_channels.active_ms`: when the channel was last created, appended
 ///   to, opened or touched (unix milliseconds), which idle-channel expiry compares. Existing rows
 ///   and rows created without it take the database clock.
+/// - `courtside_rate_limits` (version 6, used by [`crate::PostgresLimiter`]): one row per rate
+///   limit key, its GCRA time `tat_us` (no row and a past time mean the same: a full bucket).
+///   `UNLOGGED`: after a crash every bucket starts full, and the per-request writes make no WAL.
 ///
 /// Text that is ordered (channel names, keys) uses the `"C"` collation: byte order, as in Rust.
 /// Migrations are forward-only; each is also idempotent (`IF NOT EXISTS`) from version 2 on.
@@ -120,6 +123,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE courtside_channels ADD COLUMN IF NOT EXISTS active_ms BIGINT NOT NULL
         DEFAULT (floor(extract(epoch FROM now()) * 1000))::bigint;
+"#,
+    r#"
+    CREATE UNLOGGED TABLE IF NOT EXISTS courtside_rate_limits (
+        key TEXT COLLATE "C" PRIMARY KEY,
+        tat_us BIGINT NOT NULL,
+        allowed BOOLEAN NOT NULL
+    );
 "#,
 ];
 

@@ -1,11 +1,13 @@
 //! Courtside's multi-node seams on Redis: [`RedisBroker`] carries committed publications from the
 //! node whose store committed them to every other node that follows the channel, and
-//! [`RedisPresence`] keeps who is in a channel across nodes, bounded by a TTL.
+//! [`RedisPresence`] keeps who is in a channel across nodes, bounded by a TTL; [`RedisLimiter`]
+//! keeps the rate limits every node counts against.
 //!
 //! # What this crate owns
 //! - Keys and channels under one key prefix: `{prefix}:ch:{channel}` (pub/sub channel of a
 //!   Courtside channel: its publications and joins/leaves), `{prefix}:presence:{channel}` (ZSET client id → expiry, ms) and
-//!   `{prefix}:presence-clients:{channel}` (HASH client id → JSON `ClientInfo`). Nothing else in
+//!   `{prefix}:presence-clients:{channel}` (HASH client id → JSON `ClientInfo`),
+//!   `{prefix}:ratelimit:{key}` (a rate limit's GCRA time, expiring when full). Nothing else in
 //!   Redis is touched, so deployments (and test runs) with different prefixes never meet.
 //! - The wire format of a publication on Redis ([`codec`]): a small binary header (version,
 //!   flags, offset, commit time, origin node id, epoch, key) followed by the raw JSON payload.
@@ -34,6 +36,7 @@
 
 pub mod broker;
 pub mod codec;
+pub mod limiter;
 pub mod presence;
 pub mod pubsub;
 pub mod resp;
@@ -41,6 +44,7 @@ pub mod resp;
 pub use broker::{PubSubChoice, RedisBroker, RedisBrokerConfig};
 pub use pubsub::PubSubMode;
 pub use presence::RedisPresence;
+pub use limiter::RedisLimiter;
 
 use std::time::Duration;
 
@@ -72,6 +76,28 @@ pub(crate) fn redacted_url(url: &str) -> String {
 /// Opens a client for `url`.
 pub(crate) fn open_client(url: &str) -> Result<redis::Client, RedisError> {
     redis::Client::open(url).map_err(|source| RedisError::InvalidUrl { url: redacted_url(url), source })
+}
+
+/// A reconnecting connection to `url`: connecting may take `connect_timeout` (twice that in
+/// all), each answer `response_timeout`, with `retries` retries of a failed command.
+pub(crate) async fn connection_manager(
+    url: &str,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    retries: usize,
+) -> Result<redis::aio::ConnectionManager, RedisError> {
+    let client = open_client(url)?;
+    let url = redacted_url(url);
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(retries);
+    let limit = connect_timeout * 2;
+    match tokio::time::timeout(limit, redis::aio::ConnectionManager::new_with_config(client, config)).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(source)) => Err(RedisError::Unreachable { url, source }),
+        Err(_) => Err(RedisError::ConnectTimeout { url, timeout: limit }),
+    }
 }
 
 #[cfg(test)]

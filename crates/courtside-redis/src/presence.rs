@@ -19,13 +19,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use courtside_core::channel::ChannelName;
 use courtside_core::presence::{ClientInfo, PresenceStats, PresenceStore};
 
-use crate::{RedisError, open_client, redacted_url};
+use crate::{RedisError, connection_manager};
 
 /// Shortest accepted TTL (entries are refreshed every third of it).
 pub const PRESENCE_TTL_MIN: Duration = Duration::from_millis(300);
@@ -144,18 +144,7 @@ impl RedisPresence {
         if ttl < PRESENCE_TTL_MIN {
             return Err(RedisError::TtlTooShort { ttl, min: PRESENCE_TTL_MIN });
         }
-        let client = open_client(url)?;
-        let url = redacted_url(url);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(2);
-        let limit = REDIS_TIMEOUT * 2;
-        let connection = match tokio::time::timeout(limit, ConnectionManager::new_with_config(client, config)).await {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(source)) => return Err(RedisError::Unreachable { url, source }),
-            Err(_) => return Err(RedisError::ConnectTimeout { url, timeout: limit }),
-        };
+        let connection = connection_manager(url, REDIS_TIMEOUT, REDIS_TIMEOUT, 2).await?;
         let presence = Arc::new(Self {
             connection,
             key_prefix: key_prefix.to_string(),

@@ -98,6 +98,9 @@ pub struct SportsConfig {
     /// Requests per caller (user, or client address without a token) per endpoint class;
     /// seed 001's limits by default.
     pub rate_limits: BTreeMap<String, RateLimit>,
+    /// Where the rate limits are counted: `"auto"` (in the cluster's Redis broker, else its
+    /// PostgreSQL store, else this node's memory) or `"local"` (this node's memory).
+    pub rate_limit_backend: String,
     /// Proxies (load balancers) whose `X-Forwarded-For` is believed: behind them the client's
     /// address is the right-most one they did not add. Empty: the connection's peer counts.
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -106,7 +109,13 @@ pub struct SportsConfig {
 impl Default for SportsConfig {
     fn default() -> Self {
         let rate_limits = EndpointClass::ALL.iter().map(|class| (class.name().to_string(), class.default_limit())).collect();
-        Self { claim_ttl_secs: 15 * 60, claim_ttl_max_secs: 12 * 3600, rate_limits, trusted_proxies: Vec::new() }
+        Self {
+            claim_ttl_secs: 15 * 60,
+            claim_ttl_max_secs: 12 * 3600,
+            rate_limits,
+            rate_limit_backend: "auto".into(),
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -458,6 +467,9 @@ impl Config {
             if limit.requests == 0 || limit.per_secs == 0 {
                 return invalid(&key, "requests and per_secs must be at least 1");
             }
+        }
+        if !["auto", "local"].contains(&self.sports.rate_limit_backend.as_str()) {
+            return invalid("sports.rate_limit_backend", "must be \"auto\" or \"local\"");
         }
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
             return invalid("auth.access_token_ttl_secs", "access and refresh token lifetimes must be at least 1 second");

@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
@@ -300,7 +299,7 @@ pub async fn rate_limited(
         Ok(Principal::User { id, .. }) => Caller::User(id),
         Ok(Principal::Anonymous) | Err(_) => address,
     };
-    let verdict = state.http_limits.check(class, caller, Instant::now());
+    let verdict = state.http_limits.check(class, caller).await;
     let mut response = if verdict.allowed {
         next.run(request).await
     } else {

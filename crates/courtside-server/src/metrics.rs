@@ -52,6 +52,8 @@ pub struct Metrics {
     /// Users' sign-in records removed because every refresh-token family in them expired.
     pub sign_ins_expired_total: AtomicU64,
     pub hooks: Arc<crate::hooks::HookStats>,
+    /// Decisions the shared rate-limit backend failed to give (counted locally instead).
+    pub rate_limit_backend_errors: Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -96,6 +98,12 @@ impl Metrics {
         for broker_counter in node.broker.counters() {
             counter(&mut out, &format!("courtside_broker_{}_total", broker_counter.name), &broker_counter.help, broker_counter.value);
         }
+        counter(
+            &mut out,
+            "courtside_rate_limit_backend_errors_total",
+            "Rate-limit decisions the shared backend (Redis or PostgreSQL) failed to give; this node counted them itself.",
+            load(&self.rate_limit_backend_errors),
+        );
         let _ = writeln!(out, "# HELP courtside_quota_refusals_total Requests refused by a quota: per-user connections and subscriptions, channels per namespace.\n# TYPE courtside_quota_refusals_total counter");
         let refusals = &self.quota_refusals;
         for (quota, count) in [

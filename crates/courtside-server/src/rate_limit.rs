@@ -1,14 +1,18 @@
-//! Rate limits: the token bucket (per WebSocket connection, and per user or IP on the HTTP API),
-//! [`HttpRateLimiter`], and the per-endpoint limits of the sports and leaderboard APIs (seed
-//! 001's numbers by default), of opening connections and of Socket.IO events (seed 004's). The middleware that applies them to requests is [`crate::http::rate_limited`].
+//! Rate limits: the token bucket of each connection's commands (local by nature), and
+//! [`HttpRateLimiter`], the per-caller limits by endpoint class of the sports, leaderboard and
+//! sign-in APIs (seed 001's numbers by default), of opening connections and of Socket.IO events
+//! (seed 004's) — counted in this node's memory, or cluster-wide in a shared
+//! `courtside_core::limiter` backend (Redis or PostgreSQL), with a local fallback while that
+//! fails. The middleware that applies them to requests is [`crate::http::rate_limited`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use courtside_core::limiter::{Decision, LimiterBackend, MemoryLimiter, Quota, unix_now_us};
 use serde::{Deserialize, Serialize};
-
 
 /// Requests allowed per window: the bucket holds `requests` and refills them over `per_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,10 +25,6 @@ pub struct RateLimit {
 impl RateLimit {
     pub const fn new(requests: u32, per_secs: u32) -> Self {
         Self { requests, per_secs }
-    }
-
-    fn tokens_per_sec(self) -> f64 {
-        f64::from(self.requests) / f64::from(self.per_secs.max(1))
     }
 }
 
@@ -219,6 +219,17 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// The limiter key of this caller's bucket for `class` (user ids may hold anything, so
+    /// they come last).
+    pub fn key(&self, class: EndpointClass) -> String {
+        match self {
+            Caller::User(id) => format!("{}:user:{id}", class.name()),
+            Caller::Address(ip) => format!("{}:address:{ip}", class.name()),
+        }
+    }
+}
+
 /// The client's address: the connection's peer, unless the peer is a trusted proxy, in which
 /// case the right-most address in `X-Forwarded-For` that is not a trusted proxy (what the
 /// proxies in front appended; anything left of it the client may have made up).
@@ -246,47 +257,85 @@ pub struct Verdict {
     pub retry_after_secs: u64,
 }
 
-/// Buckets kept before idle (full) ones are dropped.
-const BUCKETS_SWEEP_AT: usize = 100_000;
+impl Verdict {
+    fn from_decision(decision: Decision, limit: RateLimit, now_us: u64) -> Verdict {
+        let reset_at_us = Duration::from_micros(now_us) + decision.reset_after;
+        Verdict {
+            allowed: decision.allowed,
+            limit: limit.requests,
+            remaining: decision.remaining,
+            reset_at_secs: reset_at_us.as_secs_f64().ceil() as u64,
+            retry_after_secs: if decision.allowed { 0 } else { decision.retry_after.as_secs_f64().ceil().max(1.0) as u64 },
+        }
+    }
+}
 
-/// Per-caller, per-class token buckets for the HTTP API.
+/// Where the per-caller limits are counted: this node's memory, or a backend the cluster shares.
+pub struct SharedLimits {
+    /// `"redis"` or `"postgres"`, for logs.
+    pub name: &'static str,
+    pub backend: Arc<dyn LimiterBackend>,
+}
+
+/// How long one failing shared backend is left alone (the node counts locally meanwhile).
+const SHARED_BACKEND_PAUSE: Duration = Duration::from_secs(2);
+
+/// The per-caller, per-class limits of the HTTP API, connections and Socket.IO events. With a
+/// shared backend every node counts the same buckets; when that backend fails (an error or no
+/// answer in time), the request is counted in this node's memory instead, the failure is
+/// logged and counted (`courtside_rate_limit_backend_errors_total`), and the node keeps
+/// counting locally for [`SHARED_BACKEND_PAUSE`] before it asks the backend again: limits hold
+/// per node during an outage, and the API stays available.
 pub struct HttpRateLimiter {
     limits: HashMap<EndpointClass, RateLimit>,
-    buckets: Mutex<HashMap<(EndpointClass, Caller), TokenBucket>>,
+    shared: Option<SharedLimits>,
+    local: MemoryLimiter,
+    /// Unix µs before which the shared backend is not asked (after a failure).
+    shared_paused_until_us: AtomicU64,
+    backend_errors: Arc<AtomicU64>,
 }
 
 impl HttpRateLimiter {
+    /// Limits counted in this node's memory.
     pub fn new(limits: HashMap<EndpointClass, RateLimit>) -> Self {
-        Self { limits, buckets: Mutex::new(HashMap::new()) }
+        Self::with_backend(limits, None, Arc::default())
+    }
+
+    /// Limits counted in `shared` (when given), failures counted in `backend_errors`.
+    pub fn with_backend(limits: HashMap<EndpointClass, RateLimit>, shared: Option<SharedLimits>, backend_errors: Arc<AtomicU64>) -> Self {
+        Self { limits, shared, local: MemoryLimiter::default(), shared_paused_until_us: AtomicU64::new(0), backend_errors }
     }
 
     fn limit(&self, class: EndpointClass) -> RateLimit {
         self.limits.get(&class).copied().unwrap_or_else(|| class.default_limit())
     }
 
-    /// Counts one request of `caller` to an endpoint of `class`.
-    pub fn check(&self, class: EndpointClass, caller: Caller, now: Instant) -> Verdict {
+    /// Counts one request of `caller` to an endpoint of `class`, now.
+    pub async fn check(&self, class: EndpointClass, caller: Caller) -> Verdict {
+        self.check_at(class, caller, unix_now_us()).await
+    }
+
+    /// Counts one request of `caller` to an endpoint of `class` at `now_us` (Unix µs).
+    pub async fn check_at(&self, class: EndpointClass, caller: Caller, now_us: u64) -> Verdict {
         let limit = self.limit(class);
-        let mut buckets = self.buckets.lock();
-        if buckets.len() >= BUCKETS_SWEEP_AT {
-            // Full buckets hold no state worth keeping: a new one starts full too.
-            buckets.retain(|_, bucket| {
-                bucket.refill(now);
-                bucket.remaining() < bucket.burst as u32
-            });
-        }
-        let bucket = buckets
-            .entry((class, caller))
-            .or_insert_with(|| TokenBucket::with_rate(limit.tokens_per_sec(), limit.requests));
-        let allowed = bucket.take(now);
-        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Verdict {
-            allowed,
-            limit: limit.requests,
-            remaining: bucket.remaining(),
-            reset_at_secs: (unix_now + bucket.until_full()).as_secs_f64().ceil() as u64,
-            retry_after_secs: if allowed { 0 } else { bucket.until_next().as_secs_f64().ceil().max(1.0) as u64 },
-        }
+        let quota = Quota::new(limit.requests, Duration::from_secs(u64::from(limit.per_secs.max(1))));
+        let key = caller.key(class);
+        let decision = match &self.shared {
+            Some(shared) if now_us >= self.shared_paused_until_us.load(Ordering::Relaxed) => {
+                match shared.backend.take(&key, quota, now_us).await {
+                    Ok(decision) => decision,
+                    Err(error) => {
+                        self.backend_errors.fetch_add(1, Ordering::Relaxed);
+                        let pause_us = u64::try_from(SHARED_BACKEND_PAUSE.as_micros()).unwrap_or(u64::MAX);
+                        self.shared_paused_until_us.store(now_us.saturating_add(pause_us), Ordering::Relaxed);
+                        tracing::warn!(backend = shared.name, %error, "shared rate limits failed; this node counts them itself for {SHARED_BACKEND_PAUSE:?}");
+                        self.local.take_now(&key, quota, now_us)
+                    }
+                }
+            }
+            _ => self.local.take_now(&key, quota, now_us),
+        };
+        Verdict::from_decision(decision, limit, now_us)
     }
 }
 
@@ -304,20 +353,59 @@ mod tests {
         assert!(!bucket.take(start + Duration::from_millis(111)));
     }
 
-    #[test]
-    fn a_class_limits_each_caller_separately_and_says_when_to_retry() {
+    #[tokio::test]
+    async fn a_class_limits_each_caller_separately_and_says_when_to_retry() {
         let limiter = HttpRateLimiter::new(HashMap::from([(EndpointClass::ClaimWrite, RateLimit::new(2, 60))]));
-        let now = Instant::now();
+        let now = 1_800_000_000_000_000;
         let kim = || Caller::User("kim".into());
-        let first = limiter.check(EndpointClass::ClaimWrite, kim(), now);
+        let first = limiter.check_at(EndpointClass::ClaimWrite, kim(), now).await;
         assert_eq!((first.allowed, first.limit, first.remaining), (true, 2, 1));
-        assert!(limiter.check(EndpointClass::ClaimWrite, kim(), now).allowed);
-        let refused = limiter.check(EndpointClass::ClaimWrite, kim(), now);
+        assert_eq!(first.reset_at_secs, 1_800_000_030, "full again one interval later");
+        assert!(limiter.check_at(EndpointClass::ClaimWrite, kim(), now).await.allowed);
+        let refused = limiter.check_at(EndpointClass::ClaimWrite, kim(), now).await;
         assert_eq!((refused.allowed, refused.remaining), (false, 0));
         assert_eq!(refused.retry_after_secs, 30, "one token every 30 s");
-        assert!(limiter.check(EndpointClass::ClaimWrite, Caller::User("lee".into()), now).allowed, "per caller");
-        assert!(limiter.check(EndpointClass::ClaimRead, kim(), now).allowed, "per class");
-        assert!(limiter.check(EndpointClass::ClaimWrite, kim(), now + Duration::from_secs(30)).allowed);
+        assert!(limiter.check_at(EndpointClass::ClaimWrite, Caller::User("lee".into()), now).await.allowed, "per caller");
+        assert!(limiter.check_at(EndpointClass::ClaimRead, kim(), now).await.allowed, "per class");
+        assert!(limiter.check_at(EndpointClass::ClaimWrite, kim(), now + 30_000_000).await.allowed);
+    }
+
+    /// A backend that always fails, counting how often it was asked.
+    #[derive(Default)]
+    struct Failing(AtomicU64);
+
+    #[async_trait::async_trait]
+    impl LimiterBackend for Failing {
+        async fn take(&self, _: &str, _: Quota, _: u64) -> Result<Decision, courtside_core::limiter::LimiterError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(courtside_core::limiter::LimiterError("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_shared_backend_is_replaced_by_local_counting_for_a_pause() {
+        let failing = Arc::new(Failing::default());
+        let errors = Arc::new(AtomicU64::new(0));
+        let shared = SharedLimits { name: "test", backend: failing.clone() };
+        let limiter = HttpRateLimiter::with_backend(HashMap::from([(EndpointClass::SignIn, RateLimit::new(2, 60))]), Some(shared), errors.clone());
+        let now = 1_800_000_000_000_000;
+        let address = || Caller::address("203.0.113.7".parse().expect("ip"));
+        let verdicts: Vec<bool> = futures_util::future::join_all((0..3).map(|_| limiter.check_at(EndpointClass::SignIn, address(), now)))
+            .await
+            .into_iter()
+            .map(|verdict| verdict.allowed)
+            .collect();
+        assert_eq!(verdicts, [true, true, false], "the limit still holds, counted locally");
+        assert_eq!((failing.0.load(Ordering::Relaxed), errors.load(Ordering::Relaxed)), (1, 1), "asked once, then paused");
+        let pause_us = SHARED_BACKEND_PAUSE.as_micros() as u64;
+        limiter.check_at(EndpointClass::SignIn, address(), now + pause_us).await;
+        assert_eq!(failing.0.load(Ordering::Relaxed), 2, "asked again after the pause");
+    }
+
+    #[test]
+    fn keys_name_the_class_and_the_caller() {
+        assert_eq!(Caller::User("a:b".into()).key(EndpointClass::SignIn), "sign_in:user:a:b");
+        assert_eq!(Caller::address("2001:db8::1".parse().expect("ip")).key(EndpointClass::Connect), "connect:address:2001:db8::");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::Duration;
 use courtside_core::broker::{Broker, InProcessBroker};
 use courtside_core::presence::PresenceStore;
 use courtside_core::store::CommitSink;
-use courtside_postgres::{PostgresBroker, PostgresPresence, PostgresStore};
-use courtside_redis::{RedisBroker, RedisPresence};
+use courtside_postgres::{PostgresBroker, PostgresLimiter, PostgresPresence, PostgresStore};
+use courtside_redis::{RedisBroker, RedisLimiter, RedisPresence};
 use courtside_core::hub::Hub;
 use courtside_core::node::{Node, NodeParts};
 use courtside_core::sequencer::Sequencer;
@@ -42,7 +42,7 @@ use crate::leaderboard_feed::{ListenerWatch, PersonalPushes, Ticker, pushes_enab
 use crate::metrics::{Metrics, PushCounters};
 use crate::quotas::UserQuotas;
 use crate::protocol::ClientError;
-use crate::rate_limit::HttpRateLimiter;
+use crate::rate_limit::{HttpRateLimiter, SharedLimits};
 use crate::state::ServerState;
 
 /// How often expired history is swept.
@@ -56,6 +56,8 @@ pub enum ServerError {
     Store { store: String, message: String },
     #[error("cannot connect the broker: {0}")]
     Broker(String),
+    #[error("cannot open the shared rate limits: {0}")]
+    RateLimits(String),
     #[error("sports settings: {0}")]
     Sports(String),
     #[error("leaderboards: {0}")]
@@ -144,6 +146,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let shared_limits = open_shared_limits(&config).await?;
+    let http_limits =
+        HttpRateLimiter::with_backend(config.sports.rate_limits_by_class(), shared_limits, metrics.rate_limit_backend_errors.clone());
     let quotas = UserQuotas::new(
         config.client.connections_per_user_max,
         config.client.subscriptions_per_user_max,
@@ -153,7 +158,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         node,
         sports,
         leaderboards,
-        http_limits: HttpRateLimiter::new(config.sports.rate_limits_by_class()),
+        http_limits,
         accounts,
         auth,
         config,
@@ -241,6 +246,25 @@ async fn open_broker(
             Ok((broker, presence))
         }
     }
+}
+
+/// Where the per-caller rate limits are counted (`sports.rate_limit_backend`): with `"auto"`, in
+/// Redis when the broker is Redis, else in PostgreSQL when the store is; `None`: this node's
+/// memory (a single node, or `"local"`).
+async fn open_shared_limits(config: &Config) -> Result<Option<SharedLimits>, ServerError> {
+    if config.sports.rate_limit_backend == "local" {
+        return Ok(None);
+    }
+    let failed = |error: String| ServerError::RateLimits(error);
+    if let Ok(BrokerChoice::Redis(url)) = config.broker_choice() {
+        let limiter = RedisLimiter::connect(&url, &config.redis_prefix).await.map_err(|e| failed(e.to_string()))?;
+        return Ok(Some(SharedLimits { name: "redis", backend: Arc::new(limiter) }));
+    }
+    if let Ok(StoreChoice::Postgres(url)) = config.store_choice() {
+        let limiter = PostgresLimiter::connect(&url).await.map_err(|e| failed(e.to_string()))?;
+        return Ok(Some(SharedLimits { name: "postgres", backend: limiter }));
+    }
+    Ok(None)
 }
 
 /// The stream store the configuration names, handing commits to `sink`; runs migrations.

@@ -372,12 +372,7 @@ async fn a_socket_on_one_node_receives_what_another_node_publishes() {
         c.redis_prefix = prefix.clone();
     };
     let node_a = TestServer::start_with(cluster).await;
-    let node_b = TestServer::start_with(|c| {
-        cluster(c);
-        c.auth.jwt_secret = node_a.config.auth.jwt_secret.clone();
-        c.data_dir = node_a.config.data_dir.clone();
-    })
-    .await;
+    let node_b = node_a.start_peer(cluster).await;
     let token = node_a.token("kim", &[Role::Staff]);
     for (name, transports) in [("a-ws", json!(["websocket"])), ("a-poll", json!(["polling"]))] {
         driver.open(name, &url(&node_a), json!({ "auth": { "token": token }, "transports": transports }), 4).await;

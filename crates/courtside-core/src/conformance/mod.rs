@@ -3,10 +3,12 @@
 //!
 //! - [`store`]: `StreamStore` (memory, SQLite, PostgreSQL).
 //! - [`broker`]: `Broker` (in-process, Redis).
-//! - [`presence`]: `PresenceStore` (memory, Redis).
+//! - [`presence`]: `PresenceStore` (memory, Redis, PostgreSQL).
+//! - [`limiter`]: `LimiterBackend` (memory, Redis, PostgreSQL).
 //! - [`load`]: the append load behind each store's throughput example.
 
 pub mod broker;
+pub mod limiter;
 pub mod load;
 pub mod presence;
 pub mod store;

@@ -186,6 +186,7 @@ fn quoted_error_messages_are_the_loaders() {
         "[sports]\nclaim_ttl_max_secs = 5000000\n",
         "[sports.rate_limits.everything]\nrequests = 1\nper_secs = 1\n",
         "[sports.rate_limits.score_update]\nrequests = 0\nper_secs = 1\n",
+        "[sports]\nrate_limit_backend = \"redis\"\n",
         "[auth]\naccess_token_ttl_secs = 0\n",
         "[leaderboards.\"bad:id\"]\n",
         "[leaderboards.weekly]\ntop_n = 0\n",

@@ -53,6 +53,18 @@ impl TestServer {
         Self { server, config }
     }
 
+    /// Another node of this one's cluster: `adjust`ed like it, with its token key and data
+    /// directory (so its API key too).
+    pub async fn start_peer(&self, adjust: impl FnOnce(&mut Config)) -> Self {
+        let (jwt_secret, data_dir) = (self.config.auth.jwt_secret.clone(), self.config.data_dir.clone());
+        Self::start_with(|c| {
+            adjust(c);
+            c.auth.jwt_secret = jwt_secret;
+            c.data_dir = data_dir;
+        })
+        .await
+    }
+
     /// Stops this server and starts a new one on the same data directory.
     pub async fn restart(self) -> Self {
         let config = self.config.clone();

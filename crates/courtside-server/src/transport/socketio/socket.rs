@@ -339,7 +339,7 @@ impl SioSocket {
                 if self.principal.is_none() {
                     return Err(Disconnect::ConnectRequired);
                 }
-                if !allowed || !self.user_allows_event() {
+                if !allowed || !self.user_allows_event().await {
                     return self.refuse(&name, ack, &ClientError::TooManyRequests);
                 }
                 self.state.metrics.commands_total.fetch_add(1, Ordering::Relaxed);
@@ -352,16 +352,17 @@ impl SioSocket {
         }
     }
 
-    /// Counts one event against the user's `socketio_event` limit, shared by their sockets.
+    /// Counts one event against the user's `socketio_event` limit, shared by their sockets (on
+    /// every node, when the cluster shares its limits).
     /// Anonymous sockets are limited per socket only (`client.commands_per_sec`): thousands of
     /// them may share one address (a stadium's network), and one bucket per address would make
     /// them starve each other. The API key is not limited.
-    fn user_allows_event(&self) -> bool {
+    async fn user_allows_event(&self) -> bool {
         let caller = match &self.principal {
             Some(Principal::User { id, .. }) => Caller::User(id.clone()),
             _ => return true,
         };
-        self.state.http_limits.check(EndpointClass::SocketIoEvent, caller, std::time::Instant::now()).allowed
+        self.state.http_limits.check(EndpointClass::SocketIoEvent, caller).await.allowed
     }
 
     fn client_id(&self) -> String {
