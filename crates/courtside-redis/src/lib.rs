@@ -29,7 +29,7 @@
 //! uses sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`), before that plain `PUBLISH`/`SUBSCRIBE`
 //! ([`PubSubChoice`] forces either). The receiving connection speaks RESP2 itself
 //! ([`pubsub`], [`resp`]): the `redis` crate's async pub/sub offers `SSUBSCRIBE` only through its
-//! cluster client. Redis Cluster itself is not supported yet: publishing would have to follow
+//! cluster client. `rediss://` URLs connect over TLS ([`tls`]). Redis Cluster itself is not supported yet: publishing would have to follow
 //! slot ownership, and the presence scripts touch two keys that carry no common hash tag.
 
 pub mod broker;
@@ -37,10 +37,12 @@ pub mod codec;
 pub mod presence;
 pub mod pubsub;
 pub mod resp;
+pub mod tls;
 
 pub use broker::{PubSubChoice, RedisBroker, RedisBrokerConfig};
 pub use pubsub::PubSubMode;
 pub use presence::RedisPresence;
+pub use tls::RedisEndpoint;
 
 use std::time::Duration;
 
@@ -57,6 +59,8 @@ pub enum RedisError {
     InvalidNodeId { len: usize, max: usize },
     #[error("Redis pub/sub at {url}: {reason}")]
     PubSub { url: String, reason: String },
+    #[error("Redis CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
     #[error("presence TTL must be at least {min:?}, got {ttl:?}")]
     TtlTooShort { ttl: Duration, min: Duration },
 }
@@ -69,10 +73,6 @@ pub(crate) fn redacted_url(url: &str) -> String {
     }
 }
 
-/// Opens a client for `url`.
-pub(crate) fn open_client(url: &str) -> Result<redis::Client, RedisError> {
-    redis::Client::open(url).map_err(|source| RedisError::InvalidUrl { url: redacted_url(url), source })
-}
 
 #[cfg(test)]
 mod tests {

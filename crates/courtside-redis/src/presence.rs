@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use courtside_core::channel::ChannelName;
 use courtside_core::presence::{ClientInfo, PresenceStats, PresenceStore};
 
-use crate::{RedisError, open_client, redacted_url};
+use crate::{RedisEndpoint, RedisError, redacted_url};
 
 /// Shortest accepted TTL (entries are refreshed every third of it).
 pub const PRESENCE_TTL_MIN: Duration = Duration::from_millis(300);
@@ -140,12 +140,13 @@ pub struct RedisPresence {
 impl RedisPresence {
     /// Connects and starts the refresher, which ends when the store is dropped (as it would
     /// when the node dies: its clients then expire within `ttl`). Call within a Tokio runtime.
-    pub async fn connect(url: &str, key_prefix: &str, ttl: Duration) -> Result<Arc<Self>, RedisError> {
+    pub async fn connect(endpoint: impl Into<RedisEndpoint>, key_prefix: &str, ttl: Duration) -> Result<Arc<Self>, RedisError> {
         if ttl < PRESENCE_TTL_MIN {
             return Err(RedisError::TtlTooShort { ttl, min: PRESENCE_TTL_MIN });
         }
-        let client = open_client(url)?;
-        let url = redacted_url(url);
+        let endpoint = endpoint.into();
+        let client = endpoint.client()?;
+        let url = redacted_url(endpoint.url());
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))

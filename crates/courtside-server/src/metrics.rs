@@ -69,6 +69,14 @@ pub struct QuotaRefusals {
     pub subscriptions_per_user: AtomicU64,
 }
 
+/// Reloads of the TLS listener's certificate (see `transport::tls::certificate`).
+#[derive(Debug, Default)]
+pub struct TlsReloads {
+    pub succeeded: AtomicU64,
+    /// The files could not be used; the previous certificate stayed.
+    pub failed: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub connections: AtomicI64,
@@ -87,6 +95,7 @@ pub struct Metrics {
     pub deliver_latency: Histogram,
     pub leaderboard_pushes: Arc<PushCounters>,
     pub quota_refusals: Arc<QuotaRefusals>,
+    pub tls_reloads: Arc<TlsReloads>,
 }
 
 impl Metrics {
@@ -135,6 +144,10 @@ impl Metrics {
         let refusals = &self.quota_refusals;
         for (quota, count) in [("connections_per_user", &refusals.connections_per_user), ("subscriptions_per_user", &refusals.subscriptions_per_user)] {
             let _ = writeln!(out, "courtside_quota_refusals_total{{quota=\"{quota}\"}} {}", load(count));
+        }
+        let _ = writeln!(out, "# HELP courtside_tls_reloads_total Reloads of the TLS listener's certificate, by result.\n# TYPE courtside_tls_reloads_total counter");
+        for (result, count) in [("ok", &self.tls_reloads.succeeded), ("failed", &self.tls_reloads.failed)] {
+            let _ = writeln!(out, "courtside_tls_reloads_total{{result=\"{result}\"}} {}", load(count));
         }
         let _ = writeln!(out, "# HELP courtside_disconnects_total Connections closed by the server, by code.\n# TYPE courtside_disconnects_total counter");
         for (reason, count) in Disconnect::ALL.iter().zip(&self.disconnects) {

@@ -2,6 +2,7 @@
 //! account services), serves HTTP, WebSocket and SSE on one listener, sweeps expired history,
 //! and shuts down gracefully (refuse new work, tell clients to reconnect, drain them while
 //! `/health` and `/ready` (503) still answer, flush the store, exit before the deadline). Logs where a first start put the secrets it generated.
+//! With `tls.*` set the one listener speaks TLS only, its certificate reloaded without a restart.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -12,7 +13,7 @@ use courtside_core::broker::{Broker, InProcessBroker};
 use courtside_core::presence::PresenceStore;
 use courtside_core::store::CommitSink;
 use courtside_postgres::{PostgresBroker, PostgresPresence, PostgresStore};
-use courtside_redis::{RedisBroker, RedisPresence};
+use courtside_redis::{RedisBroker, RedisEndpoint, RedisPresence};
 use courtside_core::hub::Hub;
 use courtside_core::node::{Node, NodeParts};
 use courtside_core::sequencer::Sequencer;
@@ -43,6 +44,9 @@ use crate::quotas::UserQuotas;
 use crate::protocol::ClientError;
 use crate::rate_limit::HttpRateLimiter;
 use crate::state::ServerState;
+use crate::transport::linger::LingeringListener;
+use crate::transport::tls::certificate::{CertificateFiles, ReloadingCertificate};
+use crate::transport::tls::{self, TlsListener};
 
 /// How often expired history is swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -63,6 +67,10 @@ pub enum ServerError {
     EventMap(#[from] crate::event_map::MapError),
     #[error(transparent)]
     PayloadSchema(#[from] crate::payload_schema::SchemaError),
+    #[error("{key}: {source}")]
+    Certificate { key: &'static str, source: crate::transport::tls::certificate::CertificateError },
+    #[error("TLS settings: {0}")]
+    Tls(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -135,6 +143,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     if pushes_enabled(&config) {
         node.watch_subscriptions(Arc::new(ListenerWatch { leaderboards: leaderboards.clone() }));
     }
+    let tls = tls_listener_config(&config, &metrics)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
@@ -163,9 +172,32 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         next_connection_id: AtomicU64::new(1),
     });
     Ticker::spawn(state.clone());
-    let serve = tokio::spawn(serve(listener, state.clone()));
-    tracing::info!(%addr, "courtside listening");
+    let tls = tls.map(|(certificate, server_config)| {
+        let check_every = Duration::from_secs(state.config.tls.reload_check_secs);
+        certificate.spawn_watcher(check_every, state.shutdown.clone());
+        server_config
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let serve = tokio::spawn(serve(listener, addr, tls, state.clone()));
+    tracing::info!(%addr, scheme, "courtside listening");
     Ok(RunningServer { addr, state, serve })
+}
+
+/// The TLS listener's certificate (reloadable) and server settings, when `tls.*` is set; a file
+/// that cannot be used stops the start, naming its key.
+fn tls_listener_config(config: &Config, metrics: &Metrics) -> Result<Option<(Arc<ReloadingCertificate>, Arc<rustls::ServerConfig>)>, ServerError> {
+    use crate::transport::tls::certificate::CertificateError;
+    let Some((cert, key)) = config.tls.files() else { return Ok(None) };
+    let files = CertificateFiles { cert: cert.to_path_buf(), key: key.to_path_buf() };
+    let certificate = ReloadingCertificate::load(files, tls::crypto_provider(), metrics.tls_reloads.clone()).map_err(|source| {
+        let key = match &source {
+            CertificateError::Unreadable { what: "key", .. } | CertificateError::NoKey { .. } | CertificateError::NotPem { what: "key", .. } => "tls.key_file",
+            _ => "tls.cert_file",
+        };
+        ServerError::Certificate { key, source }
+    })?;
+    let server_config = tls::server_config(certificate.clone()).map_err(|error| ServerError::Tls(error.to_string()))?;
+    Ok(Some((certificate, server_config)))
 }
 
 /// The sports service on the node's store: public channels keep what their namespace says.
@@ -214,11 +246,15 @@ async fn open_broker(
     match config.broker_choice().map_err(ServerError::Broker)? {
         BrokerChoice::InProcess => Ok((Arc::new(InProcessBroker::new(sequencer)), Arc::new(MemoryPresence::default()))),
         BrokerChoice::Redis(url) => {
-            let broker = RedisBroker::connect(&url, &config.redis_prefix, node_id, sequencer)
+            let mut endpoint = RedisEndpoint::new(url);
+            if let Some(ca_file) = &config.redis_ca_file {
+                endpoint = endpoint.with_ca_file(ca_file).map_err(|e| ServerError::Broker(format!("redis_ca_file: {e}")))?;
+            }
+            let broker = RedisBroker::connect(&endpoint, &config.redis_prefix, node_id, sequencer)
                 .await
                 .map_err(|e| ServerError::Broker(e.to_string()))?;
             let ttl = Duration::from_secs(config.presence_ttl_secs);
-            let presence = RedisPresence::connect(&url, &config.redis_prefix, ttl)
+            let presence = RedisPresence::connect(&endpoint, &config.redis_prefix, ttl)
                 .await
                 .map_err(|e| ServerError::Broker(e.to_string()))?;
             Ok((broker, presence))
@@ -269,7 +305,7 @@ pub async fn migrate(config: &Config) -> Result<(), ServerError> {
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<ServerState>) {
+async fn serve(listener: TcpListener, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>, state: Arc<ServerState>) {
     let sweeper = tokio::spawn(sweep_expired(state.clone()));
     let claim_sweeper = tokio::spawn(expire_claims(state.clone()));
     let app = crate::router::router(state.clone()).layer(axum::middleware::from_fn_with_state(state.clone(), refuse_while_draining));
@@ -279,14 +315,22 @@ async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     // Replies and pushes are small and latency-bound: no Nagle delay on accepted sockets.
     // Closed connections linger: what the client still sends is read and discarded, so the
     // last close frame or response is not lost to a reset.
-    let listener = crate::transport::linger::LingeringListener(listener).tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serving = tokio::spawn(
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { drained.cancelled().await })
-            .into_future(),
-    );
+    let listener = LingeringListener(listener);
+    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let serving = match tls {
+        Some(server_config) => tokio::spawn(
+            // An empty tap: axum gives `ConnectInfo<SocketAddr>` for any tapped listener (TCP's
+            // no-delay is already set before the handshake).
+            axum::serve(TlsListener::new(listener, addr, server_config).tap_io(|_| ()), make_service)
+                .with_graceful_shutdown(async move { drained.cancelled().await })
+                .into_future(),
+        ),
+        None => tokio::spawn(
+            axum::serve(listener.tap_io(|tcp| drop(tcp.set_nodelay(true))), make_service)
+                .with_graceful_shutdown(async move { drained.cancelled().await })
+                .into_future(),
+        ),
+    };
     state.shutdown.cancelled().await;
     sweeper.abort();
     claim_sweeper.abort();
