@@ -198,7 +198,8 @@ async fn a_changed_certificate_is_served_to_new_connections_while_open_ones_go_o
     replace(&files, &second.cert_pem, &second.key_pem);
     wait_for_common_name(addr, trusting(&second_ca), "second-server").await;
     assert!(served_common_name(addr, trusting(&first_ca)).await.is_err(), "the old certificate is no longer served");
-    assert_eq!(metric_line(&server, trusting(&second_ca), "ok").await, 1.0);
+    // At least one: another test's SIGHUP reaches every server of this process.
+    assert!(metric_line(&server, trusting(&second_ca), "ok").await >= 1.0);
 
     // The connection opened before the reload still works both ways.
     publish(&server, trusting(&second_ca), "match:reload", json!({ "after": "reload" })).await;
