@@ -120,6 +120,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         let path = std::fs::canonicalize(&secret.path).unwrap_or_else(|_| secret.path.clone());
         tracing::info!("first start: generated the {} into {}", secret.what, path.display());
     }
+    // Unusable certificate files stop the start before any backend is opened.
+    let metrics = Metrics::default();
+    let tls = tls_listener_config(&config, &metrics)?;
     let node_id = Epoch::new_random().to_string();
     // Critical announcements overtake whatever each connection has queued.
     let hub = Arc::new(Hub::with_urgency(Arc::new(courtside_domain::layout::is_urgent)));
@@ -138,12 +141,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let accounts = Accounts::new(node.writer());
     let socketio_map = Arc::new(config.socketio.compile()?);
     let payload_schemas = config.payload_schemas()?;
-    let metrics = Metrics::default();
     let leaderboards = leaderboard_service(&config, &node, metrics.leaderboard_pushes.clone()).await?;
     if pushes_enabled(&config) {
         node.watch_subscriptions(Arc::new(ListenerWatch { leaderboards: leaderboards.clone() }));
     }
-    let tls = tls_listener_config(&config, &metrics)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
