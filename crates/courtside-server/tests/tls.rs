@@ -2,7 +2,9 @@
 //! API, WebSocket, SSE, Socket.IO) over it, a client that does not trust the CA refused at the
 //! handshake, plain HTTP refused, the certificate reloaded without a restart (file change and
 //! SIGHUP: new handshakes get the new certificate, open connections go on, a broken file keeps
-//! the old one), and unusable files refused at start naming their key.
+//! the old one), unusable files refused at start naming their key, and two nodes whose store
+//! (PostgreSQL, `sslmode=verify-full`) and broker (`rediss://`, `redis_ca_file`) are reached over
+//! TLS too.
 
 mod common;
 
@@ -263,4 +265,39 @@ async fn unusable_certificate_files_stop_the_start_naming_their_key() {
     assert!(error.starts_with("tls.key_file:") && error.contains("holds no PEM private key"), "{error}");
     let error = start_error(&files.cert, &other.key).await;
     assert!(error.starts_with("tls.cert_file:") && error.contains("cannot be used with the certificate"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_tls_postgres_and_rediss_serve_over_tls() {
+    let ca = TestCa::new("courtside cluster test CA");
+    let dir = temp_dir("tls-cluster");
+    let ca_file = ca.write_cert(&{
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir.join("ca.pem")
+    });
+    let redis_files = ca.issue("redis-server", &[]).write(&dir, "redis");
+    let Some(redis) = courtside_testkit::tls_services::TlsRedis::start_or_skip(&redis_files, &ca_file, &dir) else { return };
+    let postgres_files = ca.issue("postgres-server", &[]).write(&dir.join("postgres-issued"), "server");
+    let Some(postgres) = courtside_testkit::tls_services::TlsPostgres::start_or_skip(&postgres_files, &dir.join("postgres")) else { return };
+    let store = postgres.url(&format!("sslmode=verify-full&sslrootcert={}", ca_file.display()));
+    let listener = ca.issue("first-server", &[]).write(&dir, "listener");
+    let prefix = format!("courtside-tls-{}", std::process::id());
+    let start = || {
+        TestServer::start_with(|config| {
+            config.store = store.clone();
+            config.broker = redis.url();
+            config.redis_ca_file = Some(ca_file.clone());
+            config.redis_prefix = prefix.clone();
+            config.tls.cert_file = Some(listener.cert.clone());
+            config.tls.key_file = Some(listener.key.clone());
+        })
+    };
+    let (first, second) = (start().await, start().await);
+    let tls = trusting(&ca);
+    let mut watcher = common::Client::open_tls(&format!("wss://localhost:{}/ws", second.server.addr.port()), tls.clone()).await;
+    assert!(watcher.request("connect", json!({})).await.get("result").is_some());
+    assert!(watcher.request("subscribe", json!({ "channel": "match:cluster-tls" })).await.get("result").is_some());
+    publish(&first, tls, "match:cluster-tls", json!({ "from": "the first node" })).await;
+    let publication = watcher.next_publication().await;
+    assert_eq!((publication["offset"].as_u64(), &publication["data"]), (Some(1), &json!({ "from": "the first node" })));
 }
