@@ -53,7 +53,8 @@ use deadpool_postgres::{Object, Pool};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
+use futures_util::StreamExt;
+use tokio_postgres::{AsyncMessage, Client, Notification};
 
 use courtside_core::broker::follow::{FollowChanges, FollowTable};
 use courtside_core::broker::relay::{
@@ -67,6 +68,7 @@ use courtside_core::store::CommitSink;
 use courtside_core::stream::Publication;
 
 use crate::notification::{self, Carried, Encoded};
+use crate::tls::Endpoint;
 use crate::{PostgresError, build_pool, describe_error, schema};
 
 /// Longest accepted node id, in bytes.
@@ -223,15 +225,15 @@ impl PostgresBroker {
         validate_node_id(node_id)?;
         validate_channel_prefix(&config.channel_prefix)?;
         let base = schema::store_config(url)?;
-        let application = base.get_application_name().unwrap_or("courtside").to_string();
+        let application = base.config.get_application_name().unwrap_or("courtside").to_string();
         let mut listener_config = base.clone();
         let listener_application_name = application_name(&application, "listen", node_id);
-        listener_config.application_name(listener_application_name.clone());
+        listener_config.config.application_name(listener_application_name.clone());
         let mut publisher_config = base;
-        publisher_config.application_name(application_name(&application, "notify", node_id));
+        publisher_config.config.application_name(application_name(&application, "notify", node_id));
 
         let (listener, server_encoding) = open_listener(&listener_config, config.postgres_timeout).await?;
-        let publisher_pool = build_pool(publisher_config, 1)?;
+        let publisher_pool = build_pool(&publisher_config, 1)?;
         let (follows, changes) = FollowTable::new(config.postgres_timeout, "the PostgreSQL listening connection is down");
         let follows = Arc::new(follows);
         let stats = PostgresBrokerStats::default();
@@ -422,9 +424,8 @@ struct ListenerConnection {
 }
 
 /// Opens the listening connection; returns it with the server encoding.
-async fn open_listener(config: &Config, limit: Duration) -> Result<(ListenerConnection, String), PostgresError> {
-    let connecting = config.connect(NoTls);
-    let (client, mut connection) = tokio::time::timeout(schema::CONNECTION_SETUP_TIMEOUT, connecting)
+async fn open_listener(endpoint: &Endpoint, limit: Duration) -> Result<(ListenerConnection, String), PostgresError> {
+    let (client, mut connection) = tokio::time::timeout(schema::CONNECTION_SETUP_TIMEOUT, endpoint.connect())
         .await
         .map_err(|_| PostgresError::ConnectTimedOut(schema::CONNECTION_SETUP_TIMEOUT))?
         .map_err(PostgresError::Connect)?;
@@ -433,7 +434,7 @@ async fn open_listener(config: &Config, limit: Duration) -> Result<(ListenerConn
     let (events, received) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let ended = loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match connection.next().await {
                 Some(Ok(AsyncMessage::Notification(notification))) => {
                     if events.send(ListenerEvent::Notification(notification)).is_err() {
                         return;
@@ -543,7 +544,7 @@ enum ServeEnd {
 /// Owns the listening connection: `LISTEN`s, incoming notifications, reconnects.
 struct ListenerTask {
     shared: Arc<Shared>,
-    config: Config,
+    config: Endpoint,
     changes: FollowChanges,
     check_requests: mpsc::Sender<()>,
     /// Notification channels PostgreSQL is listening to on the current connection.

@@ -53,6 +53,7 @@ pub mod presence;
 mod reader;
 mod schema;
 mod sweeper;
+mod tls;
 mod writer;
 
 use std::sync::Arc;
@@ -66,12 +67,11 @@ use courtside_core::store::{
 };
 use courtside_core::stream::{HistoryPage, Publication, Snapshot, StreamPosition, now_ms};
 use deadpool_postgres::{
-    BuildError, ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts,
+    BuildError, ClientWrapper, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts,
 };
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
 
 use crate::health::Health;
 pub use crate::broker::{PostgresBroker, PostgresBrokerConfig, PostgresBrokerStats};
@@ -122,6 +122,8 @@ pub enum PostgresError {
         max = broker::CHANNEL_PREFIX_LEN_MAX
     )]
     InvalidChannelPrefix(String),
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     #[error("presence TTL must be at least {min:?}, got {ttl:?}")]
     TtlTooShort { ttl: Duration, min: Duration },
 }
@@ -150,8 +152,8 @@ impl PostgresStore {
     pub async fn connect(url: &str, sink: Arc<dyn CommitSink>) -> Result<PostgresStore, PostgresError> {
         let config = schema::store_config(url)?;
         schema::migrate_url(url).await?;
-        let pool = build_pool(config.clone(), POOLED_CONNECTIONS)?;
-        let writer_pool = build_pool(config, 1)?;
+        let pool = build_pool(&config, POOLED_CONNECTIONS)?;
+        let writer_pool = build_pool(&config, 1)?;
         let health = Arc::new(Health::new());
         health.record(true);
         let (commands, received) = mpsc::unbounded_channel();
@@ -332,8 +334,8 @@ impl StreamStore for PostgresStore {
 }
 
 /// A pool of at most `max_size` connections with bounded checkout, connect and recycle times.
-fn build_pool(config: tokio_postgres::Config, max_size: usize) -> Result<Pool, PostgresError> {
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+fn build_pool(endpoint: &tls::Endpoint, max_size: usize) -> Result<Pool, PostgresError> {
+    let manager = endpoint.manager(ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)

@@ -55,7 +55,7 @@ impl PostgresLimiter {
     pub async fn connect(url: &str) -> Result<Arc<Self>, PostgresError> {
         let config = schema::store_config(url)?;
         schema::migrate_url(url).await?;
-        let limiter = Arc::new(Self { pool: build_pool(config, POOLED_CONNECTIONS)? });
+        let limiter = Arc::new(Self { pool: build_pool(&config, POOLED_CONNECTIONS)? });
         tokio::spawn(sweep_while_alive(Arc::downgrade(&limiter)));
         Ok(limiter)
     }

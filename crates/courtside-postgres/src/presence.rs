@@ -102,7 +102,7 @@ impl PostgresPresence {
         let config = schema::store_config(url)?;
         schema::migrate_url(url).await?;
         let presence = Arc::new(Self {
-            pool: build_pool(config, POOLED_CONNECTIONS)?,
+            pool: build_pool(&config, POOLED_CONNECTIONS)?,
             ttl,
             joined: Mutex::new(HashMap::new()),
             database_errors: AtomicU64::new(0),

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, Config, NoTls};
+use futures_util::StreamExt;
+use tokio_postgres::{Client, Config};
+
+use crate::tls::Endpoint;
 
 use crate::PostgresError;
 
@@ -138,21 +141,23 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The connection settings the store uses: `url` plus bounded connect and statement timeouts,
 /// so an unreachable or stuck database fails requests within seconds instead of hanging them.
-pub(crate) fn store_config(url: &str) -> Result<Config, PostgresError> {
-    let mut config = base_config(url)?;
+pub(crate) fn store_config(url: &str) -> Result<Endpoint, PostgresError> {
+    let mut endpoint = base_config(url)?;
     add_server_options(
-        &mut config,
+        &mut endpoint.config,
         &[
             ("statement_timeout", STATEMENT_TIMEOUT_MS),
             ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT_MS),
         ],
     );
-    Ok(config)
+    Ok(endpoint)
 }
 
-/// Parses `url` (a `postgres://` URL or `key=value` text) and sets the client-side timeouts.
-fn base_config(url: &str) -> Result<Config, PostgresError> {
-    let mut config: Config = url.parse().map_err(PostgresError::InvalidUrl)?;
+/// Parses `url` (a `postgres://` URL or `key=value` text, with its TLS parameters) and sets the
+/// client-side timeouts.
+fn base_config(url: &str) -> Result<Endpoint, PostgresError> {
+    let mut endpoint = Endpoint::parse(url)?;
+    let config = &mut endpoint.config;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -162,7 +167,7 @@ fn base_config(url: &str) -> Result<Config, PostgresError> {
     if config.get_application_name().is_none() {
         config.application_name("courtside");
     }
-    Ok(config)
+    Ok(endpoint)
 }
 
 /// Appends `-c name=value` server settings to whatever `options` the URL already carries.
@@ -178,15 +183,17 @@ fn add_server_options(config: &mut Config, settings: &[(&str, u64)]) {
 }
 
 /// Opens one connection outside any pool; its driver task runs until the client is dropped.
-async fn connect_once(config: &Config) -> Result<Client, PostgresError> {
-    let connecting = config.connect(NoTls);
-    let (client, connection) = tokio::time::timeout(CONNECTION_SETUP_TIMEOUT, connecting)
+async fn connect_once(endpoint: &Endpoint) -> Result<Client, PostgresError> {
+    let (client, mut messages) = tokio::time::timeout(CONNECTION_SETUP_TIMEOUT, endpoint.connect())
         .await
         .map_err(|_| PostgresError::ConnectTimedOut(CONNECTION_SETUP_TIMEOUT))?
         .map_err(PostgresError::Connect)?;
     tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "postgres migration connection ended");
+        while let Some(message) = messages.next().await {
+            if let Err(error) = message {
+                tracing::debug!(%error, "postgres migration connection ended");
+                return;
+            }
         }
     });
     Ok(client)
@@ -194,9 +201,9 @@ async fn connect_once(config: &Config) -> Result<Client, PostgresError> {
 
 /// Brings the database at `url` to [`SCHEMA_VERSION`] on a connection of its own.
 pub(crate) async fn migrate_url(url: &str) -> Result<(), PostgresError> {
-    let mut config = base_config(url)?;
-    add_server_options(&mut config, &[("statement_timeout", MIGRATION_STATEMENT_TIMEOUT_MS)]);
-    let mut client = connect_once(&config).await?;
+    let mut endpoint = base_config(url)?;
+    add_server_options(&mut endpoint.config, &[("statement_timeout", MIGRATION_STATEMENT_TIMEOUT_MS)]);
+    let mut client = connect_once(&endpoint).await?;
     tokio::time::timeout(MIGRATION_TIMEOUT, migrate(&mut client))
         .await
         .map_err(|_| PostgresError::MigrationTimedOut(MIGRATION_TIMEOUT))?
@@ -247,7 +254,8 @@ mod tests {
     #[test]
     fn store_config_adds_timeouts_and_keeps_the_url_options() {
         let config = store_config("postgres://courtside@db.example:5433/live?options=-c%20search_path%3Dsports")
-            .expect("valid url");
+            .expect("valid url")
+            .config;
         assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
         assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
         assert_eq!(config.get_application_name(), Some("courtside"));
@@ -255,7 +263,7 @@ mod tests {
             config.get_options(),
             Some("-c search_path=sports -c statement_timeout=4000 -c idle_in_transaction_session_timeout=10000")
         );
-        let explicit = store_config("host=127.0.0.1 connect_timeout=1 application_name=node-a").expect("valid");
+        let explicit = store_config("host=127.0.0.1 connect_timeout=1 application_name=node-a").expect("valid").config;
         assert_eq!(explicit.get_connect_timeout(), Some(&Duration::from_secs(1)));
         assert_eq!(explicit.get_application_name(), Some("node-a"));
     }

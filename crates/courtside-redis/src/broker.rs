@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::ConnectionInfo;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
@@ -49,7 +48,8 @@ use courtside_core::store::CommitSink;
 use courtside_core::stream::Publication;
 
 use crate::pubsub::{PubSubConnection, PubSubMode, Push};
-use crate::{RedisError, codec, open_client, redacted_url};
+use crate::tls::PubSubTarget;
+use crate::{RedisEndpoint, RedisError, codec, redacted_url};
 
 /// Longest accepted node id, in bytes.
 pub const NODE_ID_LEN_MAX: usize = 255;
@@ -137,12 +137,12 @@ pub struct RedisBroker {
 impl RedisBroker {
     /// Connects with the default [`RedisBrokerConfig`]; see [`RedisBroker::connect_with_config`].
     pub async fn connect(
-        url: &str,
+        endpoint: impl Into<RedisEndpoint>,
         key_prefix: &str,
         node_id: &str,
         sequencer: Arc<Sequencer>,
     ) -> Result<Arc<Self>, RedisError> {
-        Self::connect_with_config(url, key_prefix, node_id, sequencer, RedisBrokerConfig::default()).await
+        Self::connect_with_config(endpoint, key_prefix, node_id, sequencer, RedisBrokerConfig::default()).await
     }
 
     /// Opens the receiving and the publishing connection and starts the broker's tasks; call
@@ -150,7 +150,7 @@ impl RedisBroker {
     /// asked of a server without it); later outages are ridden out. `node_id` must be unique
     /// among the nodes sharing `key_prefix`. The tasks end when the broker is dropped.
     pub async fn connect_with_config(
-        url: &str,
+        endpoint: impl Into<RedisEndpoint>,
         key_prefix: &str,
         node_id: &str,
         sequencer: Arc<Sequencer>,
@@ -159,12 +159,13 @@ impl RedisBroker {
         if node_id.is_empty() || node_id.len() > NODE_ID_LEN_MAX {
             return Err(RedisError::InvalidNodeId { len: node_id.len(), max: NODE_ID_LEN_MAX });
         }
-        let client = open_client(url)?;
-        let url = redacted_url(url);
+        let endpoint = endpoint.into();
+        let client = endpoint.client()?;
+        let url = redacted_url(endpoint.url());
         let mut publisher_connection = open_publisher_connection(&client, &url, &config).await?;
         let mode = choose_pubsub(&mut publisher_connection, &url, config.pubsub, config.redis_timeout).await?;
-        let connection_info = client.get_connection_info().clone();
-        let receiving = PubSubConnection::open(&connection_info, mode, config.redis_timeout)
+        let target = endpoint.pubsub_target(client.get_connection_info().clone())?;
+        let receiving = PubSubConnection::open(&target, mode, config.redis_timeout)
             .await
             .map_err(|reason| RedisError::PubSub { url: url.clone(), reason })?;
 
@@ -204,7 +205,7 @@ impl RedisBroker {
         );
         let receiver = ReceivingTask {
             shared: shared.clone(),
-            connection_info,
+            target,
             url: url.clone(),
             changes,
             check_requests,
@@ -383,7 +384,7 @@ enum ServeEnd {
 /// Owns the receiving connection: subscriptions, incoming messages, pings, reconnects.
 struct ReceivingTask {
     shared: Arc<Shared>,
-    connection_info: ConnectionInfo,
+    target: PubSubTarget,
     url: String,
     changes: FollowChanges,
     check_requests: mpsc::Sender<()>,
@@ -404,8 +405,8 @@ impl ReceivingTask {
             self.shared.follows.connection_lost(&format!("the Redis pub/sub connection was lost: {reason}"));
             let config = &self.shared.config;
             let backoff = Backoff { min: config.reconnect_delay_min, max: config.reconnect_delay_max };
-            let (info, mode, limit) = (&self.connection_info, self.shared.mode, config.redis_timeout);
-            match reconnect(&self.shared.follows, &mut self.changes, backoff, || PubSubConnection::open(info, mode, limit))
+            let (target, mode, limit) = (&self.target, self.shared.mode, config.redis_timeout);
+            match reconnect(&self.shared.follows, &mut self.changes, backoff, || PubSubConnection::open(target, mode, limit))
                 .await
             {
                 Some(next) => connection = next,

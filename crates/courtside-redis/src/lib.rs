@@ -31,7 +31,7 @@
 //! uses sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`), before that plain `PUBLISH`/`SUBSCRIBE`
 //! ([`PubSubChoice`] forces either). The receiving connection speaks RESP2 itself
 //! ([`pubsub`], [`resp`]): the `redis` crate's async pub/sub offers `SSUBSCRIBE` only through its
-//! cluster client. Redis Cluster itself is not supported yet: publishing would have to follow
+//! cluster client. `rediss://` URLs connect over TLS ([`tls`]). Redis Cluster itself is not supported yet: publishing would have to follow
 //! slot ownership, and the presence scripts touch two keys that carry no common hash tag.
 
 pub mod broker;
@@ -40,11 +40,13 @@ pub mod limiter;
 pub mod presence;
 pub mod pubsub;
 pub mod resp;
+pub mod tls;
 
 pub use broker::{PubSubChoice, RedisBroker, RedisBrokerConfig};
 pub use pubsub::PubSubMode;
 pub use presence::RedisPresence;
 pub use limiter::RedisLimiter;
+pub use tls::RedisEndpoint;
 
 use std::time::Duration;
 
@@ -61,6 +63,8 @@ pub enum RedisError {
     InvalidNodeId { len: usize, max: usize },
     #[error("Redis pub/sub at {url}: {reason}")]
     PubSub { url: String, reason: String },
+    #[error("Redis CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
     #[error("presence TTL must be at least {min:?}, got {ttl:?}")]
     TtlTooShort { ttl: Duration, min: Duration },
 }
@@ -73,21 +77,17 @@ pub(crate) fn redacted_url(url: &str) -> String {
     }
 }
 
-/// Opens a client for `url`.
-pub(crate) fn open_client(url: &str) -> Result<redis::Client, RedisError> {
-    redis::Client::open(url).map_err(|source| RedisError::InvalidUrl { url: redacted_url(url), source })
-}
 
 /// A reconnecting connection to `url`: connecting may take `connect_timeout` (twice that in
 /// all), each answer `response_timeout`, with `retries` retries of a failed command.
 pub(crate) async fn connection_manager(
-    url: &str,
+    endpoint: &RedisEndpoint,
     connect_timeout: Duration,
     response_timeout: Duration,
     retries: usize,
 ) -> Result<redis::aio::ConnectionManager, RedisError> {
-    let client = open_client(url)?;
-    let url = redacted_url(url);
+    let client = endpoint.client()?;
+    let url = redacted_url(endpoint.url());
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(connect_timeout))
         .set_response_timeout(Some(response_timeout))

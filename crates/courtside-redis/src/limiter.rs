@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 
 use courtside_core::limiter::{Decision, LimiterBackend, LimiterError, Quota};
 
-use crate::{RedisError, connection_manager};
+use crate::{RedisEndpoint, RedisError, connection_manager};
 
 /// Limit for connecting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,9 +50,10 @@ pub struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// Connects to Redis at `url`; keys go under `{key_prefix}:ratelimit:`.
-    pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, RedisError> {
-        let connection = connection_manager(url, CONNECT_TIMEOUT, RESPONSE_TIMEOUT, 1).await?;
+    /// Connects to Redis at `endpoint` (a URL, or one with the CA of a `rediss://` server); keys
+    /// go under `{key_prefix}:ratelimit:`.
+    pub async fn connect(endpoint: impl Into<RedisEndpoint>, key_prefix: &str) -> Result<Self, RedisError> {
+        let connection = connection_manager(&endpoint.into(), CONNECT_TIMEOUT, RESPONSE_TIMEOUT, 1).await?;
         Ok(Self { connection, key_prefix: key_prefix.to_string(), take: Script::new(TAKE_SCRIPT) })
     }
 

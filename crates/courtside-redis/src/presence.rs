@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use courtside_core::channel::ChannelName;
 use courtside_core::presence::{ClientInfo, PresenceStats, PresenceStore};
 
-use crate::{RedisError, connection_manager};
+use crate::{RedisEndpoint, RedisError, connection_manager};
 
 /// Shortest accepted TTL (entries are refreshed every third of it).
 pub const PRESENCE_TTL_MIN: Duration = Duration::from_millis(300);
@@ -140,11 +140,11 @@ pub struct RedisPresence {
 impl RedisPresence {
     /// Connects and starts the refresher, which ends when the store is dropped (as it would
     /// when the node dies: its clients then expire within `ttl`). Call within a Tokio runtime.
-    pub async fn connect(url: &str, key_prefix: &str, ttl: Duration) -> Result<Arc<Self>, RedisError> {
+    pub async fn connect(endpoint: impl Into<RedisEndpoint>, key_prefix: &str, ttl: Duration) -> Result<Arc<Self>, RedisError> {
         if ttl < PRESENCE_TTL_MIN {
             return Err(RedisError::TtlTooShort { ttl, min: PRESENCE_TTL_MIN });
         }
-        let connection = connection_manager(url, REDIS_TIMEOUT, REDIS_TIMEOUT, 2).await?;
+        let connection = connection_manager(&endpoint.into(), REDIS_TIMEOUT, REDIS_TIMEOUT, 2).await?;
         let presence = Arc::new(Self {
             connection,
             key_prefix: key_prefix.to_string(),

@@ -10,10 +10,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use redis::{ConnectionAddr, ConnectionInfo};
+use redis::ConnectionAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::resp::{Frame, parse_frame};
+use crate::tls::PubSubTarget;
 
 /// Bytes read from the socket at a time (more when a message is larger).
 const READ_CHUNK: usize = 16 * 1024;
@@ -82,22 +83,27 @@ pub struct PubSubConnection {
 }
 
 impl PubSubConnection {
-    /// Connects to the server `info` names and authenticates; `limit` bounds the whole setup.
-    pub async fn open(info: &ConnectionInfo, mode: PubSubMode, limit: Duration) -> Result<Self, String> {
-        match tokio::time::timeout(limit, Self::open_unbounded(info, mode)).await {
+    /// Connects to the server `target` names (over TLS for `rediss://`) and authenticates;
+    /// `limit` bounds the whole setup.
+    pub async fn open(target: &PubSubTarget, mode: PubSubMode, limit: Duration) -> Result<Self, String> {
+        match tokio::time::timeout(limit, Self::open_unbounded(target, mode)).await {
             Ok(result) => result,
             Err(_) => Err(format!("connecting timed out after {limit:?}")),
         }
     }
 
-    async fn open_unbounded(info: &ConnectionInfo, mode: PubSubMode) -> Result<Self, String> {
+    async fn open_unbounded(target: &PubSubTarget, mode: PubSubMode) -> Result<Self, String> {
+        let info = &target.info;
         let io: Pin<Box<dyn Io>> = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await
                     .map_err(|error| format!("cannot connect to {host}:{port}: {error}"))?;
                 let _ = stream.set_nodelay(true);
-                Box::pin(stream)
+                match target.tls() {
+                    Some(connector) => Box::pin(crate::tls::handshake(connector, host, stream).await?),
+                    None => Box::pin(stream),
+                }
             }
             #[cfg(unix)]
             ConnectionAddr::Unix(path) => Box::pin(

@@ -31,6 +31,10 @@ pub struct Config {
     /// How publications reach the other nodes: `"memory"` (this node only), a `redis://` URL, or
     /// `"postgres"` (LISTEN/NOTIFY on the store's database, for clusters without Redis).
     pub broker: String,
+    /// PEM file of the certificate authorities a `rediss://` broker's certificate is checked
+    /// against (unset: the system's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_ca_file: Option<PathBuf>,
     /// Prefix of every Redis key and channel, so several clusters can share one Redis.
     pub redis_prefix: String,
     /// Seconds a node's presence entries live in Redis without a refresh (a dead node's
@@ -46,6 +50,7 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub auth: AuthConfig,
     pub client: ClientLimits,
+    pub tls: TlsConfig,
     pub sports: SportsConfig,
     /// Seconds to let connections close and the store flush on SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
@@ -129,6 +134,34 @@ impl SportsConfig {
     }
 }
 
+/// The optional TLS listener: both files or neither.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Seconds between checks of the files' modification times; a change reloads them (so does
+    /// SIGHUP).
+    pub reload_check_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { cert_file: None, key_file: None, reload_check_secs: 10 }
+    }
+}
+
+impl TlsConfig {
+    /// The certificate and key files, when TLS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
+    }
+}
+
 /// Limits per client connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -175,6 +208,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             store: "sqlite".into(),
             broker: "memory".into(),
+            redis_ca_file: None,
             redis_prefix: "courtside".into(),
             presence_ttl_secs: 30,
             allow_anonymous: true,
@@ -182,6 +216,7 @@ impl Default for Config {
             allowed_origins: vec!["*".into()],
             auth: AuthConfig::default(),
             client: ClientLimits::default(),
+            tls: TlsConfig::default(),
             sports: SportsConfig::default(),
             shutdown_timeout_secs: 10,
             namespaces: default_namespaces(),
@@ -455,6 +490,17 @@ impl Config {
         if self.broker_choice() != Ok(BrokerChoice::InProcess) && self.store_choice() == Ok(StoreChoice::Sqlite) {
             return invalid("store", "nodes joined by a broker must share one store: use a postgres:// URL");
         }
+        match (&self.tls.cert_file, &self.tls.key_file) {
+            (Some(_), None) => return invalid("tls.key_file", "is required with tls.cert_file"),
+            (None, Some(_)) => return invalid("tls.cert_file", "is required with tls.key_file"),
+            _ => {}
+        }
+        if self.tls.reload_check_secs == 0 {
+            return invalid("tls.reload_check_secs", "must be at least 1");
+        }
+        if self.redis_ca_file.is_some() && !self.broker.starts_with("rediss://") {
+            return invalid("redis_ca_file", "is only used with a rediss:// broker");
+        }
         if self.presence_ttl_secs < 3 {
             return invalid("presence_ttl_secs", "must be at least 3");
         }
@@ -654,6 +700,9 @@ mod tests {
             ("[client]\nsend_queue_bytes_max = 1000\n", "client.send_queue_bytes_max"),
             ("[client]\ncommands_burst = 0\n", "client.commands_burst"),
             ("allowed_origins = [\"not an origin\"]\n", "allowed_origins"),
+            ("[tls]\ncert_file = \"server.crt\"\n", "tls.key_file"),
+            ("[tls]\nkey_file = \"server.key\"\n", "tls.cert_file"),
+            ("redis_ca_file = \"ca.pem\"\n", "redis_ca_file"),
         ] {
             std::fs::write(&file, toml).unwrap();
             let error = Config::load_from(Some(&file), Env::prefixed("COURTSIDE_TEST_UNUSED_"), &Default::default())

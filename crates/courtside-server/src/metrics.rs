@@ -29,6 +29,14 @@ pub struct QuotaRefusals {
     pub subscriptions_per_user: AtomicU64,
 }
 
+/// Reloads of the TLS listener's certificate (see `transport::tls::certificate`).
+#[derive(Debug, Default)]
+pub struct TlsReloads {
+    pub succeeded: AtomicU64,
+    /// The files could not be used; the previous certificate stayed.
+    pub failed: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub connections: AtomicI64,
@@ -54,6 +62,7 @@ pub struct Metrics {
     pub hooks: Arc<crate::hooks::HookStats>,
     /// Decisions the shared rate-limit backend failed to give (counted locally instead).
     pub rate_limit_backend_errors: Arc<AtomicU64>,
+    pub tls_reloads: Arc<TlsReloads>,
 }
 
 impl Metrics {
@@ -116,6 +125,10 @@ impl Metrics {
         counter(&mut out, "courtside_channels_expired_total", "Idle channels removed from the store by this node (their history, state and epoch).", load(&self.channels_expired_total));
         counter(&mut out, "courtside_sign_ins_expired_total", "Users' sign-in records removed once every refresh-token family in them had expired.", load(&self.sign_ins_expired_total));
         self.hooks.render(&mut out);
+        let _ = writeln!(out, "# HELP courtside_tls_reloads_total Reloads of the TLS listener's certificate, by result.\n# TYPE courtside_tls_reloads_total counter");
+        for (result, count) in [("ok", &self.tls_reloads.succeeded), ("failed", &self.tls_reloads.failed)] {
+            let _ = writeln!(out, "courtside_tls_reloads_total{{result=\"{result}\"}} {}", load(count));
+        }
         let _ = writeln!(out, "# HELP courtside_disconnects_total Connections closed by the server, by code.\n# TYPE courtside_disconnects_total counter");
         for (reason, count) in Disconnect::ALL.iter().zip(&self.disconnects) {
             let _ = writeln!(out, "courtside_disconnects_total{{code=\"{}\",reason=\"{}\"}} {}", reason.code(), reason.reason(), load(count));

@@ -2,6 +2,7 @@
 //! account services), serves HTTP, WebSocket and SSE on one listener, sweeps expired history,
 //! and shuts down gracefully (refuse new work, tell clients to reconnect, drain them while
 //! `/health` and `/ready` (503) still answer, flush the store, exit before the deadline). Logs where a first start put the secrets it generated.
+//! With `tls.*` set the one listener speaks TLS only, its certificate reloaded without a restart.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -12,7 +13,7 @@ use courtside_core::broker::{Broker, InProcessBroker};
 use courtside_core::presence::PresenceStore;
 use courtside_core::store::CommitSink;
 use courtside_postgres::{PostgresBroker, PostgresLimiter, PostgresPresence, PostgresStore};
-use courtside_redis::{RedisBroker, RedisLimiter, RedisPresence};
+use courtside_redis::{RedisBroker, RedisEndpoint, RedisLimiter, RedisPresence};
 use courtside_core::hub::Hub;
 use courtside_core::node::{Node, NodeParts};
 use courtside_core::sequencer::Sequencer;
@@ -44,6 +45,9 @@ use crate::quotas::UserQuotas;
 use crate::protocol::ClientError;
 use crate::rate_limit::{HttpRateLimiter, SharedLimits};
 use crate::state::ServerState;
+use crate::transport::linger::LingeringListener;
+use crate::transport::tls::certificate::{CertificateFiles, ReloadingCertificate};
+use crate::transport::tls::{self, TlsListener};
 
 /// How often expired history is swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -68,6 +72,10 @@ pub enum ServerError {
     PayloadSchema(#[from] crate::payload_schema::SchemaError),
     #[error(transparent)]
     Hooks(#[from] crate::hooks::HooksError),
+    #[error("{key}: {source}")]
+    Certificate { key: &'static str, source: crate::transport::tls::certificate::CertificateError },
+    #[error("TLS settings: {0}")]
+    Tls(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -117,6 +125,11 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         let path = std::fs::canonicalize(&secret.path).unwrap_or_else(|_| secret.path.clone());
         tracing::info!("first start: generated the {} into {}", secret.what, path.display());
     }
+    // Unusable certificate files stop the start before any backend is opened.
+    let metrics = Metrics::default();
+    let tls = tls_listener_config(&config, &metrics)?;
+    let namespaces: Vec<&str> = config.namespaces.keys().map(String::as_str).collect();
+    let hooks = AppHooks::new(&config.hooks, &namespaces, metrics.hooks.clone())?;
     let node_id = Epoch::new_random().to_string();
     // Critical announcements overtake whatever each connection has queued.
     let hub = Arc::new(Hub::with_urgency(Arc::new(courtside_domain::layout::is_urgent)));
@@ -135,9 +148,6 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let accounts = Accounts::new(node.writer());
     let socketio_map = Arc::new(config.socketio.compile()?);
     let payload_schemas = config.payload_schemas()?;
-    let metrics = Metrics::default();
-    let namespaces: Vec<&str> = config.namespaces.keys().map(String::as_str).collect();
-    let hooks = AppHooks::new(&config.hooks, &namespaces, metrics.hooks.clone())?;
     let leaderboards = leaderboard_service(&config, &node, metrics.leaderboard_pushes.clone()).await?;
     if pushes_enabled(&config) {
         node.watch_subscriptions(Arc::new(ListenerWatch { leaderboards: leaderboards.clone() }));
@@ -174,9 +184,32 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         next_connection_id: AtomicU64::new(1),
     });
     Ticker::spawn(state.clone());
-    let serve = tokio::spawn(serve(listener, state.clone()));
-    tracing::info!(%addr, "courtside listening");
+    let tls = tls.map(|(certificate, server_config)| {
+        let check_every = Duration::from_secs(state.config.tls.reload_check_secs);
+        certificate.spawn_watcher(check_every, state.shutdown.clone());
+        server_config
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let serve = tokio::spawn(serve(listener, addr, tls, state.clone()));
+    tracing::info!(%addr, scheme, "courtside listening");
     Ok(RunningServer { addr, state, serve })
+}
+
+/// The TLS listener's certificate (reloadable) and server settings, when `tls.*` is set; a file
+/// that cannot be used stops the start, naming its key.
+fn tls_listener_config(config: &Config, metrics: &Metrics) -> Result<Option<(Arc<ReloadingCertificate>, Arc<rustls::ServerConfig>)>, ServerError> {
+    use crate::transport::tls::certificate::CertificateError;
+    let Some((cert, key)) = config.tls.files() else { return Ok(None) };
+    let files = CertificateFiles { cert: cert.to_path_buf(), key: key.to_path_buf() };
+    let certificate = ReloadingCertificate::load(files, tls::crypto_provider(), metrics.tls_reloads.clone()).map_err(|source| {
+        let key = match &source {
+            CertificateError::Unreadable { what: "key", .. } | CertificateError::NoKey { .. } | CertificateError::NotPem { what: "key", .. } => "tls.key_file",
+            _ => "tls.cert_file",
+        };
+        ServerError::Certificate { key, source }
+    })?;
+    let server_config = tls::server_config(certificate.clone()).map_err(|error| ServerError::Tls(error.to_string()))?;
+    Ok(Some((certificate, server_config)))
 }
 
 /// The sports service on the node's store: public channels keep what their namespace says.
@@ -216,6 +249,15 @@ async fn leaderboard_service(config: &Config, node: &Node, counters: Arc<PushCou
     Ok(service)
 }
 
+/// The Redis at `url`, trusting `redis_ca_file` when one is set (a `rediss://` server).
+fn redis_endpoint(config: &Config, url: String) -> Result<RedisEndpoint, String> {
+    let endpoint = RedisEndpoint::new(url);
+    match &config.redis_ca_file {
+        Some(ca_file) => endpoint.with_ca_file(ca_file).map_err(|e| format!("redis_ca_file: {e}")),
+        None => Ok(endpoint),
+    }
+}
+
 /// The broker (and the presence store that goes with it) the configuration names.
 async fn open_broker(
     config: &Config,
@@ -225,11 +267,12 @@ async fn open_broker(
     match config.broker_choice().map_err(ServerError::Broker)? {
         BrokerChoice::InProcess => Ok((Arc::new(InProcessBroker::new(sequencer)), Arc::new(MemoryPresence::default()))),
         BrokerChoice::Redis(url) => {
-            let broker = RedisBroker::connect(&url, &config.redis_prefix, node_id, sequencer)
+            let endpoint = redis_endpoint(config, url).map_err(ServerError::Broker)?;
+            let broker = RedisBroker::connect(&endpoint, &config.redis_prefix, node_id, sequencer)
                 .await
                 .map_err(|e| ServerError::Broker(e.to_string()))?;
             let ttl = Duration::from_secs(config.presence_ttl_secs);
-            let presence = RedisPresence::connect(&url, &config.redis_prefix, ttl)
+            let presence = RedisPresence::connect(&endpoint, &config.redis_prefix, ttl)
                 .await
                 .map_err(|e| ServerError::Broker(e.to_string()))?;
             Ok((broker, presence))
@@ -257,7 +300,8 @@ async fn open_shared_limits(config: &Config) -> Result<Option<SharedLimits>, Ser
     }
     let failed = |error: String| ServerError::RateLimits(error);
     if let Ok(BrokerChoice::Redis(url)) = config.broker_choice() {
-        let limiter = RedisLimiter::connect(&url, &config.redis_prefix).await.map_err(|e| failed(e.to_string()))?;
+        let endpoint = redis_endpoint(config, url).map_err(&failed)?;
+        let limiter = RedisLimiter::connect(&endpoint, &config.redis_prefix).await.map_err(|e| failed(e.to_string()))?;
         return Ok(Some(SharedLimits { name: "redis", backend: Arc::new(limiter) }));
     }
     if let Ok(StoreChoice::Postgres(url)) = config.store_choice() {
@@ -299,7 +343,7 @@ pub async fn migrate(config: &Config) -> Result<(), ServerError> {
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<ServerState>) {
+async fn serve(listener: TcpListener, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>, state: Arc<ServerState>) {
     let sweeper = tokio::spawn(sweep_expired(state.clone()));
     let claim_sweeper = tokio::spawn(expire_claims(state.clone()));
     let idle_sweeper = tokio::spawn(crate::expiry::run(state.clone()));
@@ -310,14 +354,22 @@ async fn serve(listener: TcpListener, state: Arc<ServerState>) {
     // Replies and pushes are small and latency-bound: no Nagle delay on accepted sockets.
     // Closed connections linger: what the client still sends is read and discarded, so the
     // last close frame or response is not lost to a reset.
-    let listener = crate::transport::linger::LingeringListener(listener).tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serving = tokio::spawn(
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { drained.cancelled().await })
-            .into_future(),
-    );
+    let listener = LingeringListener(listener);
+    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let serving = match tls {
+        Some(server_config) => tokio::spawn(
+            // An empty tap: axum gives `ConnectInfo<SocketAddr>` for any tapped listener (TCP's
+            // no-delay is already set before the handshake).
+            axum::serve(TlsListener::new(listener, addr, server_config).tap_io(|_| ()), make_service)
+                .with_graceful_shutdown(async move { drained.cancelled().await })
+                .into_future(),
+        ),
+        None => tokio::spawn(
+            axum::serve(listener.tap_io(|tcp| drop(tcp.set_nodelay(true))), make_service)
+                .with_graceful_shutdown(async move { drained.cancelled().await })
+                .into_future(),
+        ),
+    };
     state.shutdown.cancelled().await;
     sweeper.abort();
     claim_sweeper.abort();

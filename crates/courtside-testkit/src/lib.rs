@@ -6,10 +6,14 @@
 //! - [`postgres`]: a fresh database per test on the server at `COURTSIDE_TEST_POSTGRES_URL`,
 //!   dropped when the test ends, so runs never collide.
 //! - [`assert_docs_say`]: a figure the docs quote is the code's.
+//! - [`tls`]: a certificate authority made at test time; [`tls_services`]: a Redis and a
+//!   PostgreSQL of the test's own that speak TLS with its certificates.
 //!
 //! A dev-dependency only: no shipped crate depends on this one.
 
 pub mod postgres;
+pub mod tls;
+pub mod tls_services;
 
 /// Is this a CI run (`CI=true`), where tests must not skip?
 pub fn is_ci() -> bool {

@@ -44,7 +44,7 @@ fn every_configuration_key_has_a_documented_row_with_its_environment_variable() 
     let mut keys = Vec::new();
     leaf_keys(&defaults, "", &mut keys);
     // Keys whose default is unset do not appear in the serialised defaults.
-    keys.extend(["auth.jwt_secret_file", "auth.jwt_public_key_file"].map(String::from));
+    keys.extend(["auth.jwt_secret_file", "auth.jwt_public_key_file", "tls.cert_file", "tls.key_file", "redis_ca_file"].map(String::from));
     // No board is declared by default; each board's keys are documented under `leaderboards.<id>`.
     keys.retain(|key| key != "leaderboards");
     keys.extend(["order", "operator", "top_n", "reset", "rating.k_factor", "rating.initial"].map(|key| format!("leaderboards.<id>.{key}")));
@@ -104,6 +104,7 @@ fn documented_defaults_are_the_defaults() {
         ("write_coalesce_ms", client.write_coalesce_ms.to_string()),
         ("shutdown_timeout_secs", defaults.shutdown_timeout_secs.to_string()),
         ("presence_ttl_secs", defaults.presence_ttl_secs.to_string()),
+        ("reload_check_secs", defaults.tls.reload_check_secs.to_string()),
         ("token_ttl_secs", defaults.auth.token_ttl_secs.to_string()),
         ("access_token_ttl_secs", defaults.auth.access_token_ttl_secs.to_string()),
         ("refresh_token_ttl_secs", defaults.auth.refresh_token_ttl_secs.to_string()),
@@ -178,6 +179,10 @@ fn quoted_error_messages_are_the_loaders() {
         "[hooks]\nurl = \"http://app\"\nbreaker_open_secs = 0\n",
         "[hooks]\nurl = \"http://app\"\nsubscribe = [\"nowhere\"]\n",
         "presence_ttl_secs = 1\n",
+        "[tls]\ncert_file = \"server.crt\"\n",
+        "[tls]\nkey_file = \"server.key\"\n",
+        "[tls]\nreload_check_secs = 0\n",
+        "redis_ca_file = \"ca.pem\"\n",
         "redis_prefix = \"\"\n",
         "store = \"mysql://x\"\n",
         "broker = \"kafka://x\"\n",

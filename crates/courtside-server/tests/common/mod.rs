@@ -177,6 +177,15 @@ impl Client {
         Self { socket, frames: VecDeque::new(), next_id: 1 }
     }
 
+    /// A client over `wss://`, trusting what `tls` trusts.
+    pub async fn open_tls(url: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        let connector = tokio_tungstenite::Connector::Rustls(tls);
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
+            .await
+            .expect("websocket connects over TLS");
+        Self { socket, frames: VecDeque::new(), next_id: 1 }
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.socket.send(Message::text(text)).await.expect("send");
     }
