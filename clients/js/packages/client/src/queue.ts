@@ -5,13 +5,26 @@
  * such failures, and each ended with exactly one fate — applied, merged, conflict or rejected.
  * Nothing is dropped silently. What an operation does on the server is its executor's business
  * (a publish, a REST call); the queue only orders, persists, retries and reports.
+ *
+ * With `shared`, the tabs of a browser that keep one store run it together: one tab at a time
+ * (the holder of a Web Lock) sends the operations, every tab may add, retry or discard them, and
+ * every tab hears every fate (over a BroadcastChannel), so an operation is sent by one tab only.
  */
 
 import { backoffDelay, type BackoffOptions } from './backoff.js';
-import type { Client } from './client.js';
+import type { ClientState, PublishOptions, StateEvent } from './client.js';
 import { Emitter } from './emitter.js';
 import { CourtsideError } from './errors.js';
+import type { PublishResult } from './protocol.js';
 import { randomId } from './random.js';
+import type { BroadcastChannelLike, LockManagerLike } from './shared.js';
+
+/** What the queue needs of a client: its state, and (for `publish`) publishing. `Client` and `SharedClient` both are one. */
+export interface QueueClient {
+  readonly state: ClientState;
+  on(name: 'state', listener: (event: StateEvent) => void): () => void;
+  publish(channel: string, data: unknown, options?: PublishOptions): Promise<PublishResult>;
+}
 
 /** One operation, as persisted. */
 export interface Operation {
@@ -46,7 +59,7 @@ export interface FateEvent {
  * a temporary `CourtsideError` (108, 111, a timeout, a lost connection) or any other exception
  * (a network failure) is retried; a `CourtsideError` with any other code is the fate `rejected`.
  */
-export type Executor = (operation: Operation, client: Client) => Promise<Fate>;
+export type Executor = (operation: Operation, client: QueueClient) => Promise<Fate>;
 
 /** Where operations are kept across reloads. */
 export interface OperationStore {
@@ -85,7 +98,15 @@ export interface QueueOptions {
   /** Failed attempts before an operation moves to the failed list. Default 3 (seeds 000, 001, 002). */
   maxAttempts?: number;
   backoff?: BackoffOptions;
+  /**
+   * Run together with the other tabs keeping this store: `true` (the platform's Web Locks and
+   * BroadcastChannel, under the name `courtside`), or the name and, for tests, the two.
+   */
+  shared?: true | { name?: string; locks?: LockManagerLike; broadcastChannel?: new (name: string) => BroadcastChannelLike };
 }
+
+/** What the tabs sharing a queue tell each other. */
+type QueueMessage = { type: 'changed'; from: string } | { type: 'fate'; from: string; event: FateEvent };
 
 export interface QueueEvents extends Record<string, unknown> {
   fate: FateEvent;
@@ -114,13 +135,21 @@ export class OperationQueue extends Emitter<QueueEvents> {
   private readonly backoff: BackoffOptions;
   private readonly ready: Promise<void>;
   private running = false;
-  private nextSequence = 1;
+  private lastSequence = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly waiters = new Map<string, (event: FateEvent) => void>();
   private readonly unwatch: () => void;
+  private readonly tab = randomId();
+  /** Whether this queue sends operations: always alone, while holding the lock when shared. */
+  private draining: boolean;
+  private readonly bus: BroadcastChannelLike | undefined;
+  private releaseDrain: (() => void) | undefined;
+  private closed = false;
+  /** The operation being sent, kept as it is while the lists are reloaded. */
+  private inFlight: Operation | undefined;
 
   constructor(
-    private readonly client: Client,
+    private readonly client: QueueClient,
     options: QueueOptions = {},
   ) {
     super();
@@ -128,15 +157,27 @@ export class OperationQueue extends Emitter<QueueEvents> {
     this.store = options.store ?? new MemoryOperationStore();
     this.maxAttempts = options.maxAttempts ?? 3;
     this.backoff = options.backoff ?? { minDelay: 1000, maxDelay: 30_000 };
-    this.ready = this.store.load().then(({ queued, failed }) => {
-      this.queued = queued;
-      this.failedList = failed;
-      this.nextSequence = Math.max(0, ...queued.map((op) => op.sequence), ...failed.map((op) => op.sequence)) + 1;
-      this.emit('change', undefined);
-    });
+    this.ready = this.reload();
     this.unwatch = client.on('state', ({ state }) => {
       if (state === 'connected') this.kick();
     });
+    const shared = options.shared === true ? {} : options.shared;
+    const locks = shared?.locks ?? (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks;
+    const Channel = shared?.broadcastChannel ?? (globalThis as { BroadcastChannel?: new (name: string) => BroadcastChannelLike }).BroadcastChannel;
+    this.draining = shared === undefined || locks === undefined || Channel === undefined;
+    if (!this.draining && shared !== undefined && locks !== undefined && Channel !== undefined) {
+      const name = `courtside-queue:${shared.name ?? 'courtside'}`;
+      this.bus = new Channel(name);
+      this.bus.onmessage = (event) => this.heard(event.data as QueueMessage);
+      void locks.request(name, async () => {
+        if (this.closed) return;
+        // This tab sends the operations now: from what the store holds, which other tabs fed.
+        this.draining = true;
+        await this.reload();
+        this.kick();
+        await new Promise<void>((release) => (this.releaseDrain = release));
+      });
+    }
     void this.ready.then(() => this.kick());
   }
 
@@ -162,11 +203,11 @@ export class OperationQueue extends Emitter<QueueEvents> {
   async enqueue(name: string, args: unknown): Promise<FateEvent> {
     if (this.executors[name] === undefined) throw new Error(`no executor for operation ${JSON.stringify(name)}`);
     await this.ready;
-    const operation: Operation = { id: randomId(), name, args, createdAt: Date.now(), sequence: this.nextSequence++, attempts: 0 };
+    const operation: Operation = { id: randomId(), name, args, createdAt: Date.now(), sequence: this.nextSequenceNumber(), attempts: 0 };
+    const fate = new Promise<FateEvent>((resolve) => this.waiters.set(operation.id, resolve));
     await this.store.put(operation, 'queued');
     this.queued.push(operation);
-    this.emit('change', undefined);
-    const fate = new Promise<FateEvent>((resolve) => this.waiters.set(operation.id, resolve));
+    this.changed();
     this.kick();
     return fate;
   }
@@ -178,10 +219,10 @@ export class OperationQueue extends Emitter<QueueEvents> {
     const [operation] = index < 0 ? [] : this.failedList.splice(index, 1);
     if (operation === undefined) return;
     operation.attempts = 0;
-    operation.sequence = this.nextSequence++;
+    operation.sequence = this.nextSequenceNumber();
     await this.store.put(operation, 'queued');
     this.queued.push(operation);
-    this.emit('change', undefined);
+    this.changed();
     this.kick();
   }
 
@@ -192,18 +233,58 @@ export class OperationQueue extends Emitter<QueueEvents> {
     const [operation] = index < 0 ? [] : this.failedList.splice(index, 1);
     if (operation === undefined) return;
     await this.store.delete(id);
-    this.emit('change', undefined);
+    this.changed();
     this.settle(operation, { kind: 'rejected', error: { code: 'discarded', message: 'discarded by the app' } });
   }
 
-  /** Stops listening to the client (operations stay kept). */
+  /**
+   * Increasing within this tab, and across tabs in the order of the clock (operations made in
+   * the same microsecond by two tabs have no order between them).
+   */
+  private nextSequenceNumber(): number {
+    this.lastSequence = Math.max(Date.now() * 1000, this.lastSequence + 1);
+    return this.lastSequence;
+  }
+
+  /** Reads the lists from the store (what other tabs changed), keeping the operation in flight. */
+  private async reload(): Promise<void> {
+    const { queued, failed } = await this.store.load();
+    const inFlight = this.inFlight;
+    this.queued = queued.map((operation) => (operation.id === inFlight?.id ? inFlight : operation));
+    this.failedList = failed;
+    this.lastSequence = Math.max(this.lastSequence, ...queued.map((op) => op.sequence), ...failed.map((op) => op.sequence));
+    this.emit('change', undefined);
+  }
+
+  /** The lists changed here: tell this page, and the other tabs. */
+  private changed(): void {
+    this.emit('change', undefined);
+    if (!this.closed) this.bus?.postMessage({ type: 'changed', from: this.tab } satisfies QueueMessage);
+  }
+
+  private heard(message: QueueMessage): void {
+    if (message.from === this.tab) return;
+    if (message.type === 'changed') {
+      void this.reload().then(() => this.kick());
+    } else {
+      this.emit('fate', message.event);
+      this.waiters.get(message.event.operation.id)?.(message.event);
+      this.waiters.delete(message.event.operation.id);
+    }
+  }
+
+  /** Stops listening to the client (operations stay kept; another tab sends them now). */
   close(): void {
     this.unwatch();
     clearTimeout(this.retryTimer);
+    this.closed = true;
+    this.draining = false;
+    this.releaseDrain?.();
+    this.bus?.close();
   }
 
   private kick(): void {
-    if (this.running || this.retryTimer !== undefined) return;
+    if (!this.draining || this.running || this.retryTimer !== undefined) return;
     void this.run();
   }
 
@@ -212,9 +293,10 @@ export class OperationQueue extends Emitter<QueueEvents> {
     this.running = true;
     try {
       await this.ready;
-      while (this.client.state === 'connected') {
+      while (this.draining && this.client.state === 'connected') {
         const operation = this.queued[0];
         if (operation === undefined) return;
+        this.inFlight = operation;
         const executor = this.executors[operation.name];
         let fate: Fate | undefined;
         if (executor === undefined) {
@@ -222,7 +304,10 @@ export class OperationQueue extends Emitter<QueueEvents> {
         } else {
           try {
             fate = await executor(operation, this.client);
+            // Closed meanwhile: the tab now sending owns this operation and its fate.
+            if (this.closed) return;
           } catch (error) {
+            if (this.closed) return;
             // The app disconnected the client: not the operation's failure; it waits for a connect.
             if (error instanceof CourtsideError && error.code === 'disconnected') return;
             if (error instanceof CourtsideError && !error.temporary) {
@@ -234,12 +319,13 @@ export class OperationQueue extends Emitter<QueueEvents> {
             }
           }
         }
-        this.queued.shift();
+        this.queued = this.queued.filter((queued) => queued.id !== operation.id);
         await this.store.delete(operation.id);
-        this.emit('change', undefined);
+        this.changed();
         this.settle(operation, fate);
       }
     } finally {
+      this.inFlight = undefined;
       this.running = false;
     }
   }
@@ -253,15 +339,15 @@ export class OperationQueue extends Emitter<QueueEvents> {
     operation.lastError =
       error instanceof CourtsideError ? { code: error.code, message: error.message } : { code: 'network', message: error instanceof Error ? error.message : String(error) };
     if (operation.attempts >= this.maxAttempts) {
-      this.queued.shift();
+      this.queued = this.queued.filter((queued) => queued.id !== operation.id);
       this.failedList.push(operation);
       await this.store.put(operation, 'failed');
-      this.emit('change', undefined);
+      this.changed();
       this.emit('failed', operation);
       return false;
     }
     await this.store.put(operation, 'queued');
-    this.emit('change', undefined);
+    this.changed();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.kick();
@@ -271,6 +357,7 @@ export class OperationQueue extends Emitter<QueueEvents> {
 
   private settle(operation: Operation, fate: Fate): void {
     const event = { operation, fate };
+    if (!this.closed) this.bus?.postMessage({ type: 'fate', from: this.tab, event } satisfies QueueMessage);
     this.emit('fate', event);
     this.waiters.get(operation.id)?.(event);
     this.waiters.delete(operation.id);

@@ -10,30 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
 import type { ClientOptions } from '../src/client.js';
-import { SharedClient, type LockManagerLike } from '../src/shared.js';
+import { SharedClient } from '../src/shared.js';
+import { InProcessLocks } from './support/locks.js';
 import { courtsideBinary, TestServer } from './server.js';
-
-/** Web Locks' exclusive mode: one holder per name, the next request granted when it lets go. */
-class InProcessLocks implements LockManagerLike {
-  private readonly queues = new Map<string, Array<() => void>>();
-
-  request(name: string, callback: (lock: unknown) => Promise<void>): Promise<void> {
-    return new Promise((done) => {
-      const run = () => {
-        void callback({ name }).finally(() => {
-          const queue = this.queues.get(name) ?? [];
-          queue.shift();
-          queue[0]?.();
-          done();
-        });
-      };
-      const queue = this.queues.get(name) ?? [];
-      this.queues.set(name, queue);
-      queue.push(run);
-      if (queue.length === 1) run();
-    });
-  }
-}
 
 async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
