@@ -40,6 +40,11 @@ export interface Operation {
   attempts: number;
   /** The last such failure. */
   lastError?: { code: number | string; message: string };
+  /**
+   * The temporary id the app gave what this operation creates (seed 000's `temp-…`): once the
+   * server answers with the real id, every later operation's arguments say the real one.
+   */
+  tempId?: string;
 }
 
 /** How an operation ended. */
@@ -99,6 +104,11 @@ export interface QueueOptions {
   maxAttempts?: number;
   backoff?: BackoffOptions;
   /**
+   * The id the server gave what an operation with a `tempId` created, from its result. Default:
+   * the result's `id` when it is a string.
+   */
+  createdId?: (operation: Operation, result: unknown) => string | undefined;
+  /**
    * Run together with the other tabs keeping this store: `true` (the platform's Web Locks and
    * BroadcastChannel, under the name `courtside`), or the name and, for tests, the two.
    */
@@ -114,6 +124,23 @@ export interface QueueEvents extends Record<string, unknown> {
   failed: Operation;
   /** The queued or failed list changed. */
   change: undefined;
+  /** A temporary id has its server id now; later operations say the server's. */
+  id: { tempId: string; id: string };
+}
+
+function defaultCreatedId(_operation: Operation, result: unknown): string | undefined {
+  const id = (result as { id?: unknown } | null | undefined)?.id;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** `value` with every string equal to `from` replaced by `to`, at any depth. */
+function replaceString(value: unknown, from: string, to: string): unknown {
+  if (value === from) return to;
+  if (Array.isArray(value)) return value.map((item) => replaceString(item, from, to));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, replaceString(item, from, to)]));
+  }
+  return value;
 }
 
 /** The built-in `publish` operation: a publication whose idempotency key is the operation's id. */
@@ -133,6 +160,8 @@ export class OperationQueue extends Emitter<QueueEvents> {
   private readonly store: OperationStore;
   private readonly maxAttempts: number;
   private readonly backoff: BackoffOptions;
+  private readonly createdId: (operation: Operation, result: unknown) => string | undefined;
+  private readonly ids = new Map<string, string>();
   private readonly ready: Promise<void>;
   private running = false;
   private lastSequence = 0;
@@ -157,6 +186,7 @@ export class OperationQueue extends Emitter<QueueEvents> {
     this.store = options.store ?? new MemoryOperationStore();
     this.maxAttempts = options.maxAttempts ?? 3;
     this.backoff = options.backoff ?? { minDelay: 1000, maxDelay: 30_000 };
+    this.createdId = options.createdId ?? defaultCreatedId;
     this.ready = this.reload();
     this.unwatch = client.on('state', ({ state }) => {
       if (state === 'connected') this.kick();
@@ -191,6 +221,11 @@ export class OperationQueue extends Emitter<QueueEvents> {
     return this.failedList;
   }
 
+  /** The server's id for a temporary one, once the operation creating it was applied. */
+  idFor(tempId: string): string | undefined {
+    return this.ids.get(tempId);
+  }
+
   /** Resolves once the kept operations are loaded. */
   loaded(): Promise<void> {
     return this.ready;
@@ -200,10 +235,13 @@ export class OperationQueue extends Emitter<QueueEvents> {
    * Adds an operation (persisted before this resolves its first step); the promise resolves
    * with its fate — in this page's life. After a reload, fates arrive as `fate` events.
    */
-  async enqueue(name: string, args: unknown): Promise<FateEvent> {
+  async enqueue(name: string, args: unknown, options: { tempId?: string } = {}): Promise<FateEvent> {
     if (this.executors[name] === undefined) throw new Error(`no executor for operation ${JSON.stringify(name)}`);
     await this.ready;
+    // An id the server already replaced is written as the server's at once.
+    for (const [tempId, id] of this.ids) args = replaceString(args, tempId, id);
     const operation: Operation = { id: randomId(), name, args, createdAt: Date.now(), sequence: this.nextSequenceNumber(), attempts: 0 };
+    if (options.tempId !== undefined) operation.tempId = options.tempId;
     const fate = new Promise<FateEvent>((resolve) => this.waiters.set(operation.id, resolve));
     await this.store.put(operation, 'queued');
     this.queued.push(operation);
@@ -254,6 +292,20 @@ export class OperationQueue extends Emitter<QueueEvents> {
     this.failedList = failed;
     this.lastSequence = Math.max(this.lastSequence, ...queued.map((op) => op.sequence), ...failed.map((op) => op.sequence));
     this.emit('change', undefined);
+  }
+
+  /** Writes the server's `id` for `tempId` into every kept operation's arguments. */
+  private async replaceId(tempId: string, id: string): Promise<void> {
+    this.ids.set(tempId, id);
+    for (const [list, operations] of [['queued', this.queued], ['failed', this.failedList]] as const) {
+      for (const operation of operations) {
+        const args = replaceString(operation.args, tempId, id);
+        if (JSON.stringify(args) === JSON.stringify(operation.args)) continue;
+        operation.args = args;
+        await this.store.put(operation, list);
+      }
+    }
+    this.emit('id', { tempId, id });
   }
 
   /** The lists changed here: tell this page, and the other tabs. */
@@ -321,6 +373,10 @@ export class OperationQueue extends Emitter<QueueEvents> {
         }
         this.queued = this.queued.filter((queued) => queued.id !== operation.id);
         await this.store.delete(operation.id);
+        if (operation.tempId !== undefined && (fate.kind === 'applied' || fate.kind === 'merged')) {
+          const id = this.createdId(operation, fate.result);
+          if (id !== undefined) await this.replaceId(operation.tempId, id);
+        }
         this.changed();
         this.settle(operation, fate);
       }
