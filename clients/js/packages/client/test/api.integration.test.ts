@@ -19,18 +19,7 @@ describe.skipIf(binary === undefined)('REST client against courtside serve', () 
 
   beforeAll(async () => {
     server = await TestServer.start(binary ?? '');
-    const setup: Array<[string, string, unknown]> = [
-      ['POST', '/api/users', { username: 'kim', password: 'correct horse battery', roles: ['scorekeeper'] }],
-      ['POST', '/api/events', { id: 'cup', name: 'Cup' }],
-      ['PUT', '/api/events/cup/divisions/u18', { id: 'u18', name: 'U18' }],
-      ['PUT', '/api/events/cup/teams/red', { id: 'red', name: 'Red' }],
-      ['PUT', '/api/events/cup/teams/blue', { id: 'blue', name: 'Blue' }],
-      ['POST', '/api/events/cup/matches', { id: 'm1', divisionId: 'u18', homeTeamId: 'red', awayTeamId: 'blue' }],
-    ];
-    for (const [method, path, body] of setup) {
-      const { status, body: answer } = await server.api(method, path, body);
-      expect(status, `${method} ${path}: ${JSON.stringify(answer)}`).toBeLessThan(300);
-    }
+    await server.seedCup();
   });
 
   afterAll(async () => {

@@ -138,6 +138,22 @@ export class TestServer {
     return { status: response.status, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
   }
 
+  /** The tournament the sports tests score: user `kim` (a scorekeeper, password `correct horse battery`), event `cup` with match `m1` (red v blue). */
+  async seedCup(): Promise<void> {
+    const setup: Array<[string, string, unknown]> = [
+      ['POST', '/api/users', { username: 'kim', password: 'correct horse battery', roles: ['scorekeeper'] }],
+      ['POST', '/api/events', { id: 'cup', name: 'Cup' }],
+      ['PUT', '/api/events/cup/divisions/u18', { id: 'u18', name: 'U18' }],
+      ['PUT', '/api/events/cup/teams/red', { id: 'red', name: 'Red' }],
+      ['PUT', '/api/events/cup/teams/blue', { id: 'blue', name: 'Blue' }],
+      ['POST', '/api/events/cup/matches', { id: 'm1', divisionId: 'u18', homeTeamId: 'red', awayTeamId: 'blue' }],
+    ];
+    for (const [method, path, body] of setup) {
+      const { status, body: answer } = await this.api(method, path, body);
+      if (status >= 300) throw new Error(`${method} ${path}: ${status} ${JSON.stringify(answer)}`);
+    }
+  }
+
   /** An HS256 token the server accepts, for `sub`, living `ttlSecs`. */
   token(sub: string, ttlSecs: number, roles: string[] = []): string {
     const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
