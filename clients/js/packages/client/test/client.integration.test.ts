@@ -154,6 +154,30 @@ describe.skipIf(binary === undefined)('Client against courtside serve', () => {
     queue.close();
   }, 30_000);
 
+  it('moves an operation whose server answers keep being temporary to the failed list after three attempts', async () => {
+    // RPC calls go to an app backend that is not there: the server answers 111 each time.
+    const flaky = await TestServer.start(binary ?? '', '[hooks]\nurl = "http://127.0.0.1:9/hooks"\nrpc = true\nretries = 0\n');
+    try {
+      const caller = new Client({ url: flaky.url, WebSocket: WebSocket as unknown as NonNullable<ClientOptions['WebSocket']>, watchNetwork: false });
+      clients.push(caller);
+      caller.connect();
+      const queue = new OperationQueue(caller, {
+        backoff: { minDelay: 10, maxDelay: 50 },
+        executors: { rpc: async (operation) => ({ kind: 'applied', result: await caller.rpc('standings', operation.args) }) },
+      });
+      const failed: number[] = [];
+      queue.on('failed', (operation) => failed.push(operation.attempts));
+      void queue.enqueue('rpc', { division: 'u14' });
+      const applied = queue.enqueue('publish', { channel: 'chat:after', data: { n: 1 } });
+      expect((await applied).fate.kind).toBe('applied');
+      expect(failed).toEqual([3]);
+      expect(queue.failed[0]?.lastError?.code).toBe(111);
+      queue.close();
+    } finally {
+      await flaky.stop();
+    }
+  });
+
   it('reports refusals with the server code and stops following', async () => {
     const reader = client();
     reader.connect();

@@ -1,7 +1,7 @@
 /**
  * clients/js/README.md's snippets: every one type-checks (with the app's own code they mention
- * declared in `readme/prelude.ts`), and each TypeScript one runs, in order, against a real
- * server, with the README's address replaced by the test server's.
+ * declared in `readme/prelude.ts`), and every one runs, in order, against a real server, with the
+ * README's address replaced by the test server's (the React one builds its element tree).
  */
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,7 +75,7 @@ describe('clients/js/README.md', () => {
   });
 
   const binary = courtsideBinary();
-  describe.skipIf(binary === undefined)('its TypeScript snippets, run against a server', () => {
+  describe.skipIf(binary === undefined)('its snippets, run against a server', () => {
     let server: TestServer;
     const rendered: Array<ReadonlyMap<string, unknown>> = [];
 
@@ -98,7 +98,7 @@ describe('clients/js/README.md', () => {
     });
 
     it('runs each one to its end', async () => {
-      const files = write(server.url).filter((file) => file.endsWith('.ts'));
+      const files = write(server.url);
       for (const file of files) {
         await import(pathToFileURL(file).href);
       }

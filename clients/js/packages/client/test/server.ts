@@ -66,10 +66,11 @@ export class TestServer {
     private readonly configFile: string,
   ) {}
 
-  static async start(binary: string): Promise<TestServer> {
+  /** Starts a server with the tests' configuration, and `extra` TOML after it. */
+  static async start(binary: string, extra = ''): Promise<TestServer> {
     const dataDir = mkdtempSync(join(tmpdir(), 'courtside-js-'));
     const configFile = join(dataDir, 'courtside.toml');
-    writeFileSync(configFile, CONFIG);
+    writeFileSync(configFile, `${CONFIG}\n${extra}`);
     const server = new TestServer(binary, await freePort(), dataDir, configFile);
     await server.run();
     return server;
