@@ -48,6 +48,7 @@ pub mod leaderboard_api;
 pub mod leaderboard_feed;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod payload_schema;
 pub mod protocol;
 pub mod quotas;

@@ -49,6 +49,7 @@ impl Modify for Security {
         crate::leaderboard_api::submit, crate::leaderboard_api::record_match, crate::leaderboard_api::top,
         crate::leaderboard_api::player, crate::leaderboard_api::around, crate::leaderboard_api::ranks,
         crate::auth_api::login, crate::auth_api::refresh, crate::auth_api::add_user, crate::auth_api::list_users,
+        crate::sports_api::scoreboards::list, crate::sports_api::scoreboards::scoreboard,
         crate::api::publish, crate::api::broadcast, crate::api::rpc, crate::api::history, crate::api::presence, crate::api::channels,
         crate::api::health, crate::api::ready, crate::api::metrics, crate::admin_api::announce,
     ),

@@ -189,7 +189,9 @@ impl EndpointClass {
             "/api/events/{event_id}/coverage-plans" if is_get => EndpointClass::CoverageRead,
             "/api/events/{event_id}/coverage-plans" => EndpointClass::CoverageWrite,
             "/api/auth/login" | "/api/auth/refresh" => EndpointClass::SignIn,
-            "/ws" | "/sse" | "/socket.io/" => EndpointClass::Connect,
+            // A public scoreboard's page load counts as the connection it opens: a stadium of
+            // phones behind one address stays under it.
+            "/ws" | "/sse" | "/socket.io/" | "/api/scoreboards" | "/api/scoreboards/{event_id}" => EndpointClass::Connect,
             leaderboards if leaderboards.starts_with("/api/leaderboards") && is_get => EndpointClass::LeaderboardRead,
             leaderboards if leaderboards.starts_with("/api/leaderboards") => EndpointClass::LeaderboardWrite,
             _ => EndpointClass::Other,

@@ -38,6 +38,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(crate::leaderboard_api::routes(state.clone()))
         .merge(crate::auth_api::routes(state.clone()))
         .merge(crate::admin_api::routes())
+        .merge(crate::pages::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))

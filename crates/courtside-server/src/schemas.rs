@@ -37,6 +37,22 @@ pub struct EventsList {
     pub events: Vec<Tournament>,
 }
 
+/// The tournaments a public scoreboard can show.
+#[derive(Serialize, ToSchema)]
+pub struct ScoreboardsList {
+    pub scoreboards: Vec<crate::sports_api::scoreboards::Named>,
+}
+
+/// What a public scoreboard shows of one tournament besides its scores.
+#[derive(Serialize, ToSchema)]
+pub struct ScoreboardOut {
+    pub event: crate::sports_api::scoreboards::Named,
+    pub divisions: Vec<crate::sports_api::scoreboards::Named>,
+    pub teams: Vec<crate::sports_api::scoreboards::Named>,
+    pub courts: Vec<crate::sports_api::scoreboards::Named>,
+    pub matches: Vec<crate::sports_api::scoreboards::Pairing>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct EventDetail {
     pub event: Tournament,

@@ -13,6 +13,7 @@
 pub(crate) mod claims;
 pub(crate) mod events;
 pub(crate) mod requests;
+pub(crate) mod scoreboards;
 pub(crate) mod scores;
 
 use std::sync::Arc;
@@ -38,6 +39,8 @@ use crate::state::ServerState;
 pub fn routes(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
     Router::new()
         .route("/api/events", get(events::list_events).post(events::create_event))
+        .route("/api/scoreboards", get(scoreboards::list))
+        .route("/api/scoreboards/{event_id}", get(scoreboards::scoreboard))
         .route("/api/events/{event_id}", get(events::event).put(events::update_event))
         .route("/api/events/{event_id}/matches/{match_id}", put(events::update_match))
         .route("/api/events/{event_id}/export", get(events::export))

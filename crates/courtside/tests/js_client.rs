@@ -1,7 +1,8 @@
 //! Runs the TypeScript packages' suites as part of `cargo test`: `@courtside/client` (the type
 //! check, unit tests, and integration tests against this build's `courtside` binary) and
 //! `@courtside/react` (its hooks in a DOM, over the client's scripted test server); the client's
-//! browser suite, and the CourtSync scorer example's, drive Debian's Chromium. Needs Node 20+ and `npm ci` in clients/js; without them the test says
+//! browser suite, the CourtSync scorer example's and the served pages' drive Debian's Chromium;
+//! `@courtside/pages` also checks that the bundle the binary embeds is a fresh build. Needs Node 20+ and `npm ci` in clients/js; without them the test says
 //! `SKIPPED` and passes, except under `CI=true`, where it fails.
 
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ fn the_typescript_client_passes_its_suites_against_this_server() {
         return;
     }
     let run = Command::new("npm")
-        .args(["test", "--workspace", "@courtside/client", "--workspace", "@courtside/react", "--workspace", "@courtside/example-courtsync-scorer"])
+        .args(["test", "--workspace", "@courtside/client", "--workspace", "@courtside/react", "--workspace", "@courtside/example-courtsync-scorer", "--workspace", "@courtside/pages"])
         .current_dir(&clients)
         .env("COURTSIDE_BIN", env!("CARGO_BIN_EXE_courtside"))
         .env("NO_COLOR", "1")
@@ -35,7 +36,7 @@ fn the_typescript_client_passes_its_suites_against_this_server() {
     for line in &skipped {
         courtside_testkit::skip_or_fail(line.trim());
     }
-    for suite in ["client.integration.test.ts", "api.integration.test.ts", "shared.integration.test.ts", "browser.test.ts", "readme.test.ts", "hooks.test.tsx", "scorer.test.ts"] {
+    for suite in ["client.integration.test.ts", "api.integration.test.ts", "shared.integration.test.ts", "browser.test.ts", "readme.test.ts", "hooks.test.tsx", "scorer.test.ts", "bundle.test.ts", "scoreboard.test.ts"] {
         assert!(stdout.contains(suite), "{suite} ran:\n{stdout}");
     }
 }

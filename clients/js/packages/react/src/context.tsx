@@ -3,13 +3,13 @@
  * available to every hook, with the channel cache they share.
  */
 
-import type { Client, OperationQueue } from '@courtside/client';
+import type { OperationQueue } from '@courtside/client';
 import { createContext, useContext, useMemo, type ReactNode } from 'react';
 
-import { ChannelStore, type StoreOptions } from './store.js';
+import { ChannelStore, type CourtsideClient, type StoreOptions } from './store.js';
 
 interface Courtside {
-  client: Client;
+  client: CourtsideClient;
   queue: OperationQueue | undefined;
   store: ChannelStore;
 }
@@ -17,7 +17,7 @@ interface Courtside {
 const CourtsideContext = createContext<Courtside | undefined>(undefined);
 
 export interface CourtsideProviderProps extends StoreOptions {
-  client: Client;
+  client: CourtsideClient;
   queue?: OperationQueue;
   children?: ReactNode;
 }

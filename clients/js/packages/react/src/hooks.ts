@@ -54,9 +54,14 @@ export interface PresenceState {
   error: unknown;
 }
 
-/** How many follow `channel`, asked every `interval` ms (default 10 s). */
+/**
+ * How many follow `channel` — this page among them: it follows the channel too (sharing the
+ * subscription of any component that does) — asked once subscribed, then every `interval` ms
+ * (default 10 s).
+ */
 export function usePresence(channel: string | undefined, interval = 10_000): PresenceState {
   const { client } = useCourtside();
+  const subscribed = useChannel(channel).status === 'subscribed';
   const [state, setState] = useState<PresenceState>({ status: 'pending', clients: undefined, users: undefined, error: undefined });
   useEffect(() => {
     if (channel === undefined) return;
@@ -75,7 +80,7 @@ export function usePresence(channel: string | undefined, interval = 10_000): Pre
       cancelled = true;
       clearInterval(timer);
     };
-  }, [client, channel, interval]);
+  }, [client, channel, interval, subscribed]);
   return state;
 }
 

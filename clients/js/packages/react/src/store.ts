@@ -6,7 +6,12 @@
  * `useSyncExternalStore` needs.
  */
 
-import type { Client, Publication, Subscription, SubscriptionState } from '@courtside/client';
+import type { Client, Publication, StateEvent, Subscription, SubscriptionState } from '@courtside/client';
+
+/** What the hooks use of a client: a `Client`, or a `SharedClient` (one connection per browser). */
+export type CourtsideClient = Pick<Client, 'state' | 'subscribe' | 'unsubscribe' | 'history' | 'presenceStats'> & {
+  on(name: 'state', listener: (event: StateEvent) => void): () => void;
+};
 
 /** What a hook sees of one channel. */
 export interface ChannelSnapshot {
@@ -73,7 +78,7 @@ export class ChannelStore {
   private readonly keep: number;
 
   constructor(
-    readonly client: Client,
+    readonly client: CourtsideClient,
     options: StoreOptions = {},
   ) {
     this.gcTime = options.gcTime ?? 5000;

@@ -591,6 +591,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/scoreboards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tournaments a public scoreboard can show (anyone) */
+        get: operations["list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/scoreboards/{event_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One tournament's names and pairings for a public scoreboard (anyone) */
+        get: operations["scoreboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users": {
         parameters: {
             query?: never;
@@ -951,6 +985,11 @@ export interface components {
          * @enum {string}
          */
         MatchStatus: "scheduled" | "in_progress" | "completed" | "cancelled";
+        /** @description A name, and the id it stands for. */
+        Named: {
+            id: string;
+            name: string;
+        };
         NewUser: {
             username: string;
             /** @description 8 to 1024 bytes (UTF-8). */
@@ -983,6 +1022,16 @@ export interface components {
          * @enum {string}
          */
         OrderDoc: "desc" | "asc";
+        /** @description A match as a scoreboard lists it. */
+        Pairing: {
+            id: string;
+            divisionId: string;
+            homeTeamId: string;
+            awayTeamId: string;
+            courtId?: string | null;
+            /** Format: int64 */
+            scheduledAtMs?: number | null;
+        };
         /** @description A player's rank and score. */
         PlayerRankOut: {
             board: string;
@@ -1215,6 +1264,18 @@ export interface components {
             path: string;
             code: components["schemas"]["ViolationCode"];
             message: string;
+        };
+        /** @description What a public scoreboard shows of one tournament besides its scores. */
+        ScoreboardOut: {
+            event: components["schemas"]["Named"];
+            divisions: components["schemas"]["Named"][];
+            teams: components["schemas"]["Named"][];
+            courts: components["schemas"]["Named"][];
+            matches: components["schemas"]["Pairing"][];
+        };
+        /** @description The tournaments a public scoreboard can show. */
+        ScoreboardsList: {
+            scoreboards: components["schemas"]["Named"][];
         };
         ScoresList: {
             scores: components["schemas"]["ScoreRecord"][];
@@ -4746,6 +4807,139 @@ export interface operations {
                 };
             };
             /** @description The app's backend did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Their ids and names */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreboardsList"];
+                };
+            };
+            /** @description Bad request: not the documented JSON, or an invalid id (`invalid_id`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No, a bad or an expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the caller's rate limit (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable, or the request kept meeting concurrent changes */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    scoreboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tournament (event) id */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Names and pairings; scores live on tournament:{event_id}:scores */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreboardOut"];
+                };
+            };
+            /** @description Bad request: not the documented JSON, or an invalid id (`invalid_id`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No, a bad or an expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Past the caller's rate limit (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable, or the request kept meeting concurrent changes */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -1,0 +1,51 @@
+/**
+ * Which page a path shows, and the tournament list.
+ */
+
+import { useEffect, useState } from 'react';
+
+import { Scoreboard } from './scoreboard.js';
+
+interface Named {
+  id: string;
+  name: string;
+}
+
+/** `/scoreboard/{id}`: that tournament; `/`: the only one, or the list to pick from. */
+export function App() {
+  const match = /^\/scoreboard\/([A-Za-z0-9_-]+)\/?$/.exec(location.pathname);
+  const [tournaments, setTournaments] = useState<Named[] | undefined>(undefined);
+  const [failed, setFailed] = useState<string | undefined>(undefined);
+  useEffect(() => {
+    if (match !== null) return;
+    fetch('/api/scoreboards')
+      .then(async (response) => {
+        if (!response.ok) throw new Error(`the server answered ${response.status}`);
+        setTournaments(((await response.json()) as { scoreboards: Named[] }).scoreboards);
+      })
+      .catch((error: unknown) => setFailed(String(error)));
+  }, [match]);
+  if (match?.[1] !== undefined) return <Scoreboard eventId={match[1]} />;
+  if (failed !== undefined) return <main><h1>Courtside</h1><p role="alert">The tournaments could not be loaded: {failed}</p></main>;
+  if (tournaments === undefined) return <main><h1>Courtside</h1><p>Loading…</p></main>;
+  const [only] = tournaments;
+  if (tournaments.length === 1 && only !== undefined) return <Scoreboard eventId={only.id} />;
+  return (
+    <main>
+      <h1>Courtside</h1>
+      {tournaments.length === 0 ? (
+        <p>No tournament yet.</p>
+      ) : (
+        <nav aria-label="Tournaments">
+          <ul>
+            {tournaments.map((t) => (
+              <li key={t.id}>
+                <a href={`/scoreboard/${t.id}`}>{t.name}</a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+      )}
+    </main>
+  );
+}
