@@ -592,7 +592,12 @@ export class Client extends Emitter<ClientEvents> {
       if (this.currentState === 'connecting' || this.currentState === 'connected') this.stop('offline', ClientCode.offline, 'offline');
     };
     const online = () => {
-      if (this.currentState !== 'offline') return;
+      // Back from offline, or waiting out a backoff delay (the page loaded with no network):
+      // connect now, without one.
+      const waiting = this.currentState === 'connecting' && this.reconnectTimer !== undefined;
+      if (this.currentState !== 'offline' && !waiting) return;
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
       this.attempt = 0;
       this.setState('connecting', ClientCode.onlineAgain, 'online again');
       void this.open();

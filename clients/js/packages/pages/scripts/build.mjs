@@ -24,4 +24,4 @@ await build({
   outfile: join(out, 'app.js'),
   logLevel: 'warning',
 });
-for (const file of ['index.html', 'app.css']) copyFileSync(join(here, '../src', file), join(out, file));
+for (const file of ['index.html', 'app.css', 'sw.js', 'manifest.webmanifest', 'icon.svg']) copyFileSync(join(here, '../src', file), join(out, file));

@@ -2,29 +2,33 @@
  * Which page a path shows, and the tournament list.
  */
 
+import type { SharedClient } from '@courtside/client';
 import { useEffect, useState } from 'react';
 
 import { Scoreboard } from './scoreboard.js';
+import { Scorekeeper } from './scorekeeper.js';
 
 interface Named {
   id: string;
   name: string;
 }
 
-/** `/scoreboard/{id}`: that tournament; `/`: the only one, or the list to pick from. */
-export function App() {
+/** `/scorekeeper`: the console; `/scoreboard/{id}`: that tournament; `/`: the only one, or the list to pick from. */
+export function App({ client }: { client: SharedClient }) {
   const match = /^\/scoreboard\/([A-Za-z0-9_-]+)\/?$/.exec(location.pathname);
+  const scorekeeper = location.pathname.replace(/\/$/, '') === '/scorekeeper';
   const [tournaments, setTournaments] = useState<Named[] | undefined>(undefined);
   const [failed, setFailed] = useState<string | undefined>(undefined);
   useEffect(() => {
-    if (match !== null) return;
+    if (match !== null || scorekeeper) return;
     fetch('/api/scoreboards')
       .then(async (response) => {
         if (!response.ok) throw new Error(`the server answered ${response.status}`);
         setTournaments(((await response.json()) as { scoreboards: Named[] }).scoreboards);
       })
       .catch((error: unknown) => setFailed(String(error)));
-  }, [match]);
+  }, [match, scorekeeper]);
+  if (scorekeeper) return <Scorekeeper client={client} />;
   if (match?.[1] !== undefined) return <Scoreboard eventId={match[1]} />;
   if (failed !== undefined) return <main><h1>Courtside</h1><p role="alert">The tournaments could not be loaded: {failed}</p></main>;
   if (tournaments === undefined) return <main><h1>Courtside</h1><p>Loading…</p></main>;

@@ -5,52 +5,33 @@
  * critical violation; screenshots at phone and desktop width are kept in test-artifacts/.
  */
 
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { courtsideBinary, TestServer } from '../../client/test/server.js';
-import { CHROMIUM, chromiumOrSkip } from '../../client/test/support/pages.js';
+import { artifacts, canRun, seriousViolations, servedPages } from './support.js';
 
-chromiumOrSkip();
-const binary = courtsideBinary();
-const artifacts = resolve(import.meta.dirname, '../test-artifacts');
-const axe = readFileSync(resolve(import.meta.dirname, '../../../node_modules/axe-core/axe.min.js'), 'utf8');
-
-describe.skipIf(CHROMIUM === undefined || binary === undefined)('the live scoreboard', () => {
-  let courtside: TestServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    courtside = await TestServer.start(binary ?? '');
+describe.skipIf(!canRun)('the live scoreboard', () => {
+  const served = servedPages(async (courtside) => {
     await courtside.seedCup();
     await courtside.api('PUT', '/api/events/cup/courts/c1', { id: 'c1', name: 'Court 1' });
     await courtside.api('PUT', '/api/events/cup/matches/m1', { id: 'm1', divisionId: 'u18', homeTeamId: 'red', awayTeamId: 'blue', courtId: 'c1' });
-    browser = await chromium.launch({ executablePath: CHROMIUM ?? '', args: ['--no-sandbox'] });
-    mkdirSync(artifacts, { recursive: true });
-  }, 60_000);
-
-  afterAll(async () => {
-    await browser?.close();
-    await (courtside as TestServer | undefined)?.stop();
   });
 
   it('shows the tournament live, with its alerts, to anyone', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    await page.goto(`${courtside.url}/`);
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${served.courtside.url}/`);
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe('Cup');
     await expect.poll(() => page.getByRole('listitem', { name: 'Red against Blue' }).isVisible()).toBe(true);
     await expect.poll(() => page.locator('.status').textContent()).toBe('Live · 1 watching');
 
-    const scored = await courtside.api('POST', '/api/events/cup/scores', { matchId: 'm1', sets: [{ home: 3, away: 1 }], status: 'in_progress' });
+    const scored = await served.courtside.api('POST', '/api/events/cup/scores', { matchId: 'm1', sets: [{ home: 3, away: 1 }], status: 'in_progress' });
     expect(scored.status).toBe(200);
     await expect.poll(() => page.getByTestId('m1-home').textContent()).toBe('3');
     expect(await page.getByTestId('m1-away').textContent()).toBe('1');
 
     const before = Date.now();
-    const announced = await courtside.api('POST', '/api/events/cup/announcements', { priority: 'critical', title: 'Court 1 is closed', body: 'Play moves to court 2.' });
+    const announced = await served.courtside.api('POST', '/api/events/cup/announcements', { priority: 'critical', title: 'Court 1 is closed', body: 'Play moves to court 2.' });
     expect(announced.status).toBe(201);
     await page.getByRole('alert').filter({ hasText: 'Court 1 is closed' }).waitFor({ timeout: 1000 });
     expect(Date.now() - before).toBeLessThan(1000);
@@ -59,12 +40,7 @@ describe.skipIf(CHROMIUM === undefined || binary === undefined)('the live scoreb
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(artifacts, 'scoreboard-phone.png'), fullPage: true });
 
-    await page.addScriptTag({ content: axe });
-    const violations = await page.evaluate(async () => {
-      const result = await (window as unknown as { axe: { run: () => Promise<{ violations: Array<{ id: string; impact: string | null }> }> } }).axe.run();
-      return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id);
-    });
-    expect(violations).toEqual([]);
+    expect(await seriousViolations(page)).toEqual([]);
     await page.close();
   }, 60_000);
 });

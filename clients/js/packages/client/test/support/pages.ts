@@ -54,12 +54,12 @@ export async function servePage(html: string, entry: string, script: string, fil
 export class BrowserRig {
   private constructor(
     readonly courtside: TestServer,
-    readonly page: { server: Server; url: string },
+    readonly page: { server?: Server; url: string },
     readonly browser: Browser,
   ) {}
 
-  /** `page` serves the app once the server is up (and, e.g., seeded). */
-  static async start(binary: string, page: (courtside: TestServer) => Promise<{ server: Server; url: string }>): Promise<BrowserRig> {
+  /** `page` serves the app once the server is up (and, e.g., seeded); no `server`: the server serves it. */
+  static async start(binary: string, page: (courtside: TestServer) => Promise<{ server?: Server; url: string }>): Promise<BrowserRig> {
     const courtside = await TestServer.start(binary);
     const served = await page(courtside);
     const browser = await chromium.launch({ executablePath: CHROMIUM ?? '', args: ['--no-sandbox'] });
@@ -68,7 +68,7 @@ export class BrowserRig {
 
   async stop(): Promise<void> {
     await this.browser.close();
-    this.page.server.close();
+    this.page.server?.close();
     await this.courtside.stop();
   }
 }
