@@ -1,6 +1,6 @@
 //! The pages `courtside serve` serves: the built bundle of clients/js/packages/pages, committed
 //! in `crates/courtside-server/pages/` and compiled into the binary, so `cargo run` needs no
-//! Node. `/`, `/scoreboard/{id}`, `/scorekeeper` and `/ops` answer the app's page (it picks what to show
+//! Node. `/`, `/scoreboard/{id}`, `/scorekeeper`, `/director` and `/ops` answer the app's page (it picks what to show
 //! from the path); `/pages/*` its script, stylesheet and icon; `/sw.js` the service worker that
 //! keeps them for offline use, `/manifest.webmanifest` what makes it installable. A test keeps the
 //! committed bundle equal to a fresh build.
@@ -40,6 +40,7 @@ pub fn routes() -> Router<std::sync::Arc<ServerState>> {
         .route("/scoreboard/{event_id}", get(page))
         .route("/scorekeeper", get(page))
         .route("/ops", get(page))
+        .route("/director", get(page))
         .route("/sw.js", get(|| async { asset(SERVICE_WORKER, "text/javascript; charset=utf-8") }))
         .route("/manifest.webmanifest", get(|| async { asset(MANIFEST, "application/manifest+json") }))
         .route("/pages/icon.svg", get(|| async { asset(ICON, "image/svg+xml") }))

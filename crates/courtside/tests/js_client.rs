@@ -36,7 +36,7 @@ fn the_typescript_client_passes_its_suites_against_this_server() {
     for line in &skipped {
         courtside_testkit::skip_or_fail(line.trim());
     }
-    for suite in ["client.integration.test.ts", "api.integration.test.ts", "shared.integration.test.ts", "browser.test.ts", "readme.test.ts", "hooks.test.tsx", "scorer.test.ts", "bundle.test.ts", "scoreboard.test.ts", "scorekeeper.test.ts", "ops.test.ts", "metrics.test.ts"] {
+    for suite in ["client.integration.test.ts", "api.integration.test.ts", "shared.integration.test.ts", "browser.test.ts", "readme.test.ts", "hooks.test.tsx", "scorer.test.ts", "bundle.test.ts", "scoreboard.test.ts", "scorekeeper.test.ts", "ops.test.ts", "metrics.test.ts", "director.test.ts"] {
         assert!(stdout.contains(suite), "{suite} ran:\n{stdout}");
     }
 }

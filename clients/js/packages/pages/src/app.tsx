@@ -5,6 +5,7 @@
 import type { SharedClient } from '@courtside/client';
 import { useEffect, useState } from 'react';
 
+import { Director } from './director.js';
 import { Ops } from './ops.js';
 import { Scoreboard } from './scoreboard.js';
 import { Scorekeeper } from './scorekeeper.js';
@@ -14,24 +15,26 @@ interface Named {
   name: string;
 }
 
-/** `/scorekeeper`: the console; `/ops`: the operations dashboard; `/scoreboard/{id}`: that tournament; `/`: the only one, or the list to pick from. */
+/** `/scorekeeper`, `/director`: the consoles; `/ops`: the operations dashboard; `/scoreboard/{id}`: that tournament; `/`: the only one, or the list to pick from. */
 export function App({ client }: { client: SharedClient }) {
   const match = /^\/scoreboard\/([A-Za-z0-9_-]+)\/?$/.exec(location.pathname);
   const path = location.pathname.replace(/\/$/, '');
   const scorekeeper = path === '/scorekeeper';
   const ops = path === '/ops';
+  const director = path === '/director';
   const [tournaments, setTournaments] = useState<Named[] | undefined>(undefined);
   const [failed, setFailed] = useState<string | undefined>(undefined);
   useEffect(() => {
-    if (match !== null || scorekeeper || ops) return;
+    if (match !== null || scorekeeper || ops || director) return;
     fetch('/api/scoreboards')
       .then(async (response) => {
         if (!response.ok) throw new Error(`the server answered ${response.status}`);
         setTournaments(((await response.json()) as { scoreboards: Named[] }).scoreboards);
       })
       .catch((error: unknown) => setFailed(String(error)));
-  }, [match, scorekeeper, ops]);
+  }, [match, scorekeeper, ops, director]);
   if (scorekeeper) return <Scorekeeper client={client} />;
+  if (director) return <Director />;
   if (ops) return <Ops />;
   if (match?.[1] !== undefined) return <Scoreboard eventId={match[1]} />;
   if (failed !== undefined) return <main><h1>Courtside</h1><p role="alert">The tournaments could not be loaded: {failed}</p></main>;

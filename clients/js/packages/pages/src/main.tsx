@@ -10,7 +10,7 @@ import { CourtsideProvider } from '@courtside/react';
 import { createRoot } from 'react-dom/client';
 
 import { App } from './app.js';
-import { session } from './scorekeeper.js';
+import { session } from './auth.js';
 
 const client = new SharedClient({ url: location.origin, name: 'pages', getToken: session.getToken });
 const root = document.getElementById('root');

@@ -25,18 +25,33 @@ interface Announcement {
   atMs: number;
 }
 
+/** How often the names and pairings are asked again. */
+const NAMES_EVERY_MS = 5000;
+
 export function Scoreboard({ eventId }: { eventId: string }) {
   const { client } = useCourtside();
   const { state } = useConnectionStatus();
   const [board, setBoard] = useState<Board | undefined>(undefined);
   const [failed, setFailed] = useState<string | undefined>(undefined);
   useEffect(() => {
-    fetch(`/api/scoreboards/${encodeURIComponent(eventId)}`)
-      .then(async (response) => {
-        if (!response.ok) throw new Error(`the server answered ${response.status}`);
-        setBoard((await response.json()) as Board);
-      })
-      .catch((error: unknown) => setFailed(String(error)));
+    // Names and pairings are asked again every few seconds: a match the director adds appears.
+    // Once they are shown, a failed ask (no network) leaves them shown.
+    let loaded = false;
+    const load = () =>
+      fetch(`/api/scoreboards/${encodeURIComponent(eventId)}`)
+        .then(async (response) => {
+          if (!response.ok) throw new Error(`the server answered ${response.status}`);
+          const text = await response.text();
+          setBoard((current) => (current !== undefined && JSON.stringify(current) === text ? current : (JSON.parse(text) as Board)));
+          loaded = true;
+          setFailed(undefined);
+        })
+        .catch((error: unknown) => {
+          if (!loaded) setFailed(String(error));
+        });
+    void load();
+    const timer = setInterval(() => void load(), NAMES_EVERY_MS);
+    return () => clearInterval(timer);
   }, [eventId]);
   const scores = useKeyedState(`tournament:${eventId}:scores`);
   const watching = usePresence(`tournament:${eventId}:scores`);

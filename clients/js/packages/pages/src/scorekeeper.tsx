@@ -7,23 +7,13 @@
  */
 
 import { IndexedDbOperationStore, OperationQueue, OptimisticState, type FateEvent, type Operation, type SharedClient } from '@courtside/client';
-import { createApi, scoreExecutor, Session, type ScoreArgs, type Schemas, type SessionTokens, type TokenStorage } from '@courtside/client/api';
+import { scoreExecutor, type ScoreArgs, type Schemas } from '@courtside/client/api';
 import { useKeyedState } from '@courtside/react';
 import { useEffect, useMemo, useState } from 'react';
 
+import { api, session, SignIn } from './auth.js';
+
 type Sets = Schemas['SetScore'][];
-
-/** The sign-in survives a reload (and an offline one): the tokens are kept in localStorage. */
-const storage: TokenStorage = {
-  load: () => {
-    const kept = localStorage.getItem('courtside-session');
-    return kept === null ? undefined : (JSON.parse(kept) as SessionTokens);
-  },
-  save: (tokens) => (tokens === undefined ? localStorage.removeItem('courtside-session') : localStorage.setItem('courtside-session', JSON.stringify(tokens))),
-};
-
-export const session = new Session({ baseUrl: location.origin }, storage);
-const api = createApi({ baseUrl: location.origin, getToken: session.getToken });
 
 let queue: OperationQueue | undefined;
 /** The one queue of this page, over the shared client. */
@@ -34,34 +24,8 @@ function scoreQueue(client: SharedClient): OperationQueue {
 
 export function Scorekeeper({ client }: { client: SharedClient }) {
   const [user, setUser] = useState(session.user);
-  if (user === undefined) return <SignIn onSignedIn={() => setUser(session.user)} />;
+  if (user === undefined) return <SignIn title="Scorekeeper" onSignedIn={() => setUser(session.user)} />;
   return <Console client={client} />;
-}
-
-function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
-  const [failed, setFailed] = useState<string | undefined>(undefined);
-  return (
-    <main>
-      <h1>Scorekeeper</h1>
-      <form
-        className="stack"
-        onSubmit={(event) => {
-          event.preventDefault();
-          const form = new FormData(event.currentTarget);
-          session.signIn(String(form.get('username')), String(form.get('password'))).then(onSignedIn, (error: unknown) => setFailed(String(error)));
-        }}
-      >
-        <label>
-          User <input name="username" autoComplete="username" required />
-        </label>
-        <label>
-          Password <input name="password" type="password" autoComplete="current-password" required />
-        </label>
-        <button type="submit">Sign in</button>
-        {failed !== undefined && <p role="alert">Not signed in: {failed}</p>}
-      </form>
-    </main>
-  );
 }
 
 function useQueueState(queue: OperationQueue) {
