@@ -134,6 +134,7 @@ function Console() {
               {detail.matches.map((m) => (
                 <li key={m.id}>
                   {m.id}: {m.homeTeamId} v {m.awayTeamId} {m.courtId ? `· ${m.courtId}` : ''}
+                  {m.scheduledAtMs ? ` · ${new Date(m.scheduledAtMs).toLocaleString()}` : ''}
                   {claims[m.id] !== undefined && (
                     <>
                       {' '}
@@ -151,7 +152,15 @@ function Console() {
               submit="Create match"
               run={(f) => {
                 const court = text(f, 'court');
-                const body = { id: text(f, 'id'), divisionId: text(f, 'division'), homeTeamId: text(f, 'home'), awayTeamId: text(f, 'away'), ...(court === '' ? {} : { courtId: court }) };
+                const at = text(f, 'at');
+                const body = {
+                  id: text(f, 'id'),
+                  divisionId: text(f, 'division'),
+                  homeTeamId: text(f, 'home'),
+                  awayTeamId: text(f, 'away'),
+                  ...(court === '' ? {} : { courtId: court }),
+                  ...(at === '' ? {} : { scheduledAtMs: new Date(at).getTime() }),
+                };
                 return after(api.POST('/api/events/{event_id}/matches', { ...path, body }));
               }}
             >
@@ -178,6 +187,9 @@ function Console() {
                   </select>
                 </label>
               ))}
+              <label>
+                Time <input name="at" type="datetime-local" />
+              </label>
             </Form>
           </section>
           <section aria-label="Announcements">

@@ -5,11 +5,9 @@
  * force-released; axe-core finds no serious violation.
  */
 
-import { join } from 'node:path';
-
 import { describe, expect, it } from 'vitest';
 
-import { artifacts, canRun, seriousViolations, servedPages } from './support.js';
+import { canRun, screenshots, seriousViolations, servedPages } from './support.js';
 
 describe.skipIf(!canRun)('the director console', () => {
   const served = servedPages(async (courtside) => {
@@ -56,7 +54,7 @@ describe.skipIf(!canRun)('the director console', () => {
     await console.getByRole('button', { name: 'Force-release m1' }).click();
     await expect.poll(async () => (await served.courtside.api('GET', '/api/events/cup/claims/m1')).body).toEqual({ claim: null });
 
-    await console.screenshot({ path: join(artifacts, 'director-desktop.png'), fullPage: true });
+    await screenshots(console, 'director');
     expect(await seriousViolations(console)).toEqual([]);
     await context.close();
   }, 60_000);

@@ -4,12 +4,10 @@
  * violation; a screenshot is kept.
  */
 
-import { join } from 'node:path';
-
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
-import { artifacts, canRun, seriousViolations, servedPages } from './support.js';
+import { canRun, screenshots, seriousViolations, servedPages } from './support.js';
 
 describe.skipIf(!canRun)('the operations dashboard', () => {
   const served = servedPages(async () => {});
@@ -35,7 +33,7 @@ describe.skipIf(!canRun)('the operations dashboard', () => {
       ),
     );
     await expect.poll(shown, { timeout: 10_000 }).toBe(before + 100);
-    await page.screenshot({ path: join(artifacts, 'ops-desktop.png'), fullPage: true });
+    await screenshots(page, 'ops');
     expect(await seriousViolations(page)).toEqual([]);
     for (const socket of sockets) socket.close();
     await expect.poll(shown, { timeout: 10_000 }).toBe(before);

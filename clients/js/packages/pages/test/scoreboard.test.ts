@@ -5,11 +5,9 @@
  * critical violation; screenshots at phone and desktop width are kept in test-artifacts/.
  */
 
-import { join } from 'node:path';
-
 import { describe, expect, it } from 'vitest';
 
-import { artifacts, canRun, seriousViolations, servedPages } from './support.js';
+import { canRun, screenshots, seriousViolations, servedPages } from './support.js';
 
 describe.skipIf(!canRun)('the live scoreboard', () => {
   const served = servedPages(async (courtside) => {
@@ -36,9 +34,7 @@ describe.skipIf(!canRun)('the live scoreboard', () => {
     await page.getByRole('alert').filter({ hasText: 'Court 1 is closed' }).waitFor({ timeout: 1000 });
     expect(Date.now() - before).toBeLessThan(1000);
 
-    await page.screenshot({ path: join(artifacts, 'scoreboard-desktop.png'), fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.screenshot({ path: join(artifacts, 'scoreboard-phone.png'), fullPage: true });
+    await screenshots(page, 'scoreboard');
 
     expect(await seriousViolations(page)).toEqual([]);
     await page.close();

@@ -6,11 +6,9 @@
  * axe-core finds no serious violation on the sign-in form or the scoring view.
  */
 
-import { join } from 'node:path';
-
 import { describe, expect, it } from 'vitest';
 
-import { artifacts, canRun, seriousViolations, servedPages } from './support.js';
+import { canRun, screenshots, seriousViolations, servedPages } from './support.js';
 
 describe.skipIf(!canRun)('the scorekeeper console', () => {
   const served = servedPages(async (courtside) => {
@@ -29,7 +27,7 @@ describe.skipIf(!canRun)('the scorekeeper console', () => {
     await page.getByRole('button', { name: 'Keep the score of m1' }).click();
     await page.getByRole('button', { name: '+1 home' }).waitFor();
     await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, { timeout: 10_000 });
-    await page.screenshot({ path: join(artifacts, 'scorekeeper-phone.png'), fullPage: true });
+    await screenshots(page, 'scorekeeper');
     expect(await seriousViolations(page), 'the scoring view').toEqual([]);
 
     await context.setOffline(true);

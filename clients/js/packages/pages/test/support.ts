@@ -43,6 +43,16 @@ export function servedPages(setup: (courtside: TestServer) => Promise<void>): { 
 
 const AXE = readFileSync(resolve(import.meta.dirname, '../../../node_modules/axe-core/axe.min.js'), 'utf8');
 
+/** Screenshots of `page` as it stands at desktop and phone width (`{name}-desktop.png`, `{name}-phone.png`). */
+export async function screenshots(page: Page, name: string): Promise<void> {
+  const viewport = page.viewportSize();
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.screenshot({ path: resolve(artifacts, `${name}-desktop.png`), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: resolve(artifacts, `${name}-phone.png`), fullPage: true });
+  if (viewport !== null) await page.setViewportSize(viewport);
+}
+
 /** The ids of the serious and critical axe-core violations on `page` as it stands. */
 export async function seriousViolations(page: Page): Promise<string[]> {
   await page.addScriptTag({ content: AXE });
