@@ -327,7 +327,12 @@ pub(crate) async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     responses((status = 200, description = "Metrics in the Prometheus text format")),
 )]
 pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
-    let body = state.metrics.render(&state.node);
+    let mut body = state.metrics.render(&state.node);
+    // Which node answered: the operations dashboard names it (each node has its own figures).
+    body.push_str(&format!(
+        "# HELP courtside_node_info This node's id among its peers (random per start).\n# TYPE courtside_node_info gauge\ncourtside_node_info{{node=\"{}\"}} 1\n",
+        state.node_id
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -135,6 +135,32 @@ function Console() {
                 <li key={m.id}>
                   {m.id}: {m.homeTeamId} v {m.awayTeamId} {m.courtId ? `· ${m.courtId}` : ''}
                   {m.scheduledAtMs ? ` · ${new Date(m.scheduledAtMs).toLocaleString()}` : ''}
+                  <Form
+                    label={`Edit ${m.id}`}
+                    submit={`Save ${m.id}`}
+                    run={(f) => {
+                      const court = text(f, 'court');
+                      const at = text(f, 'at');
+                      const { courtId: _court, scheduledAtMs: _at, ...rest } = m;
+                      const body: Schemas['Match'] = { ...rest, ...(court === '' ? {} : { courtId: court }), ...(at === '' ? {} : { scheduledAtMs: new Date(at).getTime() }) };
+                      return after(api.PUT('/api/events/{event_id}/matches/{match_id}', { params: { path: { event_id: eventId, match_id: m.id } }, body }));
+                    }}
+                  >
+                    <label>
+                      Court
+                      <select name="court" defaultValue={m.courtId ?? ''}>
+                        <option value="">—</option>
+                        {detail.courts.map((c) => (
+                          <option key={c.id} value={c.id}>
+                            {c.name}
+                          </option>
+                        ))}
+                      </select>
+                    </label>
+                    <label>
+                      Time <input name="at" type="datetime-local" />
+                    </label>
+                  </Form>
                   {claims[m.id] !== undefined && (
                     <>
                       {' '}

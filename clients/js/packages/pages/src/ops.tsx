@@ -1,5 +1,5 @@
 /**
- * The operations dashboard: this node's connections (WebSocket, SSE, Socket.IO), publish and
+ * The operations dashboard: the node that serves it (each node of a cluster has its own), its connections (WebSocket, SSE, Socket.IO), publish and
  * delivery rates, publish→deliver latency p50/p95/p99 (seed 002's sync metrics), slow-consumer
  * closes and the hook and quota refusals — live, from the server's own `/metrics` every second,
  * each with a chart of the last two minutes.
@@ -52,6 +52,7 @@ export function Ops() {
   const [series, setSeries] = useState<number[][]>(FIGURES.map(() => []));
   const [latest, setLatest] = useState<Array<number | undefined>>([]);
   const [failed, setFailed] = useState<string | undefined>(undefined);
+  const [node, setNode] = useState<string | undefined>(undefined);
   useEffect(() => {
     let previous: Scrape | undefined;
     let stopped = false;
@@ -60,6 +61,7 @@ export function Ops() {
         const response = await fetch('/metrics', { cache: 'no-store' });
         const now = parseMetrics(await response.text(), Date.now());
         setFailed(undefined);
+        setNode([...now.values.keys()].map((key) => /^courtside_node_info\{node="([^"]+)"\}$/.exec(key)?.[1]).find((id) => id !== undefined));
         if (previous !== undefined && !stopped) {
           const before = previous;
           const values = FIGURES.map((figure) => figure.value(before, now));
@@ -82,7 +84,9 @@ export function Ops() {
     <main>
       <header>
         <h1>Operations</h1>
-        <p className="status">This node, every second, from /metrics</p>
+        <p className="status" data-testid="node">
+          Node {node ?? '…'}, every second, from /metrics
+        </p>
       </header>
       {failed !== undefined && <p role="alert">The metrics could not be read: {failed}</p>}
       <ul className="grid" aria-label="Figures">

@@ -1,6 +1,7 @@
 /**
- * The director console as `courtside serve` serves it, in Chromium: a director adds a team and
- * creates a match, and it appears on the public scoreboard open in another page; a critical
+ * The director console as `courtside serve` serves it, in Chromium: a director adds a team and a
+ * court, moves a match onto the court and creates another match, and the public scoreboard open
+ * in another page shows both; a critical
  * announcement made on the console is an alert on the scoreboard within a second; a claim is
  * force-released; axe-core finds no serious violation.
  */
@@ -30,6 +31,16 @@ describe.skipIf(!canRun)('the director console', () => {
     await console.getByLabel('team name').fill('Green');
     await console.getByRole('button', { name: 'Add team' }).click();
     await expect.poll(() => console.getByRole('region', { name: 'Registry' }).textContent(), { timeout: 10_000 }).toContain('Green');
+
+    // A court, and match m1 moved onto it: the scoreboard says where it is played.
+    await console.getByLabel('court id').fill('center');
+    await console.getByLabel('court name').fill('Center Court');
+    await console.getByRole('button', { name: 'Add court' }).click();
+    await expect.poll(() => console.getByRole('region', { name: 'Registry' }).textContent(), { timeout: 10_000 }).toContain('Center Court');
+    const edit = console.getByRole('form', { name: 'Edit m1' });
+    await edit.getByLabel('Court').selectOption('center');
+    await edit.getByRole('button', { name: 'Save m1' }).click();
+    await expect.poll(() => board.getByRole('listitem', { name: 'Red against Blue' }).textContent(), { timeout: 10_000 }).toContain('Center Court');
 
     const match = console.getByRole('form', { name: 'New match' });
     await match.getByLabel('Match id').fill('m2');

@@ -18,6 +18,7 @@ describe.skipIf(!canRun)('the operations dashboard', () => {
     const shown = async () => Number(await page.getByTestId('WebSocket connections').textContent());
     await expect.poll(shown, { timeout: 10_000 }).toBeGreaterThanOrEqual(0);
     const before = await shown();
+    expect(await page.getByTestId('node').textContent()).toMatch(/^Node [a-z0-9]+, every second/);
     const sockets = await Promise.all(
       Array.from(
         { length: 100 },
