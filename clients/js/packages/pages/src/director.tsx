@@ -41,6 +41,23 @@ function Form({ label, submit, run, children }: { label: string; submit: string;
   );
 }
 
+/** A labelled choice among named things; `optional` adds "—" (none). */
+function Choice({ name, label, options, optional = false, defaultValue }: { name: string; label: string; options: Array<{ id: string; name: string }>; optional?: boolean; defaultValue?: string }) {
+  return (
+    <label>
+      {label}
+      <select name={name} required={!optional} {...(defaultValue === undefined ? {} : { defaultValue })}>
+        {optional && <option value="">—</option>}
+        {options.map((o) => (
+          <option key={o.id} value={o.id}>
+            {o.name}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 const text = (fields: FormData, name: string) => String(fields.get(name) ?? '').trim();
 const failure = (error: { error?: { message?: string } } | undefined) => error?.error?.message ?? 'refused';
 
@@ -146,17 +163,7 @@ function Console() {
                       return after(api.PUT('/api/events/{event_id}/matches/{match_id}', { params: { path: { event_id: eventId, match_id: m.id } }, body }));
                     }}
                   >
-                    <label>
-                      Court
-                      <select name="court" defaultValue={m.courtId ?? ''}>
-                        <option value="">—</option>
-                        {detail.courts.map((c) => (
-                          <option key={c.id} value={c.id}>
-                            {c.name}
-                          </option>
-                        ))}
-                      </select>
-                    </label>
+                    <Choice name="court" label="Court" options={detail.courts} optional defaultValue={m.courtId ?? ''} />
                     <label>
                       Time <input name="at" type="datetime-local" />
                     </label>
@@ -201,17 +208,7 @@ function Console() {
                   ['court', 'Court', detail.courts],
                 ] as const
               ).map(([name, label, options]) => (
-                <label key={name}>
-                  {label}
-                  <select name={name} required={name !== 'court'}>
-                    {name === 'court' && <option value="">—</option>}
-                    {options.map((o) => (
-                      <option key={o.id} value={o.id}>
-                        {o.name}
-                      </option>
-                    ))}
-                  </select>
-                </label>
+                <Choice key={name} name={name} label={label} options={options} optional={name === 'court'} />
               ))}
               <label>
                 Time <input name="at" type="datetime-local" />
