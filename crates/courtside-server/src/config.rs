@@ -5,15 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use courtside_core::channel::{ChannelPattern, ChannelRule};
 use courtside_core::{NamespaceOptions, Role};
 
 use crate::payload_schema::{PayloadSchemas, SchemaConfig};
 use crate::rate_limit::{EndpointClass, RateLimit};
 pub use leaderboards::{LeaderboardConfig, RatingConfig, Reset};
+pub use namespaces::default_namespaces;
+pub use tls::TlsConfig;
 pub use crate::event_map::SocketIoConfig;
 
 mod leaderboards;
+mod namespaces;
+mod tls;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -134,34 +137,6 @@ impl SportsConfig {
     }
 }
 
-/// The optional TLS listener: both files or neither.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM certificate chain, the server's certificate first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<PathBuf>,
-    /// Seconds between checks of the files' modification times; a change reloads them (so does
-    /// SIGHUP).
-    pub reload_check_secs: u64,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self { cert_file: None, key_file: None, reload_check_secs: 10 }
-    }
-}
-
-impl TlsConfig {
-    /// The certificate and key files, when TLS is on.
-    pub fn files(&self) -> Option<(&Path, &Path)> {
-        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
-    }
-}
-
 /// Limits per client connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -265,68 +240,6 @@ impl Default for ClientLimits {
             write_coalesce_ms: 0,
         }
     }
-}
-
-/// The namespaces of seeds 000, 001, 003 and 004, with history on.
-pub fn default_namespaces() -> BTreeMap<String, NamespaceOptions> {
-    use Role::*;
-    let everyone = Role::ALL.to_vec();
-    let public = |publish: Vec<Role>, keyed: bool, presence: bool| NamespaceOptions {
-        keyed,
-        presence,
-        subscribe: everyone.clone(),
-        publish,
-        ..NamespaceOptions::default()
-    };
-    let officials = vec![Staff, Director];
-    let mut namespaces = BTreeMap::new();
-    namespaces.insert(
-        "tournament".into(),
-        NamespaceOptions { rules: tournament_tiers(), ..public(officials.clone(), true, true) },
-    );
-    namespaces.insert("match".into(), public(vec![Scorekeeper, Staff, Director], true, true));
-    namespaces.insert("division".into(), public(officials.clone(), true, false));
-    namespaces.insert("court".into(), public(vec![Scorekeeper, Staff, Director], true, false));
-    namespaces.insert("team".into(), public(vec![Coach, Staff, Director], false, false));
-    namespaces.insert("leaderboard".into(), public(officials.clone(), true, false));
-    namespaces.insert("player".into(), public(officials.clone(), true, false));
-    namespaces.insert(
-        "user".into(),
-        NamespaceOptions {
-            personal: true,
-            subscribe: everyone.clone(),
-            publish: Vec::new(),
-            history_size: 100,
-            history_ttl_secs: 7 * 24 * 3600,
-            ..NamespaceOptions::default()
-        },
-    );
-    namespaces
-}
-
-/// Seed 000's four tiers of a tournament's channels, as rules of the `tournament` namespace:
-/// global (anyone), authenticated (signed in), staff and director — the last two held globally or
-/// in the tournament the channel names. Publishing stays with the namespace's officials.
-fn tournament_tiers() -> Vec<ChannelRule> {
-    use Role::*;
-    let tiers: [(&[&str], Vec<Role>); 4] = [
-        (&["announcements", "scores", "brackets"], vec![Anonymous]),
-        (&["teams", "schedule"], vec![Authenticated]),
-        (&["staff", "operations", "emergency"], vec![Staff, Director]),
-        (&["admin", "financial", "analytics"], vec![Director]),
-    ];
-    let mut rules = Vec::new();
-    for (channels, subscribe) in tiers {
-        for channel in channels {
-            rules.push(ChannelRule {
-                channel: ChannelPattern::parse(&format!("tournament:{{t}}:{channel}")).expect("a valid built-in pattern"),
-                subscribe: Some(subscribe.clone()),
-                publish: None,
-                scope: Some("t".into()),
-            });
-        }
-    }
-    rules
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -543,40 +456,7 @@ impl Config {
                 return invalid("auth.roles", &format!("`{role}` is built in: list only the app's own roles"));
             }
         }
-        for (name, options) in &self.namespaces {
-            let lists = options.rules.iter().flat_map(|rule| rule.subscribe.iter().chain(&rule.publish));
-            for role in lists.chain([&options.subscribe, &options.publish]).flatten() {
-                if role.is_custom() && !self.auth.roles.contains(role) {
-                    return invalid(&format!("namespaces.{name}"), &format!("names the role `{role}`, which is not built in: declare it in auth.roles"));
-                }
-            }
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')) {
-                return invalid(&format!("namespaces.{name}"), "namespace names use letters, digits and `_-.@`");
-            }
-            if name.starts_with('_') {
-                return invalid(&format!("namespaces.{name}"), "names starting with `_` are reserved for the server's own records");
-            }
-            if options.join_leave && !options.presence {
-                return invalid(&format!("namespaces.{name}.join_leave"), "needs presence = true");
-            }
-            if options.keyed && options.history_size == 0 {
-                return invalid(&format!("namespaces.{name}.keyed"), "needs history_size > 0");
-            }
-            if let Err((key, message)) = options.check_channel_quotas() {
-                return invalid(&format!("namespaces.{name}.{key}"), message);
-            }
-            for (index, rule) in options.rules.iter().enumerate() {
-                let key = format!("namespaces.{name}.rules[{index}]");
-                if rule.channel.namespace() != Some(name.as_str()) {
-                    return invalid(&format!("{key}.channel"), &format!("must start with the namespace `{name}:`"));
-                }
-                if let Some(scope) = &rule.scope
-                    && !rule.channel.has_capture(scope)
-                {
-                    return invalid(&format!("{key}.scope"), &format!("names no `{{{scope}}}` of the rule's channel"));
-                }
-            }
-        }
+        namespaces::validate(&self.namespaces, &self.auth.roles)?;
         for (id, board) in &self.leaderboards {
             board.validate(id)?;
         }
