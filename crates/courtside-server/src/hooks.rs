@@ -117,13 +117,27 @@ pub enum Transport {
     Http,
 }
 
+/// A connection as the cluster names it, `{node}-{connection}` (presence's client ids too):
+/// written out only where the name is needed.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientRef<'a> {
+    pub node: &'a str,
+    pub connection: u64,
+}
+
+impl std::fmt::Display for ClientRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.node, self.connection)
+    }
+}
+
 /// Who asks: what the backend is told about the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct HookCaller<'a> {
     pub principal: &'a Principal,
     pub transport: Transport,
-    /// The connection's id (none for an HTTP request).
-    pub client: Option<&'a str>,
+    /// The connection (none for an HTTP request).
+    pub client: Option<ClientRef<'a>>,
 }
 
 /// The four hooks, each a path under the base URL.
@@ -234,7 +248,7 @@ struct HookRequest<'a> {
     hook: Hook,
     transport: Transport,
     #[serde(skip_serializing_if = "Option::is_none")]
-    client: Option<&'a str>,
+    client: Option<String>,
     /// The signed-in user (absent: anonymous).
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<&'a str>,
@@ -261,7 +275,7 @@ impl<'a> HookRequest<'a> {
             }
             Principal::Server | Principal::Anonymous => (None, Vec::new(), None),
         };
-        Self { hook, transport: caller.transport, client: caller.client, user, roles, tournament_roles, channel: None, key: None, event: None, method: None, data: None }
+        Self { hook, transport: caller.transport, client: caller.client.map(|client| client.to_string()), user, roles, tournament_roles, channel: None, key: None, event: None, method: None, data: None }
     }
 }
 

@@ -318,6 +318,7 @@ impl HttpRateLimiter {
     }
 
     /// Counts one request of `caller` to an endpoint of `class` at `now_us` (Unix µs).
+    /// [`HttpRateLimiter::check`] at a given time (microseconds since the Unix epoch).
     pub async fn check_at(&self, class: EndpointClass, caller: Caller, now_us: u64) -> Verdict {
         let limit = self.limit(class);
         let quota = Quota::new(limit.requests, Duration::from_secs(u64::from(limit.per_secs.max(1))));

@@ -22,7 +22,7 @@ use crate::protocol::{SystemNotice,
     Disconnect, HistoryParams, Method, Publications, PublishParams, RpcParams, RpcResult, SubscribeParams, NATIVE_WIRE,
 };
 use crate::guard::{forbidden_now, history_checked, publish_checked, read_checked, rpc_checked, verify_refresh};
-use crate::hooks::{HookCaller, Transport};
+use crate::hooks::{ClientRef, HookCaller, Transport};
 use crate::rate_limit::TokenBucket;
 use crate::quotas::UserSlot;
 use crate::state::ServerState;
@@ -128,14 +128,18 @@ impl Session {
         Some(Instant::now() + Duration::from_secs(expires.saturating_sub(now_secs())))
     }
 
-    /// Unique across the cluster: `{node}-{connection}`.
     /// Who asks, as the app's hooks are told.
-    fn caller<'a>(&self, principal: &'a Principal, client: &'a str) -> HookCaller<'a> {
-        HookCaller { principal, transport: Transport::Websocket, client: Some(client) }
+    fn caller<'a>(&'a self, principal: &'a Principal) -> HookCaller<'a> {
+        HookCaller { principal, transport: Transport::Websocket, client: Some(self.client_ref()) }
+    }
+
+    /// Unique across the cluster: `{node}-{connection}`.
+    fn client_ref(&self) -> ClientRef<'_> {
+        ClientRef { node: &self.state.node_id, connection: self.id }
     }
 
     fn client_id(&self) -> String {
-        format!("{}-{}", self.state.node_id, self.id)
+        self.client_ref().to_string()
     }
 
     fn client_info(&self) -> ClientInfo {
@@ -282,8 +286,7 @@ impl Session {
                 return Ok(());
             }
         };
-        let client = self.client_id();
-        if let Err(refused) = self.state.hooks.connect(&self.caller(&principal, &client)).await {
+        if let Err(refused) = self.state.hooks.connect(&self.caller(&principal)).await {
             self.reply_error(id, &refused);
             return Ok(());
         }
@@ -337,8 +340,7 @@ impl Session {
                 self.state.config.client.subscriptions_max
             )));
         }
-        let client = self.client_id();
-        read_checked(&self.state, &self.caller(principal, &client), &params.channel).await?;
+        read_checked(&self.state, &self.caller(principal), &params.channel).await?;
         if let Some(slot) = &mut self.quota {
             slot.subscribe(1)?;
         }
@@ -382,8 +384,7 @@ impl Session {
     }
 
     async fn publish(&mut self, id: Option<u64>, principal: &Principal, params: PublishParams<'_>) -> Result<(), ClientError> {
-        let client = self.client_id();
-        let appended = publish_checked(&self.state, &self.caller(principal, &client), params).await?;
+        let appended = publish_checked(&self.state, &self.caller(principal), params).await?;
         self.reply(
             id,
             &PublishResult {
@@ -396,15 +397,13 @@ impl Session {
     }
 
     async fn rpc(&mut self, id: Option<u64>, principal: &Principal, params: RpcParams<'_>) -> Result<(), ClientError> {
-        let client = self.client_id();
-        let data = rpc_checked(&self.state, &self.caller(principal, &client), params.method, params.data).await?;
+        let data = rpc_checked(&self.state, &self.caller(principal), params.method, params.data).await?;
         self.reply(id, &RpcResult { data: &data });
         Ok(())
     }
 
     async fn history(&mut self, id: Option<u64>, principal: &Principal, params: HistoryParams) -> Result<(), ClientError> {
-        let client = self.client_id();
-        let page = history_checked(&self.state, &self.caller(principal, &client), &params).await?;
+        let page = history_checked(&self.state, &self.caller(principal), &params).await?;
         self.reply(
             id,
             &HistoryResult {
@@ -419,8 +418,7 @@ impl Session {
 
     async fn presence(&mut self, id: Option<u64>, principal: &Principal, channel: &ChannelName, stats_only: bool) -> Result<(), ClientError> {
         let node = self.state.node.clone();
-        let client = self.client_id();
-        let options = read_checked(&self.state, &self.caller(principal, &client), channel).await?;
+        let options = read_checked(&self.state, &self.caller(principal), channel).await?;
         if !options.presence {
             return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())));
         }

@@ -27,7 +27,7 @@ use tokio::time::Sleep;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::guard::read_checked;
-use crate::hooks::{HookCaller, Transport};
+use crate::hooks::{ClientRef, HookCaller, Transport};
 use crate::http::{authenticate, ApiError};
 use crate::protocol::{encode_publication_push, ClientError, Publications, SubscribedReply, NATIVE_WIRE, NOTICE_EVENT};
 use crate::state::{Maintenance, ServerState};
@@ -111,8 +111,8 @@ async fn open(
         }
     }
     let id = state.next_connection_id();
-    let client = format!("{}-{id}", state.node_id);
-    let caller = HookCaller { principal: &principal, transport: Transport::Sse, client: Some(&client) };
+    let client = ClientRef { node: &state.node_id, connection: id };
+    let caller = HookCaller { principal: &principal, transport: Transport::Sse, client: Some(client) };
     // The user's quota counts the stream as a connection following all its channels.
     let mut quota = state.quotas.admit(&principal).map_err(ClientError::from)?;
     if let Some(slot) = &mut quota {
@@ -185,7 +185,7 @@ async fn open(
     }
     // A viewer counts in presence like any connection ("N watching"); SSE streams get no
     // join/leave events themselves.
-    sse.viewer = ClientInfo::new(client, principal.user_id());
+    sse.viewer = ClientInfo::new(client.to_string(), principal.user_id());
     for channel in &query.channels {
         state.node.join(channel, sse.viewer.clone()).await;
     }

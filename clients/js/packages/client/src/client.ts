@@ -178,7 +178,6 @@ export class Client extends Emitter<ClientEvents> {
   // ── the connection ────────────────────────────────────────────────────────────────────
 
   private setState(state: ClientState, code: number, reason: string): void {
-    if (this.currentState === state && state === 'connecting' && code === ClientCode.connectCalled) return;
     this.currentState = state;
     this.emit('state', { state, code, reason });
   }

@@ -17,26 +17,27 @@ interface Named {
 
 /** `/scorekeeper`, `/director`: the consoles; `/ops`: the operations dashboard; `/scoreboard/{id}`: that tournament; `/`: the only one, or the list to pick from. */
 export function App({ client }: { client: SharedClient }) {
-  const match = /^\/scoreboard\/([A-Za-z0-9_-]+)\/?$/.exec(location.pathname);
   const path = location.pathname.replace(/\/$/, '');
-  const scorekeeper = path === '/scorekeeper';
-  const ops = path === '/ops';
-  const director = path === '/director';
+  if (path === '/scorekeeper') return <Scorekeeper client={client} />;
+  if (path === '/director') return <Director />;
+  if (path === '/ops') return <Ops />;
+  const eventId = /^\/scoreboard\/([A-Za-z0-9_-]+)$/.exec(path)?.[1];
+  if (eventId !== undefined) return <Scoreboard eventId={eventId} />;
+  return <Home />;
+}
+
+/** `/`: the server's only tournament, or the list of them. */
+function Home() {
   const [tournaments, setTournaments] = useState<Named[] | undefined>(undefined);
   const [failed, setFailed] = useState<string | undefined>(undefined);
   useEffect(() => {
-    if (match !== null || scorekeeper || ops || director) return;
     fetch('/api/scoreboards')
       .then(async (response) => {
         if (!response.ok) throw new Error(`the server answered ${response.status}`);
         setTournaments(((await response.json()) as { scoreboards: Named[] }).scoreboards);
       })
       .catch((error: unknown) => setFailed(String(error)));
-  }, [match, scorekeeper, ops, director]);
-  if (scorekeeper) return <Scorekeeper client={client} />;
-  if (director) return <Director />;
-  if (ops) return <Ops />;
-  if (match?.[1] !== undefined) return <Scoreboard eventId={match[1]} />;
+  }, []);
   if (failed !== undefined) return <main><h1>Courtside</h1><p role="alert">The tournaments could not be loaded: {failed}</p></main>;
   if (tournaments === undefined) return <main><h1>Courtside</h1><p>Loading…</p></main>;
   const [only] = tournaments;

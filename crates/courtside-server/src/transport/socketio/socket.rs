@@ -366,7 +366,7 @@ impl SioSocket {
     }
 
     fn client_id(&self) -> String {
-        format!("{}-{}", self.state.node_id, self.id)
+        self.client_ref().to_string()
     }
 
     fn client_info(&self) -> ClientInfo {

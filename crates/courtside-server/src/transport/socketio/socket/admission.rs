@@ -63,8 +63,7 @@ impl SioSocket {
             Ok(slot) => slot,
             Err(refused) => return self.refuse_connect_with(&refused.to_string(), ClientError::from(refused).code()),
         };
-        let client = self.client_id();
-        if let Err(refused) = self.state.hooks.connect(&super::events::caller(&principal, &client)).await {
+        if let Err(refused) = self.state.hooks.connect(&self.caller(&principal)).await {
             return self.refuse_connect(&refused);
         }
         self.quota = slot;

@@ -1,8 +1,10 @@
 //! A socket's generic events — `subscribe`, `unsubscribe`, `publish`, `history`, `presence`,
-//! `presence_stats`, `presence_set`, `refresh` — over the same checks as the native protocol,
-//! and how a subscription is announced (only events move the position socket.io-client keeps).
+//! `presence_stats`, `presence_set`, `refresh`, `rpc` — over the same checks as the native
+//! protocol (`guard`), and how a subscription is announced (only events move the position
+//! socket.io-client keeps).
 
 use courtside_core::ChannelName;
+use courtside_core::access::Principal;
 use courtside_core::event::{SUBSCRIBED_EVENT, UNSUBSCRIBED_EVENT};
 use courtside_core::cursor::Cursor;
 use courtside_core::node::SubscribeRequest;
@@ -13,8 +15,8 @@ use serde_json::value::RawValue;
 use super::{Followed, SioSocket, parse};
 use crate::auth::now_secs;
 use crate::protocol::{ChannelParams, ClientError, HistoryParams, Publications, PublishParams, RpcParams, RpcResult, SubscribeParams, SubscribedReply};
+use crate::hooks::{ClientRef, HookCaller, Transport};
 use crate::guard::{forbidden_now, history_checked, publish_checked, read_checked, rpc_checked, verify_refresh};
-use crate::hooks::{HookCaller, Transport};
 use crate::session::{HistoryResult, PublishResult};
 
 impl SioSocket {
@@ -33,8 +35,7 @@ impl SioSocket {
             "publish" => {
                 let raw = argument.ok_or_else(|| ClientError::BadRequest("publish needs {channel, data}".into()))?;
                 let params: PublishParams<'_> = crate::json::decode_object(raw.get()).map_err(|e| ClientError::BadRequest(e.to_string()))?;
-                let client = self.client_id();
-                let appended = publish_checked(&self.state, &caller(&principal, &client), params).await?;
+                let appended = publish_checked(&self.state, &self.caller(&principal), params).await?;
                 let result = PublishResult {
                     epoch: appended.publication.epoch.as_str(),
                     offset: appended.publication.offset,
@@ -44,8 +45,7 @@ impl SioSocket {
             }
             "history" => {
                 let params: HistoryParams = parse(argument)?;
-                let client = self.client_id();
-                let page = history_checked(&self.state, &caller(&principal, &client), &params).await?;
+                let page = history_checked(&self.state, &self.caller(&principal), &params).await?;
                 let result = HistoryResult {
                     epoch: page.top.epoch.as_str(),
                     offset: page.top.offset,
@@ -57,8 +57,7 @@ impl SioSocket {
             "presence" | "presence_stats" => {
                 let ChannelParams { channel } = parse(argument)?;
                 let node = self.state.node.clone();
-                let client = self.client_id();
-                let options = read_checked(&self.state, &caller(&principal, &client), &channel).await?;
+                let options = read_checked(&self.state, &self.caller(&principal), &channel).await?;
                 if !options.presence {
                     return Err(ClientError::BadRequest(format!("namespace {:?} keeps no presence", channel.namespace())));
                 }
@@ -105,8 +104,7 @@ impl SioSocket {
             "rpc" => {
                 let raw = argument.ok_or_else(|| ClientError::BadRequest("rpc needs {method, data}".into()))?;
                 let params: RpcParams<'_> = crate::json::decode_object(raw.get()).map_err(|e| ClientError::BadRequest(e.to_string()))?;
-                let client = self.client_id();
-                let data = rpc_checked(&self.state, &caller(&principal, &client), params.method, params.data).await?;
+                let data = rpc_checked(&self.state, &self.caller(&principal), params.method, params.data).await?;
                 self.acknowledge(ack, &RpcResult { data: &data })
             }
             other => match self.state.socketio_map.clone().client_event(other) {
@@ -140,8 +138,7 @@ impl SioSocket {
             return Err(ClientError::BadRequest(format!("a connection may follow at most {limit} channels")));
         }
         // A channel a resume could not follow yet resumes from where the client left it.
-        let client = self.client_id();
-        read_checked(&self.state, &caller(&principal, &client), &params.channel).await?;
+        read_checked(&self.state, &self.caller(&principal), &params.channel).await?;
         let since = params.since.or_else(|| self.take_pending(&params.channel));
         let resuming = since.is_some();
         let request = SubscribeRequest { since, snapshot: params.snapshot };
@@ -201,7 +198,14 @@ impl SioSocket {
     }
 }
 
-/// Who asks, as the app's hooks are told.
-pub(super) fn caller<'a>(principal: &'a courtside_core::access::Principal, client: &'a str) -> HookCaller<'a> {
-    HookCaller { principal, transport: Transport::Socketio, client: Some(client) }
+impl SioSocket {
+    /// Unique across the cluster: `{node}-{connection}`.
+    pub(super) fn client_ref(&self) -> ClientRef<'_> {
+        ClientRef { node: &self.state.node_id, connection: self.id }
+    }
+
+    /// Who asks, as the app's hooks are told.
+    pub(super) fn caller<'a>(&'a self, principal: &'a Principal) -> HookCaller<'a> {
+        HookCaller { principal, transport: Transport::Socketio, client: Some(self.client_ref()) }
+    }
 }
